@@ -1,0 +1,1 @@
+"""One module per convoy command; each exposes run(args) -> int."""

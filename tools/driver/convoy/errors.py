@@ -1,0 +1,29 @@
+"""The one error type for a user's mistakes and the world's refusals.
+
+A ConvoyError is shown as one line per problem (no traceback) and exits with
+status 2. Anything else that escapes a command is a bug: main keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class ConvoyError(Exception):
+    """Something the user can fix: bad input, an unreachable remote, a stale lock.
+
+    The message says what is wrong and what to do. Several problems found in
+    one pass (a manifest with three mistakes) travel together in `problems`,
+    one line each.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        if not problems:
+            raise ValueError("ConvoyError needs at least one problem")
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+    @classmethod
+    def of(cls, problems: Iterable[str]) -> "ConvoyError":
+        return cls(*problems)

@@ -1,0 +1,69 @@
+"""convoy's entry point: parse flags, dispatch to one command module.
+
+Usage: convoy <command> [--flag=value ...]
+
+Each command is a module in convoy.commands exposing
+`run(args: list[str]) -> int`; flags are absl flags defined at the top of
+that module. A ConvoyError becomes one line per problem on stderr and exit
+status 2; any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from absl import app
+from absl import flags
+
+from convoy.errors import ConvoyError
+
+# command name -> module under convoy.commands. Commands are added here as
+# they are built; `convoy help` lists them.
+COMMANDS = {
+    "lock": "lock",
+}
+
+USAGE = "usage: convoy <command> [flags]   (commands: {})".format(", ".join(sorted(COMMANDS)))
+
+
+def _error(message: str) -> None:
+    for line in message.splitlines():
+        print(f"convoy: error: {line}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    """Dispatches argv[1] to its command module; returns the exit code."""
+    if len(argv) < 2 or argv[1] in ("help", "-h", "--help"):
+        print(USAGE)
+        return 0 if len(argv) >= 2 else 2
+    name = argv[1]
+    if name not in COMMANDS:
+        _error(f"unknown command '{name}'; run: convoy help")
+        return 2
+    module = importlib.import_module(f"convoy.commands.{COMMANDS[name]}")
+    try:
+        return module.run(argv[2:])
+    except ConvoyError as e:
+        _error(str(e))
+        return 2
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    # Import every command so all flags are defined before parsing.
+    for module in COMMANDS.values():
+        importlib.import_module(f"convoy.commands.{module}")
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        _error(f"{e}; run: convoy help")
+        sys.exit(2)
+
+
+def run() -> None:
+    """Console-script entry point (`convoy`)."""
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()
