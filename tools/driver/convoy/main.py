@@ -33,7 +33,11 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Dispatches argv[1] to its command module; returns the exit code."""
+    """Runs `convoy <command> [flags]` given its full argv; returns the exit code.
+
+    Flags are parsed here, from their defaults, so that calling main() twice
+    in one process (as the tests do) behaves like two runs of `convoy`.
+    """
     if len(argv) < 2 or argv[1] in ("help", "-h", "--help"):
         print(USAGE)
         return 0 if len(argv) >= 2 else 2
@@ -43,26 +47,38 @@ def main(argv: list[str]) -> int:
         return 2
     module = importlib.import_module(f"convoy.commands.{COMMANDS[name]}")
     try:
-        return module.run(argv[2:])
+        args = _parse_flags(argv)
+        return module.run(args[2:])
     except ConvoyError as e:
         _error(str(e))
         return 2
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    # Import every command so all flags are defined before parsing.
+    """Parses every command's flags from their defaults; returns the rest of argv."""
     for module in COMMANDS.values():
         importlib.import_module(f"convoy.commands.{module}")
+    flags.FLAGS.unparse_flags()
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        _error(f"{e}; run: convoy help")
+        raise ConvoyError(f"{e}; run: convoy help") from None
+
+
+def _check_flags(argv: list[str]) -> list[str]:
+    # absl's app.run wants the flags parsed before main; main parses them
+    # again from argv, so it gets the whole command line either way.
+    try:
+        _parse_flags(argv)
+    except ConvoyError as e:
+        _error(str(e))
         sys.exit(2)
+    return argv
 
 
 def run() -> None:
     """Console-script entry point (`convoy`)."""
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_flags)
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=_check_flags)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""Running git: argument lists, a timeout, never a prompt, output kept.
+
+Every call runs `git` with an argument list (no shell), a timeout, stdin
+closed and GIT_TERMINAL_PROMPT=0, so a remote that wants a password fails
+instead of hanging. A failure raises GitError carrying the full output for the
+log and a one-line `detail` (git's first line on stderr) for the user.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import Sequence
+
+DEFAULT_TIMEOUT = 120.0  # seconds, per git call
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """What a git command printed."""
+
+    command: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class GitError(Exception):
+    """A git command failed, timed out or could not be started.
+
+    `detail` is one line fit for a user's message; `stdout` and `stderr` keep
+    everything git printed, for the log.
+    """
+
+    def __init__(self, command: Sequence[str], detail: str, stdout: str = "", stderr: str = "") -> None:
+        self.command = tuple(command)
+        self.detail = detail
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"{' '.join(self.command)}: {detail}")
+
+
+def run(
+    args: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    check: bool = True,
+) -> GitResult:
+    """Runs `git <args>` in `cwd` and returns its output.
+
+    Raises GitError if git cannot start, exceeds `timeout`, or (with `check`)
+    exits with a non-zero status.
+    """
+    command = ("git", *args)
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        proc = subprocess.run(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise GitError(command, f"timed out after {timeout:g} s", _text(e.stdout), _text(e.stderr)) from None
+    except OSError as e:
+        raise GitError(command, f"cannot run git ({e.strerror})") from None
+    if check and proc.returncode != 0:
+        detail = _first_line(proc.stderr) or f"exit status {proc.returncode}"
+        raise GitError(command, detail, proc.stdout, proc.stderr)
+    return GitResult(command, proc.returncode, proc.stdout, proc.stderr)
+
+
+def ls_remote(
+    remote: str,
+    refs: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, str]:
+    """Returns {ref name: object id} for those of the full ref names `refs`
+    (e.g. "refs/tags/v1", "refs/tags/v1^{}") that `remote` has.
+
+    A relative path as remote is taken relative to `cwd`.
+    """
+    result = run(["ls-remote", "--", remote, *refs], cwd=cwd, timeout=timeout)
+    wanted = set(refs)
+    found = {}
+    for line in result.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name in wanted:  # ls-remote matches patterns by suffix; keep exact names
+            found[name] = sha
+    return found
+
+
+def fetch_branches_and_tags(
+    git_dir: str | os.PathLike[str],
+    remote: str,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> None:
+    """Mirrors the branches and tags of `remote` into the bare repository
+    `git_dir` (created if missing); refs the remote no longer has are pruned.
+    """
+    if not os.path.isdir(git_dir):
+        run(["init", "--bare", "--quiet", os.fspath(git_dir)], cwd=cwd, timeout=timeout)
+    run(
+        [
+            f"--git-dir={os.fspath(git_dir)}",
+            "fetch", "--quiet", "--prune", "--no-tags", "--",
+            remote, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
+        ],
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def is_reachable_commit(
+    git_dir: str | os.PathLike[str],
+    sha: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bool:
+    """Whether commit `sha` exists in `git_dir` and some branch or tag there
+    contains it (an object left over from a pruned ref does not count)."""
+    git = f"--git-dir={os.fspath(git_dir)}"
+    if run([git, "cat-file", "-e", f"{sha}^{{commit}}"], timeout=timeout, check=False).returncode != 0:
+        return False
+    refs = run([git, "for-each-ref", "--count=1", f"--contains={sha}", "refs/heads", "refs/tags"], timeout=timeout)
+    return bool(refs.stdout.strip())
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode("utf-8", "replace")
+    return output or ""

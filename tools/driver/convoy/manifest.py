@@ -1,0 +1,597 @@
+"""Loading and validating manifests/manifest.yaml (schema v1).
+
+`load_manifest` reads the file with ruamel.yaml's round-trip loader (which
+keeps line numbers), checks all of it, and either returns a Manifest or
+raises one ConvoyError listing every problem, one line each, as
+`<path>:<line>: <where>: <what is wrong>; <how to fix it>`:
+
+    manifests/manifest.yaml:14: components.planner: unknown key 'urll' (expected: ...); fix or remove it
+
+The schema, in short (`url`, `strip_prefix` and `path` may contain `{version}`):
+
+    schema_version: 1                                 # optional
+    default_configuration: <configuration>
+    release: {tag_format: "v{year}.{month}.{n}"}      # optional
+    components:
+      <name>: {source: git, version: <ref>, remote: <url>, commit: <40 hex>}
+      <name>: {source: archive, version: <v>, url: <url>, strip_prefix: <dir>, sha256: <64 hex>}
+      <name>: {source: local, version: <v>, path: <dir>}
+    configurations:
+      <name>: {components: [<component>, ...], pins: {<component>: <version>}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping, Optional
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.reader import ReaderError
+
+from convoy.errors import ConvoyError
+
+SCHEMA_VERSION = 1
+DEFAULT_TAG_FORMAT = "v{year}.{month}.{n}"
+SOURCES = ("git", "archive", "local")
+RESERVED_NAMES = frozenset({
+    "convoy_manifest", "bazel_tools", "platforms", "bazel_skylib", "rules_python",
+    "rules_cc", "rules_java", "remote_coverage_tools", "local_config_platform",
+})
+
+_TOP_KEYS = ("schema_version", "default_configuration", "release", "components", "configurations")
+_RELEASE_KEYS = ("tag_format",)
+_CONFIGURATION_KEYS = ("components", "pins")
+_SOURCE_KEYS = {  # source and version first
+    "git": ("source", "version", "remote", "commit"),
+    "archive": ("source", "version", "url", "strip_prefix", "sha256"),
+    "local": ("source", "version", "path"),
+}
+_ALL_COMPONENT_KEYS = tuple(dict.fromkeys(k for keys in _SOURCE_KEYS.values() for k in keys))
+_REQUIRED_BY_SOURCE = {"git": "remote", "archive": "url", "local": "path"}
+_TAG_FIELDS = {"year": 2024, "month": 5, "day": 17, "n": 3}  # sample values, to try a format
+
+_EXAMPLES = {  # shown in "how to fix" hints
+    "default_configuration": "<configuration name>",
+    "tag_format": '"v{year}.{month}.{n}"',
+    "source": "git",
+    "version": "v1.2.3",
+    "remote": "https://git.example.com/team/<name>.git",
+    "commit": "<40-hex commit id>",
+    "url": "https://example.com/<name>-{version}.tar.gz",
+    "strip_prefix": "<name>-{version}",
+    "sha256": "<64-hex digest>",
+    "path": "components/<name>/{version}",
+}
+
+_COMPONENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_COMPONENT_NAME_RULE = "a Bazel repository name: a letter, then letters, digits, _ . -"
+_CONFIGURATION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_CONFIGURATION_NAME_RULE = "a letter, then letters, digits, _ -"
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_URL_SCHEMES = ("http://", "https://", "file://")
+_CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component as the manifest declares it.
+
+    `line` is the (1-based) line of its name; `key_lines` the line of each of
+    its keys, so that a message can point at the `remote` or `version` line.
+    """
+
+    name: str
+    source: str
+    version: str
+    line: int
+    remote: Optional[str] = None
+    commit: Optional[str] = None
+    url: Optional[str] = None
+    strip_prefix: Optional[str] = None
+    sha256: Optional[str] = None
+    path: Optional[str] = None
+    key_lines: Mapping[str, int] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int:
+        """The line of `key` in the manifest, or of the component's name."""
+        return self.key_lines.get(key, self.line)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A named selection of components; `pins` overrides their versions
+    (`pin_lines`: the line of each pin)."""
+
+    name: str
+    components: tuple[str, ...]
+    pins: Mapping[str, str]
+    line: int
+    pin_lines: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A valid manifest. `path` is as given to load_manifest; `sha256` is the
+    hex digest of the file's bytes."""
+
+    path: str
+    sha256: str
+    default_configuration: str
+    tag_format: str
+    components: dict[str, Component]
+    configurations: dict[str, Configuration]
+
+    def resolved(self, configuration_name: str) -> dict[str, Component]:
+        """The components of a configuration, in its order, with its pins
+        applied and `{version}` substituted in path, url and strip_prefix.
+
+        A pin to another version drops the component's `commit` and `sha256`:
+        those pin the manifest's version, not the pinned one.
+        """
+        configuration = self.configurations.get(configuration_name)
+        if configuration is None:
+            raise ConvoyError(
+                f"unknown configuration '{configuration_name}' (expected one of: "
+                f"{', '.join(sorted(self.configurations))}); pick one of those or add it to {self.path}"
+            )
+        result = {}
+        for name in configuration.components:
+            component = self.components[name]
+            pin = configuration.pins.get(name)
+            if pin is not None and pin != component.version:
+                lines = MappingProxyType({**component.key_lines, "version": configuration.pin_lines[name]})
+                component = dataclasses.replace(component, version=pin, commit=None, sha256=None, key_lines=lines)
+            result[name] = _substitute_version(component)
+        return result
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Reads, parses and validates the manifest at `path`.
+
+    Raises ConvoyError with every problem found, one line each, located as
+    `<path as given>:<line>:` and sorted by line.
+    """
+    shown = os.fspath(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConvoyError(
+            f"{shown} not found; run convoy from the integration repository or pass --manifest"
+        ) from None
+    except OSError as e:
+        raise ConvoyError(f"{shown}: cannot read it ({e.strerror}); check the path and its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConvoyError(f"{shown}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    marker = conflict_marker_line(text)
+    if marker is not None:
+        raise ConvoyError(
+            f"{shown}:{marker}: unresolved merge conflict marker; resolve the merge conflict "
+            "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
+        )
+    checker = _Checker(shown)
+    manifest = checker.manifest(_parse(shown, text, checker), hashlib.sha256(raw).hexdigest())
+    if checker.problems:
+        raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
+    return manifest
+
+
+def conflict_marker_line(text: str) -> Optional[int]:
+    """The 1-based line of the first git merge conflict marker in `text`."""
+    match = _CONFLICT_MARKER.search(text)
+    return None if match is None else text.count("\n", 0, match.start()) + 1
+
+
+def version_problem(version: str) -> Optional[str]:
+    """Why `version` is not a git-ref-safe version string, or None if it is."""
+    if not _VERSION.fullmatch(version) or ".." in version or version.endswith((".lock", "/")):
+        return (
+            f"'{version}' is not a valid version (letters, digits and . _ + / -, starting with a letter "
+            "or digit; no '..'; not ending in '.lock' or '/')"
+        )
+    return None
+
+
+def _substitute_version(component: Component) -> Component:
+    def sub(value: Optional[str]) -> Optional[str]:
+        return None if value is None else value.replace("{version}", component.version)
+
+    return dataclasses.replace(
+        component, url=sub(component.url), strip_prefix=sub(component.strip_prefix), path=sub(component.path)
+    )
+
+
+def _parse(shown: str, text: str, checker: "_Checker") -> Any:
+    """Returns the round-trip document; duplicate keys go to `checker`.
+
+    They are found on the composed node tree, so that all of them are
+    reported; the document keeps the first of each.
+    """
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = True
+    try:
+        checker.duplicate_keys(yaml.compose(text), "")
+        return yaml.load(text)
+    except ReaderError as e:  # a character YAML does not allow
+        line = text.count("\n", 0, e.position) + 1
+        raise ConvoyError(
+            f"{shown}:{line}: invalid YAML: character #x{e.character:04x} is not allowed; remove it"
+        ) from None
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = e.problem or e.context or "cannot parse"
+        if e.context and e.context_mark is not None and e.problem:
+            what += f" ({e.context} started at line {e.context_mark.line + 1})"
+        raise ConvoyError(f"{shown}:{line}: invalid YAML: {what}; fix the YAML syntax") from None
+
+
+def _key_line(mapping: Any, key: Any) -> int:
+    """The 1-based line of `key` in a round-trip mapping."""
+    return mapping.lc.key(key)[0] + 1
+
+
+def _dotted(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _kind(value: object) -> str:
+    kinds = (
+        (bool, "a boolean"), ((int, float), "a number"), (datetime.date, "a date"),
+        (str, "a string"), (Mapping, "a mapping"), (list, "a list"),
+    )
+    if value is None:
+        return "empty"
+    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
+
+
+def _unknown_component(name: object, known: Mapping[str, Any]) -> str:
+    return f"unknown component '{name}' (known: {', '.join(sorted(known))})"
+
+
+def _tag_format_problem(tag_format: str) -> Optional[str]:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(tag_format) if f is not None}
+    except ValueError as e:
+        return f"'{tag_format}' is not a valid format ({e})"
+    unknown = fields - set(_TAG_FIELDS)
+    if unknown:
+        names = ", ".join("{" + f + "}" for f in sorted(unknown))
+        return f"'{tag_format}' uses unknown fields {names} (only {{year}}, {{month}}, {{day}}, {{n}} exist)"
+    if "n" not in fields:
+        return f"'{tag_format}' has no {{n}} (the release number that keeps tags unique)"
+    try:
+        sample = tag_format.format(**_TAG_FIELDS)
+    except (ValueError, IndexError) as e:
+        return f"'{tag_format}' is not a valid format ({e})"
+    if version_problem(sample):
+        return f"'{tag_format}' gives '{sample}', which is not a valid git tag"
+    return None
+
+
+class _Checker:
+    """Walks the parsed document, collecting (line, message) problems and
+    building the dataclasses from what is valid."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.problems: list[tuple[int, str]] = []
+
+    def problem(self, line: int, where: str, what: str, fix: str) -> None:
+        located = f"{where}: {what}" if where else what
+        self.problems.append((line, f"{self.shown}:{line}: {located}; {fix}"))
+
+    # -- generic checks ---------------------------------------------------
+
+    def duplicate_keys(self, node: Optional[Node], where: str) -> None:
+        if isinstance(node, MappingNode):
+            first_lines: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                key = (key_node.tag, str(key_node.value))
+                line = key_node.start_mark.line + 1
+                if key in first_lines:
+                    self.problem(
+                        line, where, f"duplicate key '{key_node.value}' (first at line {first_lines[key]})",
+                        "remove one of them",
+                    )
+                else:
+                    first_lines[key] = line
+                    self.duplicate_keys(value_node, _dotted(where, key_node.value))
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                self.duplicate_keys(item, where)
+
+    def unknown_keys(self, mapping: Mapping, where: str, allowed: tuple[str, ...]) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.problem(
+                    _key_line(mapping, key), where, f"unknown key '{key}' (expected: {', '.join(allowed)})",
+                    "fix or remove it",
+                )
+
+    def mapping(self, parent: Mapping, key: str, where: str, missing_at: Optional[int] = None) -> Optional[Mapping]:
+        """parent[key] if it is a mapping; reports it mistyped, or missing (at
+        line `missing_at`, if given: the key is required)."""
+        if key not in parent:
+            if missing_at is not None:
+                self.problem(missing_at, where, f"missing required key '{key}'", f"add it, e.g. {key}: {{...}}")
+            return None
+        value = parent[key]
+        if not isinstance(value, Mapping):
+            self.problem(
+                _key_line(parent, key), _dotted(where, key), f"must be a mapping, not {_kind(value)}",
+                "write it as indented 'name: value' lines",
+            )
+            return None
+        return value
+
+    def string(
+        self, parent: Mapping, key: str, where: str, missing_at: Optional[int] = None, example: str = ""
+    ) -> Optional[str]:
+        """parent[key] if it is a non-empty string; reports it mistyped, or
+        missing (at line `missing_at`, if given: the key is required)."""
+        example = example or _EXAMPLES[key]
+        if key not in parent:
+            if missing_at is not None:
+                self.problem(missing_at, where, f"missing required key '{key}'", f"add it, e.g. {key}: {example}")
+            return None
+        value = parent[key]
+        if isinstance(value, str) and value.strip():
+            return value
+        if isinstance(value, str) or value is None:
+            what, fix = "has no value", f"give it one, e.g. {key}: {example}"
+        elif isinstance(value, (bool, int, float, datetime.date)):
+            what, fix = f"must be a string, not {_kind(value)}", f'put it in quotes, e.g. {key}: "{example}"'
+        else:
+            what, fix = f"must be a string, not {_kind(value)}", f"write it like {key}: {example}"
+        self.problem(_key_line(parent, key), _dotted(where, key), what, fix)
+        return None
+
+    def version(self, parent: Mapping, key: str, where: str, missing_at: int) -> Optional[str]:
+        """parent[key] if it is a valid version string."""
+        version = self.string(parent, key, where, missing_at, example=_EXAMPLES["version"])
+        problem = version_problem(version) if version is not None else None
+        if problem:
+            self.problem(_key_line(parent, key), _dotted(where, key), problem, "fix it, e.g. v1.2.3")
+            return None
+        return version
+
+    def name(self, name: object, line: int, where: str, kind: str, pattern: re.Pattern, rule: str) -> None:
+        if not isinstance(name, str) or not pattern.fullmatch(name):
+            self.problem(line, where, f"'{name}' is not a valid {kind} name ({rule})", "rename it")
+        elif kind == "component" and name in RESERVED_NAMES:
+            self.problem(line, where, f"'{name}' is reserved (a repository name Bazel or convoy uses)", "rename it")
+
+    # -- the document -----------------------------------------------------
+
+    def manifest(self, document: Any, sha256: str) -> Optional[Manifest]:
+        if not isinstance(document, Mapping):
+            what = "is empty" if document is None else f"must be a mapping, not {_kind(document)}"
+            self.problem(1, "", f"the manifest {what}", "give it default_configuration, components and configurations")
+            return None
+        self.unknown_keys(document, "", _TOP_KEYS)
+        self.schema_version(document)
+        tag_format = self.release(document)
+        components = self.components(document)
+        configurations = self.configurations(document, components)
+        default = self.default_configuration(document, configurations)
+        if self.problems:
+            return None
+        return Manifest(  # no problems: every component and configuration is valid
+            path=self.shown,
+            sha256=sha256,
+            default_configuration=default,
+            tag_format=tag_format,
+            components=components,
+            configurations=configurations,
+        )
+
+    def schema_version(self, document: Mapping) -> None:
+        value = document.get("schema_version", SCHEMA_VERSION)
+        if value == SCHEMA_VERSION and type(value) is int:
+            return
+        if type(value) is int:
+            what, fix = f"{value} is not supported (this convoy reads {SCHEMA_VERSION})", "upgrade convoy or fix it"
+        else:
+            what = f"must be the number {SCHEMA_VERSION}, not {_kind(value)}"
+            fix = f"write schema_version: {SCHEMA_VERSION}"
+        self.problem(_key_line(document, "schema_version"), "schema_version", what, fix)
+
+    def release(self, document: Mapping) -> str:
+        release = self.mapping(document, "release", "")
+        if release is None:
+            return DEFAULT_TAG_FORMAT
+        self.unknown_keys(release, "release", _RELEASE_KEYS)
+        tag_format = self.string(release, "tag_format", "release")
+        if tag_format is None:
+            return DEFAULT_TAG_FORMAT
+        problem = _tag_format_problem(tag_format)
+        if problem:
+            self.problem(
+                _key_line(release, "tag_format"), "release.tag_format", problem,
+                f"fix it, e.g. tag_format: {_EXAMPLES['tag_format']}",
+            )
+        return tag_format
+
+    def components(self, document: Mapping) -> Optional[dict[str, Optional[Component]]]:
+        """Every declared name -> its Component, or None if it is invalid (the
+        name still counts, so that configurations using it get no second
+        error). None if there is no valid `components` mapping at all."""
+        components = self.mapping(document, "components", "", missing_at=1)
+        if components is None:
+            return None
+        result: dict[str, Optional[Component]] = {}
+        for name, spec in components.items():
+            line = _key_line(components, name)
+            self.name(name, line, "components", "component", _COMPONENT_NAME, _COMPONENT_NAME_RULE)
+            result[str(name)] = self.component(str(name), spec, line)
+        return result
+
+    def component(self, name: str, spec: Any, line: int) -> Optional[Component]:
+        where = f"components.{name}"
+        if not isinstance(spec, Mapping):
+            self.problem(
+                line, where, f"must be a mapping, not {_kind(spec)}",
+                "give it source:, version: and where it comes from",
+            )
+            return None
+        errors = len(self.problems)
+        source = self.string(spec, "source", where, missing_at=line)
+        if source is not None and source not in SOURCES:
+            self.problem(
+                _key_line(spec, "source"), f"{where}.source",
+                f"unknown source '{source}' (expected: {', '.join(SOURCES)})", "fix it",
+            )
+            source = None
+        self.unknown_keys(spec, where, _SOURCE_KEYS[source] if source else _ALL_COMPONENT_KEYS)
+        version = self.version(spec, "version", where, line)
+        values = {}
+        if source is not None:
+            for key in _SOURCE_KEYS[source][2:]:
+                values[key] = self.string(spec, key, where, line if key == _REQUIRED_BY_SOURCE[source] else None)
+            self.source_values(spec, where, values)
+        if len(self.problems) > errors:
+            return None
+        key_lines = MappingProxyType({str(k): _key_line(spec, k) for k in spec})
+        return Component(name=name, source=source, version=version, line=line, key_lines=key_lines, **values)
+
+    def source_values(self, spec: Mapping, where: str, values: dict[str, Optional[str]]) -> None:
+        """Checks the form of commit, sha256 and url; lowercases sha256."""
+        checks = (
+            ("commit", _COMMIT.fullmatch, "is not a full commit id (40 lowercase hex digits)",
+             "write the full id, e.g. from git rev-parse <tag>"),
+            ("sha256", _SHA256.fullmatch, "is not a sha256 (64 hex digits)",
+             "fix it, or remove it to trust the archive as downloaded"),
+            ("url", lambda v: v.startswith(_URL_SCHEMES), "must start with http://, https:// or file://", "fix it"),
+        )
+        for key, valid, what, fix in checks:
+            value = values.get(key)
+            if value is not None and not valid(value):
+                self.problem(_key_line(spec, key), _dotted(where, key), f"'{value}' {what}", fix)
+        if values.get("sha256"):
+            values["sha256"] = values["sha256"].lower()
+
+    def configurations(
+        self, document: Mapping, known: Optional[Mapping[str, Any]]
+    ) -> dict[str, Optional[Configuration]]:
+        """Every declared name -> its Configuration, or None if it is invalid.
+        `known` holds the component names (None: there are none to check)."""
+        configurations = self.mapping(document, "configurations", "", missing_at=1)
+        if configurations is None:
+            return {}
+        if not configurations:
+            self.problem(
+                _key_line(document, "configurations"), "configurations", "must name at least one configuration",
+                "add one, e.g. default: {components: [<component>, ...]}",
+            )
+        result = {}
+        for name, spec in configurations.items():
+            line = _key_line(configurations, name)
+            self.name(name, line, "configurations", "configuration", _CONFIGURATION_NAME, _CONFIGURATION_NAME_RULE)
+            result[str(name)] = self.configuration(str(name), spec, line, known)
+        return result
+
+    def configuration(
+        self, name: str, spec: Any, line: int, known: Optional[Mapping[str, Any]]
+    ) -> Optional[Configuration]:
+        where = f"configurations.{name}"
+        if not isinstance(spec, Mapping):
+            self.problem(
+                line, where, f"must be a mapping, not {_kind(spec)}", "write it like: components: [<component>, ...]"
+            )
+            return None
+        errors = len(self.problems)
+        self.unknown_keys(spec, where, _CONFIGURATION_KEYS)
+        members = self.members(spec, where, line, known)
+        pins, pin_lines = self.pins(spec, where, members, known)
+        if len(self.problems) > errors:
+            return None
+        return Configuration(
+            name=name, components=tuple(members), pins=MappingProxyType(pins), line=line,
+            pin_lines=MappingProxyType(pin_lines),
+        )
+
+    def members(
+        self, spec: Mapping, where: str, line: int, known: Optional[Mapping[str, Any]]
+    ) -> Optional[list[str]]:
+        """The configuration's component names; None if there is no valid list."""
+        if "components" not in spec:
+            self.problem(
+                line, where, "missing required key 'components'", "add it, e.g. components: [<component>, ...]"
+            )
+            return None
+        items = spec["components"]
+        where = f"{where}.components"
+        if not isinstance(items, list):
+            self.problem(
+                _key_line(spec, "components"), where, f"must be a list, not {_kind(items)}",
+                "write it like components: [a, b]",
+            )
+            return None
+        if not items:
+            self.problem(
+                _key_line(spec, "components"), where, "must list at least one component",
+                "add the components of this configuration",
+            )
+        members: list[str] = []
+        for index, item in enumerate(items):
+            item_line = items.lc.item(index)[0] + 1
+            if not isinstance(item, str):
+                self.problem(item_line, where, f"items must be component names, not {_kind(item)}", "write a name")
+            elif known is not None and item not in known:
+                self.problem(
+                    item_line, where, _unknown_component(item, known), "fix the name or declare it under components:"
+                )
+            elif item in members:
+                self.problem(item_line, where, f"'{item}' is listed twice", "remove one")
+            else:
+                members.append(item)
+        return members
+
+    def pins(
+        self, spec: Mapping, where: str, members: Optional[list[str]], known: Optional[Mapping[str, Any]]
+    ) -> tuple[dict[str, str], dict[str, int]]:
+        """{component: version} and {component: line} of the configuration's pins."""
+        pins_spec = self.mapping(spec, "pins", where)
+        if pins_spec is None:
+            return {}, {}
+        pins_where = f"{where}.pins"
+        pins, pin_lines = {}, {}
+        for name in pins_spec:
+            line = _key_line(pins_spec, name)
+            if known is not None and name not in known:
+                self.problem(line, pins_where, _unknown_component(name, known), "fix the name or remove the pin")
+            elif members is not None and name not in members:
+                self.problem(
+                    line, pins_where, f"'{name}' is not in this configuration's components",
+                    f"add it to {where}.components or remove the pin",
+                )
+            version = self.version(pins_spec, name, pins_where, line)
+            if version is not None:
+                pins[str(name)] = version
+                pin_lines[str(name)] = line
+        return pins, pin_lines
+
+    def default_configuration(self, document: Mapping, configurations: Mapping[str, Any]) -> str:
+        default = self.string(document, "default_configuration", "", missing_at=1)
+        if default is not None and configurations and default not in configurations:
+            self.problem(
+                _key_line(document, "default_configuration"), "default_configuration",
+                f"'{default}' is not a configuration (expected one of: {', '.join(sorted(configurations))})",
+                "fix it or add that configuration",
+            )
+        return default
