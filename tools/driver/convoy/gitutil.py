@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 DEFAULT_TIMEOUT = 120.0  # seconds, per git call
 
@@ -47,14 +47,16 @@ def run(
     cwd: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     check: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> GitResult:
     """Runs `git <args>` in `cwd` and returns its output.
 
-    Raises GitError if git cannot start, exceeds `timeout`, or (with `check`)
-    exits with a non-zero status.
+    `env` adds to (or overrides) the environment. Raises GitError if git
+    cannot start, exceeds `timeout`, or (with `check`) exits with a non-zero
+    status.
     """
     command = ("git", *args)
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
         proc = subprocess.run(
             command,
