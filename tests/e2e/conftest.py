@@ -1,0 +1,105 @@
+"""Fixtures for end-to-end tests with the real Bazel.
+
+Every Bazel run of the session shares one output user root (so the install
+base is unpacked once and each workspace's server is reused), writes no
+convenience symlinks, and has its output kept for the assertion messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Captured at import, before any fixture points HOME at a temporary place.
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+OUTPUT_USER_ROOT = Path(os.environ.get("CONVOY_TEST_BAZEL_ROOT") or _CACHE / "convoy" / "bazel-tests")
+_ENV = {k: os.environ[k] for k in ("PATH", "LANG", "USER", "TMPDIR") if k in os.environ}
+
+# What an integration workspace needs from this checkout (plus manifests/).
+WORKSPACE_FILES = [
+    ".bazelignore",
+    ".bazelrc",
+    ".bazelrc.local",
+    "BUILD.bazel",
+    "MODULE.bazel",
+    "WORKSPACE.bazel",
+    "examples/rig",
+    "integration",
+    "rules",
+    "third_party",
+]
+
+
+@dataclasses.dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    output: str
+
+    def __str__(self) -> str:
+        return f"$ bazel {' '.join(self.args)}\n(exit {self.returncode})\n{self.output[-6000:]}"
+
+
+class Bazel:
+    """Runs the real Bazel in one workspace with the session's output root."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+
+    def __call__(self, *args: str, timeout: float = 900) -> Result:
+        command, rest = args[0], list(args[1:])
+        if command in ("build", "test", "run"):
+            rest.insert(0, "--symlink_prefix=/")
+        cmd = [
+            "bazel",
+            f"--output_user_root={OUTPUT_USER_ROOT}",
+            "--max_idle_secs=300",
+            command,
+            *rest,
+        ]
+        env = dict(_ENV, HOME=str(OUTPUT_USER_ROOT.parent))
+        proc = subprocess.run(
+            cmd,
+            cwd=self.workspace,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(list(args), proc.returncode, proc.stdout)
+
+    def output_path(self, key: str) -> Path:
+        result = self("info", key)
+        assert result.returncode == 0, result
+        return Path(result.output.strip().splitlines()[-1])
+
+
+def make_workspace(dest: Path) -> Path:
+    """A copy of this integration repository (without its manifests) at dest."""
+    for name in WORKSPACE_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    (dest / "manifests").mkdir()
+    shutil.copy2(REPO / "manifests" / "BUILD.bazel", dest / "manifests" / "BUILD.bazel")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def bazel() -> Bazel:
+    """Bazel in this checkout."""
+    if shutil.which("bazel") is None:
+        pytest.fail("no bazel on PATH; run scripts/setup")
+    OUTPUT_USER_ROOT.mkdir(parents=True, exist_ok=True)
+    return Bazel(REPO)
