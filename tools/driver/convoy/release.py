@@ -1,0 +1,205 @@
+"""Release tags and their notes.
+
+A release tag follows the manifest's (or convoy.yaml's) `tag_format`, a
+Python format string over {year}, {month}, {day} (not zero-padded unless
+the format says so, e.g. {month:02d}) and {n}, the release number within
+the same other fields:
+
+    next_tag("v{year}.{month}.{n}", ["v2026.11.1", "v2026.11.2", "v2026.10.7"], date(2026, 11, 5))
+    -> "v2026.11.3"
+
+The notes become the annotated tag's message:
+
+    v2026.11.3: planner v2.1.0 -> v2.2.0 (request 7)
+
+    Components changed since v2026.11.2:
+      rover/planner: v2.1.0 (1a2b3c4d) -> v2.2.0 (5e6f7a8b)
+
+    Tests:
+      build: 2 tasks passed
+      integration: 6 tests passed
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import string
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from convoy.errors import ConvoyError
+from convoy.manifest import _tag_format_problem
+
+FIELDS = ("year", "month", "day", "n")
+_HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")
+_PIN_KEYS = ("commit", "sha256", "path")  # what pins a component, by source
+SHORT_PIN = 8
+_FIELD_DIGITS = {"year": "[0-9]{4}", "month": "[0-9]{1,2}", "day": "[0-9]{1,2}", "n": "[0-9]+"}
+
+
+@dataclass(frozen=True)
+class PinChange:
+    """A component whose pin differs between two locks, in one configuration.
+
+    None on the old side: the component (or configuration) is new; on the new
+    side: it is gone. A pin is a commit (git), a sha256 (archive) or a path
+    (local).
+    """
+
+    configuration: str
+    component: str
+    old_version: Optional[str]
+    new_version: Optional[str]
+    old_pin: Optional[str]
+    new_pin: Optional[str]
+
+    def describe(self) -> str:
+        """e.g. "rover/planner: v2.1.0 (1a2b3c4d) -> v2.2.0 (5e6f7a8b)"."""
+        old = _side(self.old_version, self.old_pin)
+        new = _side(self.new_version, self.new_pin)
+        return f"{self.configuration}/{self.component}: {old} -> {new}"
+
+
+def parse_tag(tag_format: str, tag: str) -> Optional[dict[str, int]]:
+    """The fields of `tag` if it is one `tag_format` makes, else None.
+
+    parse_tag("v{year}.{month}.{n}", "v2026.11.3") == {"year": 2026, "month": 11, "n": 3}
+    """
+    pattern, names = _pattern(tag_format)
+    match = pattern.fullmatch(tag)
+    if match is None:
+        return None
+    fields = {name: int(match.group(name)) for name in names}
+    try:
+        if tag_format.format(**fields) != tag:  # e.g. "v2026.011.3" for an unpadded {month}
+            return None
+    except (ValueError, KeyError, IndexError):
+        return None
+    return fields
+
+
+def next_tag(tag_format: str, existing: Iterable[str], when: datetime.date) -> str:
+    """The next release tag on `when`: n is 1 + the largest n among the
+    `existing` tags with the same other fields (1 if there is none)."""
+    problem = _tag_format_problem(tag_format)
+    if problem:
+        raise ConvoyError(f"release tag format {problem}; fix release.tag_format, e.g. \"v{{year}}.{{month}}.{{n}}\"")
+    _, names = _pattern(tag_format)
+    today = {"year": when.year, "month": when.month, "day": when.day}
+    same = [f for f in names if f != "n"]
+    highest = 0
+    for tag in existing:
+        fields = parse_tag(tag_format, tag)
+        if fields is not None and all(fields[f] == today[f] for f in same):
+            highest = max(highest, fields["n"])
+    return tag_format.format(**today, n=highest + 1)
+
+
+def pin_changes(old_lock: Optional[Any], new_lock: Any) -> list[PinChange]:
+    """Every (configuration, component) whose version or pin differs between
+    two locks, sorted by configuration then component; None as old_lock (no
+    previous release) makes everything new.
+
+    A lock is the parsed JSON of manifests/manifest.lock.json
+    ({"configurations": {name: {"components": {component: {...}}}}}) or a
+    convoy.lock.Lock.
+    """
+    old = _configurations(old_lock) if old_lock is not None else {}
+    new = _configurations(new_lock)
+    changes = []
+    for configuration in sorted(set(old) | set(new)):
+        old_components = old.get(configuration, {})
+        new_components = new.get(configuration, {})
+        for component in sorted(set(old_components) | set(new_components)):
+            before, after = old_components.get(component), new_components.get(component)
+            old_side = (_str(before, "version"), _pin(before)) if before is not None else (None, None)
+            new_side = (_str(after, "version"), _pin(after)) if after is not None else (None, None)
+            if old_side != new_side or (before is None) != (after is None):
+                changes.append(PinChange(configuration, component, old_side[0], new_side[0], old_side[1],
+                                         new_side[1]))
+    return changes
+
+
+def release_notes(
+    tag: str,
+    changes: Sequence[PinChange],
+    *,
+    request_line: str,
+    test_summary: Sequence[str],
+    previous_tag: Optional[str] = None,
+) -> str:
+    """The annotated tag message of `tag` (see the module docstring).
+
+    `request_line` says what the release is ("planner v2.1.0 -> v2.2.0
+    (request 7)"); `test_summary` has one line per stage or task;
+    `previous_tag` is the release the changes are counted from (None: the
+    start).
+    """
+    lines = [f"{tag}: {request_line}", "", f"Components changed since {previous_tag or 'the start'}:"]
+    lines += [f"  {change.describe()}" for change in changes] or ["  (none)"]
+    lines += ["", "Tests:"]
+    lines += [f"  {line}" for line in test_summary] or ["  (none)"]
+    return "\n".join(lines) + "\n"
+
+
+def short_pin(pin: Optional[str]) -> Optional[str]:
+    """A commit or sha256 cut to 8 characters; a path as it is."""
+    if pin is not None and _HEX_PIN.fullmatch(pin):
+        return pin[:SHORT_PIN]
+    return pin
+
+
+def _side(version: Optional[str], pin: Optional[str]) -> str:
+    if version is None and pin is None:
+        return "(none)"
+    short = short_pin(pin)
+    if version is None:
+        return f"({short})"
+    return f"{version} ({short})" if short else version
+
+
+def _pattern(tag_format: str) -> tuple[re.Pattern, tuple[str, ...]]:
+    """A regex matching what `tag_format` makes, and its field names."""
+    parts, names = [], []
+    for literal, name, _spec, _conversion in string.Formatter().parse(tag_format):
+        parts.append(re.escape(literal))
+        if name is None:
+            continue
+        if name not in FIELDS:
+            raise ConvoyError(
+                f"release tag format '{tag_format}' uses unknown field {{{name}}} (only {{year}}, {{month}}, "
+                "{day}, {n} exist); fix release.tag_format"
+            )
+        if name in names:
+            parts.append(f"(?P={name})")
+        else:
+            parts.append(f"(?P<{name}>{_FIELD_DIGITS[name]})")
+            names.append(name)
+    return re.compile("".join(parts)), tuple(names)
+
+
+def _configurations(lock: Any) -> dict[str, Mapping[str, Mapping[str, Any]]]:
+    """configuration -> component -> pin fields, from a lock JSON dict or a Lock."""
+    if isinstance(lock, Mapping):
+        configurations = lock.get("configurations") or {}
+        return {
+            str(name): dict((value or {}).get("components") or {})
+            for name, value in configurations.items()
+        }
+    return {str(name): dict(components) for name, components in lock.configurations.items()}
+
+
+def _pin(fields: Optional[Mapping[str, Any]]) -> Optional[str]:
+    for key in _PIN_KEYS:
+        value = _str(fields, key)
+        if value:
+            return value
+    return None
+
+
+def _str(fields: Optional[Mapping[str, Any]], key: str) -> Optional[str]:
+    if fields is None:
+        return None
+    value = fields.get(key)
+    return None if value is None else str(value)
