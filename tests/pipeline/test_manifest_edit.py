@@ -12,7 +12,8 @@ import pytest
 
 from convoy.errors import ConvoyError
 from convoy.manifest import load_manifest
-from convoy.manifest_edit import Bump, apply_bump, parse_manifest_text
+from convoy.manifest import parse_manifest
+from convoy.manifest_edit import Bump, apply_bump
 
 REPO = Path(__file__).resolve().parents[2]
 OLD = "1a2b3c4d" * 5
@@ -71,7 +72,7 @@ def _error(text: str, bump: Bump) -> list[str]:
 
 
 def test_the_odd_manifest_is_valid():
-    manifest = parse_manifest_text(ODD)
+    manifest = parse_manifest(ODD)
     assert sorted(manifest.components) == ["controller", "firmware", "messages", "planner"]
 
 
@@ -168,7 +169,7 @@ def test_a_git_component_becomes_an_archive():
         "    url: https://pkg.example.com/messages-1.5.0.tar.gz\n"
         "    strip_prefix: messages-1.5.0\n",
     )
-    messages = parse_manifest_text(result).components["messages"]
+    messages = parse_manifest(result).components["messages"]
     assert (messages.source, messages.commit, messages.remote) == ("archive", None, None)
 
 
@@ -338,13 +339,13 @@ def test_the_input_is_not_modified_on_error():
 
 
 def load_manifest_text_version(text: str, component: str) -> str:
-    return parse_manifest_text(text).components[component].version
+    return parse_manifest(text).components[component].version
 
 
-def test_parse_manifest_text_matches_the_loader(tmp_path):
+def test_parse_manifest_matches_the_loader(tmp_path):
     path = tmp_path / "manifest.yaml"
     path.write_text(ODD)
-    assert parse_manifest_text(ODD, str(path)) == load_manifest(path)
+    assert parse_manifest(ODD, str(path)) == load_manifest(path)
 
 
 def test_an_aliased_value_is_refused_where_the_alias_is():

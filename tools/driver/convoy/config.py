@@ -35,7 +35,8 @@ from typing import Any, Mapping, Optional
 
 from convoy.errors import ConvoyError
 # The manifest's checker and helpers: one way to report a YAML file's problems.
-from convoy.manifest import _Checker, _dotted, _key_line, _kind, _parse, _tag_format_problem, conflict_marker_line
+from convoy.manifest import conflict_marker_line, tag_format_problem
+from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml
 
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = ("serial",)
@@ -267,13 +268,13 @@ def parse_config(text: str, path: str, *, shown: str = CONFIG_NAME) -> Config:
             "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
         )
     checker = _ConfigChecker(shown)
-    config = checker.config(_parse(shown, text, checker), path)
+    config = checker.config(parse_yaml(shown, text, checker), path)
     if checker.problems:
         raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
     return config
 
 
-class _ConfigChecker(_Checker):
+class _ConfigChecker(Checker):
     """convoy.manifest's checker (duplicate and unknown keys, mappings,
     strings) plus the value types convoy.yaml has: numbers, booleans, lists."""
 
@@ -290,14 +291,14 @@ class _ConfigChecker(_Checker):
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type:
             self.problem(
-                _key_line(parent, key), _dotted(where, key), f"must be {kind}, not {_kind(value)}",
+                key_line(parent, key), dotted(where, key), f"must be {kind}, not {kind_of(value)}",
                 f"write it like {key}: {_number_example(default)}",
             )
             return default
         if value < minimum or (above and value == minimum):
             bound = f"greater than {minimum:g}" if above else f"at least {minimum:g}"
             self.problem(
-                _key_line(parent, key), _dotted(where, key), f"must be {bound}, not {value:g}",
+                key_line(parent, key), dotted(where, key), f"must be {bound}, not {value:g}",
                 f"write it like {key}: {_number_example(default)}",
             )
             return default
@@ -309,7 +310,7 @@ class _ConfigChecker(_Checker):
         value = parent[key]
         if not isinstance(value, bool):
             self.problem(
-                _key_line(parent, key), _dotted(where, key), f"must be true or false, not {_kind(value)}",
+                key_line(parent, key), dotted(where, key), f"must be true or false, not {kind_of(value)}",
                 f"write {key}: true or {key}: false",
             )
             return default
@@ -324,21 +325,21 @@ class _ConfigChecker(_Checker):
                 self.problem(missing_at, where, f"missing required key '{key}'", f"add it, e.g. {key}: {example}")
             return None
         items = parent[key]
-        line = _key_line(parent, key)
+        line = key_line(parent, key)
         if not isinstance(items, list):
-            self.problem(line, _dotted(where, key), f"must be a list, not {_kind(items)}",
+            self.problem(line, dotted(where, key), f"must be a list, not {kind_of(items)}",
                          f"write it like {key}: {example}")
             return None
         if not items and not allow_empty:
-            self.problem(line, _dotted(where, key), "must not be empty", f"write it like {key}: {example}")
+            self.problem(line, dotted(where, key), "must not be empty", f"write it like {key}: {example}")
             return None
         result = []
         for index, item in enumerate(items):
             if isinstance(item, str) and item.strip():
                 result.append(item)
             else:
-                what = "empty strings" if isinstance(item, str) or item is None else _kind(item)
-                self.problem(_item_line(items, index, line), _dotted(where, key),
+                what = "empty strings" if isinstance(item, str) or item is None else kind_of(item)
+                self.problem(_item_line(items, index, line), dotted(where, key),
                              f"items must be non-empty strings, not {what}",
                              "put the item in quotes or remove it")
         return tuple(result)
@@ -348,16 +349,16 @@ class _ConfigChecker(_Checker):
         flags = self.strings(parent, key, where, example)
         if flags is None:
             return ()
-        items, line = parent[key], _key_line(parent, key)
+        items, line = parent[key], key_line(parent, key)
         for index, flag in enumerate(items):
             if not isinstance(flag, str) or not flag.strip():
                 continue
             item_line = _item_line(items, index, line)
             if not flag.startswith("-"):
-                self.problem(item_line, _dotted(where, key), f"'{flag}' is not a flag (flags start with -)",
+                self.problem(item_line, dotted(where, key), f"'{flag}' is not a flag (flags start with -)",
                              "write it as --name=value; targets go under a stage's targets:")
             elif flag.startswith(_DRIVER_FLAGS):
-                self.problem(item_line, _dotted(where, key), f"'{flag}' is set by convoy for every invocation",
+                self.problem(item_line, dotted(where, key), f"'{flag}' is set by convoy for every invocation",
                              "remove it")
         return flags
 
@@ -378,7 +379,7 @@ class _ConfigChecker(_Checker):
         if document is None:  # empty, or only comments: every default
             document = {}
         if not isinstance(document, Mapping):
-            self.problem(1, "", f"convoy.yaml must be a mapping, not {_kind(document)}",
+            self.problem(1, "", f"convoy.yaml must be a mapping, not {kind_of(document)}",
                          "write it as 'key: value' lines (see docs/driver.md)")
             return None
         self.unknown_keys(document, "", _TOP_KEYS)
@@ -386,7 +387,7 @@ class _ConfigChecker(_Checker):
         queue = self.section(document, "queue", _QUEUE_KEYS)
         mode = self.optional_string(queue, "mode", "queue", "serial") or "serial"
         if mode not in QUEUE_MODES:
-            self.problem(_key_line(queue, "mode"), "queue.mode",
+            self.problem(key_line(queue, "mode"), "queue.mode",
                          f"'{mode}' is not supported yet (only {', '.join(QUEUE_MODES)} is)", "write mode: serial")
         poll_interval = self.number(queue, "poll_interval", "queue", 10.0)
 
@@ -398,15 +399,15 @@ class _ConfigChecker(_Checker):
         remote = self.name_string(git, "remote", "git", "origin", _REMOTE, "a git remote name like origin")
         branch = self.name_string(git, "branch", "git", "main", _BRANCH, "a branch name like main")
         if branch.endswith((".lock", "/")) or ".." in branch:
-            self.problem(_key_line(git, "branch"), "git.branch", f"'{branch}' is not a valid branch name",
+            self.problem(key_line(git, "branch"), "git.branch", f"'{branch}' is not a valid branch name",
                          "write a branch name like main")
 
         release = self.section(document, "release", _RELEASE_KEYS)
         tag_format = self.optional_string(release, "tag_format", "release", '"v{year}.{month}.{n}"')
         if tag_format is not None:
-            problem = _tag_format_problem(tag_format)
+            problem = tag_format_problem(tag_format)
             if problem:
-                self.problem(_key_line(release, "tag_format"), "release.tag_format", problem,
+                self.problem(key_line(release, "tag_format"), "release.tag_format", problem,
                              'fix it, e.g. tag_format: "v{year}.{month}.{n}"')
 
         bazel = self.section(document, "bazel", _BAZEL_KEYS)
@@ -429,7 +430,7 @@ class _ConfigChecker(_Checker):
         if value is None:
             return default
         if not pattern.fullmatch(value):
-            self.problem(_key_line(parent, key), _dotted(where, key), f"'{value}' is not {rule}",
+            self.problem(key_line(parent, key), dotted(where, key), f"'{value}' is not {rule}",
                          f"write it like {key}: {default}")
         return value
 
@@ -438,9 +439,9 @@ class _ConfigChecker(_Checker):
         if key not in document:
             return None
         items = document[key]
-        line = _key_line(document, key)
+        line = key_line(document, key)
         if not isinstance(items, list):
-            self.problem(line, key, f"must be a list, not {_kind(items)}", f"write it as a list of '- {example}'")
+            self.problem(line, key, f"must be a list, not {kind_of(items)}", f"write it as a list of '- {example}'")
             return None
         return [(_item_line(items, index, line), item) for index, item in enumerate(items)]
 
@@ -449,7 +450,7 @@ class _ConfigChecker(_Checker):
         if items is None:
             return DEFAULT_STAGES
         if not items:
-            self.problem(_key_line(document, "stages"), "stages", "must list at least one stage",
+            self.problem(key_line(document, "stages"), "stages", "must list at least one stage",
                          "add one, e.g. - {name: build, command: build}, or remove stages: for the defaults")
         stages = []
         for line, spec, duplicate in self.named(items, "stages", "stage"):
@@ -466,16 +467,16 @@ class _ConfigChecker(_Checker):
             name = spec.get("name") if isinstance(spec, Mapping) else None
             duplicate = isinstance(name, str) and name in first_lines
             if duplicate:
-                self.problem(_key_line(spec, "name"), where, f"duplicate {kind} name '{name}' (first at line "
+                self.problem(key_line(spec, "name"), where, f"duplicate {kind} name '{name}' (first at line "
                              f"{first_lines[name]})", "rename one of them")
             elif isinstance(name, str):
-                first_lines[name] = _key_line(spec, "name")
+                first_lines[name] = key_line(spec, "name")
             result.append((line, spec, duplicate))
         return result
 
     def stage(self, spec: Any, line: int) -> Optional[StageSpec]:
         if not isinstance(spec, Mapping):
-            self.problem(line, "stages", f"each stage must be a mapping, not {_kind(spec)}",
+            self.problem(line, "stages", f"each stage must be a mapping, not {kind_of(spec)}",
                          "write it like - {name: build, command: build}")
             return None
         errors = len(self.problems)
@@ -483,20 +484,20 @@ class _ConfigChecker(_Checker):
         where = f"stages.{name}" if name else "stages"
         self.unknown_keys(spec, where, _STAGE_KEYS)
         if name is not None and not _STAGE_NAME.fullmatch(name):
-            self.problem(_key_line(spec, "name"), where,
+            self.problem(key_line(spec, "name"), where,
                          f"'{name}' is not a valid stage name (a lowercase letter, then a-z 0-9 _ -)", "rename it")
         command = self.string(spec, "command", where, missing_at=line, example="test")
         if command is not None and command not in COMMANDS:
-            self.problem(_key_line(spec, "command"), f"{where}.command",
+            self.problem(key_line(spec, "command"), f"{where}.command",
                          f"unknown Bazel command '{command}' (expected: {', '.join(COMMANDS)})", "fix it")
         targets = self.strings(spec, "targets", where, '["//integration/..."]', allow_empty=False)
         for target in targets or ():
             if target.startswith("--") or any(c.isspace() for c in target):
-                self.problem(_key_line(spec, "targets"), f"{where}.targets", f"'{target}' is not a target pattern",
+                self.problem(key_line(spec, "targets"), f"{where}.targets", f"'{target}' is not a target pattern",
                              "write patterns like //integration/...; flags go under flags:")
         tag_filter = self.string(spec, "tag_filter", where, example="convoy-integration")
         if tag_filter is not None and any(c.isspace() for c in tag_filter):
-            self.problem(_key_line(spec, "tag_filter"), f"{where}.tag_filter",
+            self.problem(key_line(spec, "tag_filter"), f"{where}.tag_filter",
                          f"'{tag_filter}' has spaces (Bazel tag filters are comma-separated)",
                          "write it like tag_filter: convoy-hardware,-manual")
         flags = self.flag_list(spec, "flags", where, "[--config=hil]")
@@ -521,18 +522,18 @@ class _ConfigChecker(_Checker):
 
     def plugin(self, spec: Any, line: int) -> Optional[PluginSpec]:
         if not isinstance(spec, Mapping):
-            self.problem(line, "plugins", f"each plugin must be a mapping, not {_kind(spec)}",
+            self.problem(line, "plugins", f"each plugin must be a mapping, not {kind_of(spec)}",
                          "write it like - {name: event-log, type: log, path: .convoy/events.jsonl}")
             return None
         errors = len(self.problems)
         name = self.string(spec, "name", "plugins", missing_at=line, example="event-log")
         where = f"plugins.{name}" if name else "plugins"
         if name is not None and not _PLUGIN_NAME.fullmatch(name):
-            self.problem(_key_line(spec, "name"), where,
+            self.problem(key_line(spec, "name"), where,
                          f"'{name}' is not a valid plugin name (a letter, then letters, digits, _ . -)", "rename it")
         kind = self.string(spec, "type", where, missing_at=line, example="log")
         if kind is not None and kind not in PLUGIN_KINDS:
-            self.problem(_key_line(spec, "type"), f"{where}.type",
+            self.problem(key_line(spec, "type"), f"{where}.type",
                          f"unknown plugin type '{kind}' (expected: {', '.join(PLUGIN_KINDS)})", "fix it")
             kind = None
         self.unknown_keys(spec, where, _PLUGIN_KEYS[kind] if kind else _ALL_PLUGIN_KEYS)
@@ -549,7 +550,7 @@ class _ConfigChecker(_Checker):
                 values["url"] = self.string(spec, "url", where, missing_at=line,
                                             example="https://ci.example.com/convoy-hook")
                 if values["url"] is not None and not values["url"].startswith(("http://", "https://")):
-                    self.problem(_key_line(spec, "url"), f"{where}.url",
+                    self.problem(key_line(spec, "url"), f"{where}.url",
                                  f"'{values['url']}' must start with http:// or https://", "fix it")
                 values["secret_env"] = self.string(
                     spec, "secret_env", where, missing_at=None, example="CONVOY_WEBHOOK_SECRET")
@@ -557,7 +558,7 @@ class _ConfigChecker(_Checker):
                     self.problem(line, where, "a webhook needs secret_env (the environment variable holding its "
                                  "HMAC secret)", "add it, e.g. secret_env: CONVOY_WEBHOOK_SECRET")
                 elif values["secret_env"] is not None and not _ENV_NAME.fullmatch(values["secret_env"]):
-                    self.problem(_key_line(spec, "secret_env"), f"{where}.secret_env",
+                    self.problem(key_line(spec, "secret_env"), f"{where}.secret_env",
                                  f"'{values['secret_env']}' is not an environment variable name",
                                  "write a name like CONVOY_WEBHOOK_SECRET (the variable, not the secret)")
                 values["retries"] = self.number(spec, "retries", where, 3, integer=True, above=False)
@@ -570,7 +571,7 @@ class _ConfigChecker(_Checker):
         names = self.strings(spec, "events", where, '[BUILD_FAIL, RELEASE_TAGGED] or ["*"]', allow_empty=False)
         if names is None:
             return (ALL_EVENTS,)
-        items, line = spec["events"], _key_line(spec, "events")
+        items, line = spec["events"], key_line(spec, "events")
         seen: set[str] = set()
         for index, name in enumerate(items):
             if not isinstance(name, str) or not name.strip():

@@ -23,7 +23,6 @@ The schema, in short (`url`, `strip_prefix` and `path` may contain `{version}`):
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
 import os
 import re
@@ -33,12 +32,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
-from ruamel.yaml.reader import ReaderError
 
 from convoy.errors import ConvoyError
+from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml
 
 SCHEMA_VERSION = 1
 DEFAULT_TAG_FORMAT = "v{year}.{month}.{n}"
@@ -177,6 +173,15 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise ConvoyError(f"{shown}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    return parse_manifest(text, shown)
+
+
+def parse_manifest(text: str, shown: str = "manifests/manifest.yaml") -> Manifest:
+    """Validates manifest `text`; problems are located as `<shown>:<line>:`.
+
+    Raises ConvoyError with every problem found, one line each, sorted by
+    line. The Manifest's sha256 is that of the UTF-8 text.
+    """
     marker = conflict_marker_line(text)
     if marker is not None:
         raise ConvoyError(
@@ -184,7 +189,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
         )
     checker = _Checker(shown)
-    manifest = checker.manifest(_parse(shown, text, checker), hashlib.sha256(raw).hexdigest())
+    manifest = checker.manifest(parse_yaml(shown, text, checker), hashlib.sha256(text.encode("utf-8")).hexdigest())
     if checker.problems:
         raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
     return manifest
@@ -215,55 +220,11 @@ def _substitute_version(component: Component) -> Component:
     )
 
 
-def _parse(shown: str, text: str, checker: "_Checker") -> Any:
-    """Returns the round-trip document; duplicate keys go to `checker`.
-
-    They are found on the composed node tree, so that all of them are
-    reported; the document keeps the first of each.
-    """
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = True
-    try:
-        checker.duplicate_keys(yaml.compose(text), "")
-        return yaml.load(text)
-    except ReaderError as e:  # a character YAML does not allow
-        line = text.count("\n", 0, e.position) + 1
-        raise ConvoyError(
-            f"{shown}:{line}: invalid YAML: character #x{e.character:04x} is not allowed; remove it"
-        ) from None
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = e.problem or e.context or "cannot parse"
-        if e.context and e.context_mark is not None and e.problem:
-            what += f" ({e.context} started at line {e.context_mark.line + 1})"
-        raise ConvoyError(f"{shown}:{line}: invalid YAML: {what}; fix the YAML syntax") from None
-
-
-def _key_line(mapping: Any, key: Any) -> int:
-    """The 1-based line of `key` in a round-trip mapping."""
-    return mapping.lc.key(key)[0] + 1
-
-
-def _dotted(where: str, key: object) -> str:
-    return f"{where}.{key}" if where else str(key)
-
-
-def _kind(value: object) -> str:
-    kinds = (
-        (bool, "a boolean"), ((int, float), "a number"), (datetime.date, "a date"),
-        (str, "a string"), (Mapping, "a mapping"), (list, "a list"),
-    )
-    if value is None:
-        return "empty"
-    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
-
-
 def _unknown_component(name: object, known: Mapping[str, Any]) -> str:
     return f"unknown component '{name}' (known: {', '.join(sorted(known))})"
 
 
-def _tag_format_problem(tag_format: str) -> Optional[str]:
+def tag_format_problem(tag_format: str) -> Optional[str]:
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(tag_format) if f is not None}
     except ValueError as e:
@@ -283,90 +244,18 @@ def _tag_format_problem(tag_format: str) -> Optional[str]:
     return None
 
 
-class _Checker:
-    """Walks the parsed document, collecting (line, message) problems and
+class _Checker(Checker):
+    """Walks the parsed manifest, collecting (line, message) problems and
     building the dataclasses from what is valid."""
 
-    def __init__(self, shown: str) -> None:
-        self.shown = shown
-        self.problems: list[tuple[int, str]] = []
-
-    def problem(self, line: int, where: str, what: str, fix: str) -> None:
-        located = f"{where}: {what}" if where else what
-        self.problems.append((line, f"{self.shown}:{line}: {located}; {fix}"))
-
-    # -- generic checks ---------------------------------------------------
-
-    def duplicate_keys(self, node: Optional[Node], where: str) -> None:
-        if isinstance(node, MappingNode):
-            first_lines: dict[tuple[str, str], int] = {}
-            for key_node, value_node in node.value:
-                key = (key_node.tag, str(key_node.value))
-                line = key_node.start_mark.line + 1
-                if key in first_lines:
-                    self.problem(
-                        line, where, f"duplicate key '{key_node.value}' (first at line {first_lines[key]})",
-                        "remove one of them",
-                    )
-                else:
-                    first_lines[key] = line
-                    self.duplicate_keys(value_node, _dotted(where, key_node.value))
-        elif isinstance(node, SequenceNode):
-            for item in node.value:
-                self.duplicate_keys(item, where)
-
-    def unknown_keys(self, mapping: Mapping, where: str, allowed: tuple[str, ...]) -> None:
-        for key in mapping:
-            if key not in allowed:
-                self.problem(
-                    _key_line(mapping, key), where, f"unknown key '{key}' (expected: {', '.join(allowed)})",
-                    "fix or remove it",
-                )
-
-    def mapping(self, parent: Mapping, key: str, where: str, missing_at: Optional[int] = None) -> Optional[Mapping]:
-        """parent[key] if it is a mapping; reports it mistyped, or missing (at
-        line `missing_at`, if given: the key is required)."""
-        if key not in parent:
-            if missing_at is not None:
-                self.problem(missing_at, where, f"missing required key '{key}'", f"add it, e.g. {key}: {{...}}")
-            return None
-        value = parent[key]
-        if not isinstance(value, Mapping):
-            self.problem(
-                _key_line(parent, key), _dotted(where, key), f"must be a mapping, not {_kind(value)}",
-                "write it as indented 'name: value' lines",
-            )
-            return None
-        return value
-
-    def string(
-        self, parent: Mapping, key: str, where: str, missing_at: Optional[int] = None, example: str = ""
-    ) -> Optional[str]:
-        """parent[key] if it is a non-empty string; reports it mistyped, or
-        missing (at line `missing_at`, if given: the key is required)."""
-        example = example or _EXAMPLES[key]
-        if key not in parent:
-            if missing_at is not None:
-                self.problem(missing_at, where, f"missing required key '{key}'", f"add it, e.g. {key}: {example}")
-            return None
-        value = parent[key]
-        if isinstance(value, str) and value.strip():
-            return value
-        if isinstance(value, str) or value is None:
-            what, fix = "has no value", f"give it one, e.g. {key}: {example}"
-        elif isinstance(value, (bool, int, float, datetime.date)):
-            what, fix = f"must be a string, not {_kind(value)}", f'put it in quotes, e.g. {key}: "{example}"'
-        else:
-            what, fix = f"must be a string, not {_kind(value)}", f"write it like {key}: {example}"
-        self.problem(_key_line(parent, key), _dotted(where, key), what, fix)
-        return None
+    EXAMPLES = _EXAMPLES
 
     def version(self, parent: Mapping, key: str, where: str, missing_at: int) -> Optional[str]:
         """parent[key] if it is a valid version string."""
         version = self.string(parent, key, where, missing_at, example=_EXAMPLES["version"])
         problem = version_problem(version) if version is not None else None
         if problem:
-            self.problem(_key_line(parent, key), _dotted(where, key), problem, "fix it, e.g. v1.2.3")
+            self.problem(key_line(parent, key), dotted(where, key), problem, "fix it, e.g. v1.2.3")
             return None
         return version
 
@@ -380,7 +269,7 @@ class _Checker:
 
     def manifest(self, document: Any, sha256: str) -> Optional[Manifest]:
         if not isinstance(document, Mapping):
-            what = "is empty" if document is None else f"must be a mapping, not {_kind(document)}"
+            what = "is empty" if document is None else f"must be a mapping, not {kind_of(document)}"
             self.problem(1, "", f"the manifest {what}", "give it default_configuration, components and configurations")
             return None
         self.unknown_keys(document, "", _TOP_KEYS)
@@ -407,9 +296,9 @@ class _Checker:
         if type(value) is int:
             what, fix = f"{value} is not supported (this convoy reads {SCHEMA_VERSION})", "upgrade convoy or fix it"
         else:
-            what = f"must be the number {SCHEMA_VERSION}, not {_kind(value)}"
+            what = f"must be the number {SCHEMA_VERSION}, not {kind_of(value)}"
             fix = f"write schema_version: {SCHEMA_VERSION}"
-        self.problem(_key_line(document, "schema_version"), "schema_version", what, fix)
+        self.problem(key_line(document, "schema_version"), "schema_version", what, fix)
 
     def release(self, document: Mapping) -> str:
         release = self.mapping(document, "release", "")
@@ -419,10 +308,10 @@ class _Checker:
         tag_format = self.string(release, "tag_format", "release")
         if tag_format is None:
             return DEFAULT_TAG_FORMAT
-        problem = _tag_format_problem(tag_format)
+        problem = tag_format_problem(tag_format)
         if problem:
             self.problem(
-                _key_line(release, "tag_format"), "release.tag_format", problem,
+                key_line(release, "tag_format"), "release.tag_format", problem,
                 f"fix it, e.g. tag_format: {_EXAMPLES['tag_format']}",
             )
         return tag_format
@@ -436,7 +325,7 @@ class _Checker:
             return None
         result: dict[str, Optional[Component]] = {}
         for name, spec in components.items():
-            line = _key_line(components, name)
+            line = key_line(components, name)
             self.name(name, line, "components", "component", _COMPONENT_NAME, _COMPONENT_NAME_RULE)
             result[str(name)] = self.component(str(name), spec, line)
         return result
@@ -445,7 +334,7 @@ class _Checker:
         where = f"components.{name}"
         if not isinstance(spec, Mapping):
             self.problem(
-                line, where, f"must be a mapping, not {_kind(spec)}",
+                line, where, f"must be a mapping, not {kind_of(spec)}",
                 "give it source:, version: and where it comes from",
             )
             return None
@@ -453,7 +342,7 @@ class _Checker:
         source = self.string(spec, "source", where, missing_at=line)
         if source is not None and source not in SOURCES:
             self.problem(
-                _key_line(spec, "source"), f"{where}.source",
+                key_line(spec, "source"), f"{where}.source",
                 f"unknown source '{source}' (expected: {', '.join(SOURCES)})", "fix it",
             )
             source = None
@@ -466,7 +355,7 @@ class _Checker:
             self.source_values(spec, where, values)
         if len(self.problems) > errors:
             return None
-        key_lines = MappingProxyType({str(k): _key_line(spec, k) for k in spec})
+        key_lines = MappingProxyType({str(k): key_line(spec, k) for k in spec})
         return Component(name=name, source=source, version=version, line=line, key_lines=key_lines, **values)
 
     def source_values(self, spec: Mapping, where: str, values: dict[str, Optional[str]]) -> None:
@@ -481,7 +370,7 @@ class _Checker:
         for key, valid, what, fix in checks:
             value = values.get(key)
             if value is not None and not valid(value):
-                self.problem(_key_line(spec, key), _dotted(where, key), f"'{value}' {what}", fix)
+                self.problem(key_line(spec, key), dotted(where, key), f"'{value}' {what}", fix)
         if values.get("sha256"):
             values["sha256"] = values["sha256"].lower()
 
@@ -495,12 +384,12 @@ class _Checker:
             return {}
         if not configurations:
             self.problem(
-                _key_line(document, "configurations"), "configurations", "must name at least one configuration",
+                key_line(document, "configurations"), "configurations", "must name at least one configuration",
                 "add one, e.g. default: {components: [<component>, ...]}",
             )
         result = {}
         for name, spec in configurations.items():
-            line = _key_line(configurations, name)
+            line = key_line(configurations, name)
             self.name(name, line, "configurations", "configuration", _CONFIGURATION_NAME, _CONFIGURATION_NAME_RULE)
             result[str(name)] = self.configuration(str(name), spec, line, known)
         return result
@@ -511,7 +400,7 @@ class _Checker:
         where = f"configurations.{name}"
         if not isinstance(spec, Mapping):
             self.problem(
-                line, where, f"must be a mapping, not {_kind(spec)}", "write it like: components: [<component>, ...]"
+                line, where, f"must be a mapping, not {kind_of(spec)}", "write it like: components: [<component>, ...]"
             )
             return None
         errors = len(self.problems)
@@ -538,20 +427,20 @@ class _Checker:
         where = f"{where}.components"
         if not isinstance(items, list):
             self.problem(
-                _key_line(spec, "components"), where, f"must be a list, not {_kind(items)}",
+                key_line(spec, "components"), where, f"must be a list, not {kind_of(items)}",
                 "write it like components: [a, b]",
             )
             return None
         if not items:
             self.problem(
-                _key_line(spec, "components"), where, "must list at least one component",
+                key_line(spec, "components"), where, "must list at least one component",
                 "add the components of this configuration",
             )
         members: list[str] = []
         for index, item in enumerate(items):
             item_line = items.lc.item(index)[0] + 1
             if not isinstance(item, str):
-                self.problem(item_line, where, f"items must be component names, not {_kind(item)}", "write a name")
+                self.problem(item_line, where, f"items must be component names, not {kind_of(item)}", "write a name")
             elif known is not None and item not in known:
                 self.problem(
                     item_line, where, _unknown_component(item, known), "fix the name or declare it under components:"
@@ -572,7 +461,7 @@ class _Checker:
         pins_where = f"{where}.pins"
         pins, pin_lines = {}, {}
         for name in pins_spec:
-            line = _key_line(pins_spec, name)
+            line = key_line(pins_spec, name)
             if known is not None and name not in known:
                 self.problem(line, pins_where, _unknown_component(name, known), "fix the name or remove the pin")
             elif members is not None and name not in members:
@@ -590,7 +479,7 @@ class _Checker:
         default = self.string(document, "default_configuration", "", missing_at=1)
         if default is not None and configurations and default not in configurations:
             self.problem(
-                _key_line(document, "default_configuration"), "default_configuration",
+                key_line(document, "default_configuration"), "default_configuration",
                 f"'{default}' is not a configuration (expected one of: {', '.join(sorted(configurations))})",
                 "fix it or add that configuration",
             )

@@ -33,7 +33,6 @@ strip_prefix):
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -43,13 +42,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from convoy.errors import ConvoyError
-from convoy.manifest import (
-    Manifest,
-    _Checker,
-    _parse,
-    conflict_marker_line,
-    version_problem,
-)
+from convoy.manifest import Manifest, parse_manifest, version_problem
 
 DEFAULT_SHOWN = "manifests/manifest.yaml"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -85,7 +78,7 @@ def apply_bump(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> str:
     if a value to change is written in a form this edit cannot keep (a
     multi-line or aliased value).
     """
-    manifest = parse_manifest_text(text, shown)
+    manifest = parse_manifest(text, shown)
     _check_bump(manifest, bump, shown)
     root = YAML(typ="rt").compose(text)
     editor = _Editor(text, shown)
@@ -116,27 +109,11 @@ def apply_bump(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> str:
             editor.set(pins, bump.component, bump.version)
     result = editor.apply()
     try:
-        edited = parse_manifest_text(result, shown)
+        edited = parse_manifest(result, shown)
     except ConvoyError as e:  # the edit broke the file: a bug here, not the user's doing
         raise RuntimeError(f"the bump of {bump.describe()} made an invalid manifest:\n{e}\n---\n{result}") from None
     _check_applied(edited, bump)
     return result
-
-
-def parse_manifest_text(text: str, shown: str = DEFAULT_SHOWN) -> Manifest:
-    """Validates manifest `text` as convoy.manifest.load_manifest does a file
-    (the same checks and messages, located as `<shown>:<line>:`)."""
-    marker = conflict_marker_line(text)
-    if marker is not None:
-        raise ConvoyError(
-            f"{shown}:{marker}: unresolved merge conflict marker; resolve the merge conflict "
-            "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
-        )
-    checker = _Checker(shown)
-    manifest = checker.manifest(_parse(shown, text, checker), hashlib.sha256(text.encode("utf-8")).hexdigest())
-    if checker.problems:
-        raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
-    return manifest
 
 
 def _check_bump(manifest: Manifest, bump: Bump, shown: str) -> None:

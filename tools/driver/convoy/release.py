@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from convoy.errors import ConvoyError
-from convoy.manifest import _tag_format_problem
+from convoy.manifest import tag_format_problem
 
 FIELDS = ("year", "month", "day", "n")
 _HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")
@@ -82,7 +82,7 @@ def parse_tag(tag_format: str, tag: str) -> Optional[dict[str, int]]:
 def next_tag(tag_format: str, existing: Iterable[str], when: datetime.date) -> str:
     """The next release tag on `when`: n is 1 + the largest n among the
     `existing` tags with the same other fields (1 if there is none)."""
-    problem = _tag_format_problem(tag_format)
+    problem = tag_format_problem(tag_format)
     if problem:
         raise ConvoyError(f"release tag format {problem}; fix release.tag_format, e.g. \"v{{year}}.{{month}}.{{n}}\"")
     _, names = _pattern(tag_format)
