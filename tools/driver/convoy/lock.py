@@ -23,7 +23,7 @@ import posixpath
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 from convoy import fetch
 from convoy import fsutil
@@ -130,16 +130,26 @@ def lock_manifest(
     manifest_name: str,
     *,
     timeout: float = gitutil.DEFAULT_TIMEOUT,
+    previous: Optional[Lock] = None,
+    cache_root: str | os.PathLike[str] | None = None,
 ) -> Lock:
     """Resolves every component of every configuration of `manifest`.
 
     `root` is the integration repo root (local paths and relative git remotes
-    are relative to it; the git cache lives under it); `manifest_name` is the
-    manifest's path relative to it, recorded in the lock. Each distinct
-    (component, version) is resolved once. Raises one ConvoyError naming
-    every component that failed.
+    are relative to it; the git cache lives under it, or under `cache_root`);
+    `manifest_name` is the manifest's path relative to it, recorded in the
+    lock. Each distinct (component, version) is resolved once.
+
+    With `previous` (the lock before an edit of the manifest), a component
+    whose declaration is unchanged (same source, version, remote or url, ...)
+    keeps its previous pin without asking the network: only what the edit
+    touched is resolved (the driver re-locks a candidate this way).
+
+    Raises one ConvoyError naming every component that failed.
     """
-    resolver = _Resolver(manifest, Path(root).absolute(), timeout)
+    root = Path(root).absolute()
+    resolver = _Resolver(manifest, root, timeout, Path(cache_root).absolute() if cache_root else root)
+    earlier = _pins_by_component(previous)
     pins: dict[tuple[str, str], dict[str, str]] = {}
     problems: dict[tuple[str, str], str] = {}
     configurations = {}
@@ -148,10 +158,14 @@ def lock_manifest(
         for component in manifest.resolved(name).values():
             key = (component.name, component.version)
             if key not in pins and key not in problems:
-                try:
-                    pins[key] = resolver.pin(component)
-                except ConvoyError as e:
-                    problems[key] = str(e)
+                kept = _unchanged_pin(component, earlier.get(component.name, ()))
+                if kept is not None:
+                    pins[key] = kept
+                else:
+                    try:
+                        pins[key] = resolver.pin(component)
+                    except ConvoyError as e:
+                        problems[key] = str(e)
             if key in pins:
                 configurations[name][component.name] = pins[key]
     if problems:
@@ -196,9 +210,10 @@ class _Resolver:
     """Resolves one component version at a time; each failure is a
     ConvoyError of one line that names the component."""
 
-    def __init__(self, manifest: Manifest, root: Path, timeout: float) -> None:
+    def __init__(self, manifest: Manifest, root: Path, timeout: float, cache_root: Optional[Path] = None) -> None:
         self.manifest = manifest
         self.root = root
+        self.cache_root = cache_root or root
         self.timeout = timeout
         self.mirrored: set[str] = set()  # remotes fetched into the cache in this run
 
@@ -248,15 +263,13 @@ class _Resolver:
     def remote_has_commit(self, c: Component) -> bool:
         """Mirrors the remote's branches and tags into a bare cache repository
         (once per run) and looks for the commit there."""
-        git_dir = self.root / CACHE_DIR / f"{hashlib.sha256(c.remote.encode()).hexdigest()[:16]}.git"
-        if c.remote not in self.mirrored:
-            git_dir.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                gitutil.fetch_branches_and_tags(git_dir, c.remote, cwd=self.root, timeout=self.timeout)
-            except gitutil.GitError as e:
-                raise self.unreachable(c, e) from None
+        try:
+            return remote_has_commit(c.remote, c.commit, root=self.root, cache_root=self.cache_root,
+                                     timeout=self.timeout, mirror=c.remote not in self.mirrored)
+        except gitutil.GitError as e:
+            raise self.unreachable(c, e) from None
+        finally:
             self.mirrored.add(c.remote)
-        return gitutil.is_reachable_commit(git_dir, c.commit, timeout=self.timeout)
 
     def unreachable(self, c: Component, error: gitutil.GitError) -> ConvoyError:
         return ConvoyError(
@@ -298,6 +311,51 @@ class _Resolver:
                 f"component '{c.name}': {c.url} has nothing under strip_prefix '{c.strip_prefix}' (its top-level "
                 f"entries: {shown}); fix the strip_prefix at {self.at(c, 'strip_prefix')}"
             )
+
+
+def remote_has_commit(
+    remote: str,
+    commit: str,
+    *,
+    root: Path,
+    cache_root: Optional[Path] = None,
+    timeout: float = gitutil.DEFAULT_TIMEOUT,
+    mirror: bool = True,
+) -> bool:
+    """Whether `commit` is on a branch or tag of `remote`, looked up in a
+    bare mirror of the remote's branches and tags under
+    `<cache_root or root>/.convoy/cache/git/` (refreshed when `mirror`).
+    A relative `remote` is relative to `root`. Raises gitutil.GitError if
+    the remote cannot be fetched."""
+    git_dir = (cache_root or root) / CACHE_DIR / f"{hashlib.sha256(remote.encode()).hexdigest()[:16]}.git"
+    if mirror or not git_dir.is_dir():
+        git_dir.parent.mkdir(parents=True, exist_ok=True)
+        gitutil.fetch_branches_and_tags(git_dir, remote, cwd=root, timeout=timeout)
+    return gitutil.is_reachable_commit(git_dir, commit, timeout=timeout)
+
+
+def _pins_by_component(lock: Optional[Lock]) -> dict[str, list[Mapping[str, str]]]:
+    """component -> its distinct pins in `lock` (every configuration)."""
+    found: dict[str, list[Mapping[str, str]]] = {}
+    for pins in (lock.configurations.values() if lock is not None else ()):
+        for name, pin in pins.items():
+            if pin not in found.setdefault(name, []):
+                found[name].append(pin)
+    return found
+
+
+def _unchanged_pin(component: Component, earlier: Iterable[Mapping[str, str]]) -> Optional[dict[str, str]]:
+    """An earlier pin of `component` whose declared fields are exactly the
+    component's declaration now (the resolved commit/sha256 aside), or None."""
+    declared = _declared(component)
+    resolved_key = _RESOLVED_KEY.get(component.source)
+    for pin in earlier:
+        if resolved_key is not None and resolved_key not in pin:
+            continue
+        as_declared = {k: v for k, v in pin.items() if k != resolved_key or resolved_key in declared}
+        if as_declared == declared:
+            return dict(pin)
+    return None
 
 
 def _declared(component: Component) -> dict[str, str]:

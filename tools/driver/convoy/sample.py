@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -99,6 +100,103 @@ def git_sourced_manifest(manifest_text: str, remotes: Mapping[str, str]) -> str:
     out = io.StringIO()
     yaml.dump(document, out)
     return out.getvalue()
+
+
+# What an integration repository needs from convoy's own checkout (besides
+# manifests/, which make_integration_repo writes).
+INTEGRATION_FILES = (
+    ".bazelignore",
+    ".bazelrc",
+    "BUILD.bazel",
+    "MODULE.bazel",
+    "WORKSPACE.bazel",
+    "examples/rig",
+    "integration",
+    "manifests/BUILD.bazel",
+    "rules",
+    "third_party",
+)
+# Machine-local Bazel settings (scripts/setup writes .bazelrc.local): copied, never committed.
+LOCAL_FILES = (".bazelrc.local", "user.bazelrc")
+INTEGRATION_GITIGNORE = "/.convoy/\n/bazel-*\n/.bazelrc.local\n/user.bazelrc\n__pycache__/\n*.pyc\n"
+
+
+@dataclass(frozen=True)
+class IntegrationRepo:
+    """A sample integration repository: `bare` is its "origin" (a bare
+    repository, branch main), `checkout` a clone of it where convoy runs."""
+
+    bare: Path
+    checkout: Path
+
+
+def make_integration_repo(
+    src_root: Path,
+    dest: Path,
+    remotes: Mapping[str, str],
+    *,
+    config_text: Optional[str] = None,
+) -> IntegrationRepo:
+    """Makes dest/origin.git (bare) and dest/checkout, an integration repository
+    whose manifest fetches every component from git.
+
+    The checkout holds INTEGRATION_FILES copied from `src_root` (convoy's own
+    checkout), the manifest of `src_root` with every local component turned
+    into a git one (`remotes`: component -> URL), its lock (`convoy lock`),
+    convoy.yaml (`config_text`, default: convoy.config.default_config_text())
+    and a .gitignore; one commit on `main`, pushed to origin, which it
+    tracks. The machine-local `.bazelrc.local` (and `user.bazelrc`) of
+    `src_root` are copied in, untracked. A destination already made is kept
+    as it is.
+
+    Raises:
+        ConvoyError: dest holds something else, a remote is missing, the lock
+            cannot be resolved, or git fails.
+    """
+    from convoy.config import default_config_text
+    from convoy.lock import lock_manifest, write_lock
+    from convoy.manifest import load_manifest
+
+    src_root, dest = Path(src_root).absolute(), Path(dest).absolute()
+    bare, checkout = dest / "origin.git", dest / "checkout"
+    if bare.exists() or checkout.exists():
+        if (bare / "HEAD").is_file() and (checkout / ".git").is_dir() and (checkout / "convoy.yaml").is_file():
+            return IntegrationRepo(bare, checkout)
+        raise ConvoyError(f"{dest} holds a half-made or foreign integration repository; {_FIX}")
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".integration-", dir=dest))
+    try:
+        work = staging / "checkout"
+        work.mkdir()
+        for name in INTEGRATION_FILES:
+            source = src_root / name
+            if source.is_dir():
+                shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bazel-*"))
+            elif source.is_file():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, work / name)
+        manifest_text = (src_root / "manifests" / "manifest.yaml").read_text(encoding="utf-8")
+        (work / "manifests" / "manifest.yaml").write_text(git_sourced_manifest(manifest_text, remotes))
+        (work / "convoy.yaml").write_text(config_text if config_text is not None else default_config_text())
+        (work / ".gitignore").write_text(INTEGRATION_GITIGNORE)
+        manifest = load_manifest(work / "manifests" / "manifest.yaml")
+        write_lock(work / "manifests" / "manifest.lock.json",
+                   lock_manifest(manifest, work, "manifests/manifest.yaml"))
+        _git(["init", "-q", "--initial-branch=main", str(work)], cwd=staging)
+        _git(["add", "-A", "."], cwd=work)
+        _git(["commit", "-q", "-m", "Integration repository of the sample system"], cwd=work,
+             env=_identity_env(FIRST_COMMIT))
+        _git(["init", "-q", "--bare", "--initial-branch=main", str(staging / "origin.git")], cwd=staging)
+        for name in LOCAL_FILES:
+            if (src_root / name).is_file():
+                shutil.copy2(src_root / name, work / name)
+        os.replace(staging / "origin.git", bare)
+        os.replace(work, checkout)
+        _git(["remote", "add", "origin", str(bare)], cwd=checkout)
+        _git(["push", "-q", "-u", "origin", "main"], cwd=checkout)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return IntegrationRepo(bare, checkout)
 
 
 def _round_trip_yaml() -> YAML:

@@ -1,0 +1,67 @@
+"""`convoy bump`: the manifest edit and the re-lock alone, in this checkout, for people.
+
+    convoy bump --component=messages --version=v1.5.0
+    convoy bump --component=firmware --version=v2.9.5 --configuration=drone    # a per-configuration pin
+
+Edits manifests/manifest.yaml (comments, quoting and key order kept) and
+re-locks: only the bumped component is resolved, the other pins are kept.
+Nothing is committed. On any error neither file changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from convoy import fsutil
+from convoy.commands import common
+from convoy.errors import ConvoyError
+from convoy.lock import LOCK_NAME, lock_manifest, read_lock, write_lock
+from convoy.manifest import load_manifest
+
+
+def run(args: list[str]) -> int:
+    from convoy.manifest_edit import Bump, apply_bump
+
+    common.no_arguments("bump", args)
+    if not common.FLAGS.component:
+        raise ConvoyError("--component is required: the component to bump; for example --component=messages")
+    if not common.FLAGS.version:
+        raise ConvoyError("--version is required: the component's new version; for example --version=v1.5.0")
+    problem = common.version_problem(common.FLAGS.version)
+    if problem:
+        raise ConvoyError(f"{problem}; fix --version")
+    if common.FLAGS.commit is not None and not common.COMMIT.fullmatch(common.FLAGS.commit):
+        raise ConvoyError(f"--commit={common.FLAGS.commit} is not a commit id (40 lowercase hex digits); pass the "
+                          "full id (git rev-parse <ref>)")
+    root = common.checkout()
+    path = common.manifest_path(root)
+    shown = common.shown_manifest(root)
+    manifest = load_manifest(shown)
+    if common.FLAGS.component not in manifest.components:
+        raise ConvoyError(f"--component={common.FLAGS.component}: no such component in {shown} (known: "
+                          f"{', '.join(sorted(manifest.components))}); fix the name")
+    text = path.read_text(encoding="utf-8")
+    bump = Bump(component=common.FLAGS.component, version=common.FLAGS.version, commit=common.FLAGS.commit,
+                configuration=common.FLAGS.configuration, archive_url=common.FLAGS.archive_url,
+                strip_prefix=common.FLAGS.strip_prefix)
+    edited = apply_bump(text, bump, shown=shown)
+    if edited == text:
+        print(f"{shown} already pins {bump.component} {bump.version}; nothing to do")
+        return 0
+    lock_path = path.parent / LOCK_NAME
+    try:
+        previous = read_lock(lock_path)
+    except ConvoyError:
+        previous = None
+    with tempfile.TemporaryDirectory(prefix="convoy-bump-") as tmp:
+        draft = Path(tmp) / "manifest.yaml"
+        draft.write_text(edited, encoding="utf-8")
+        bumped = dataclasses.replace(load_manifest(draft), path=shown)
+    lock = lock_manifest(bumped, root, "manifests/manifest.yaml", previous=previous)
+    fsutil.atomic_write(path, edited)
+    write_lock(lock_path, lock)
+    scope = f" in {bump.configuration}" if bump.configuration else ""
+    print(f"bumped {bump.component} to {bump.version}{scope}: wrote {shown} and {LOCK_NAME} (not committed)")
+    return 0

@@ -1,0 +1,119 @@
+"""What the queue commands share: the flags several of them take, finding
+the integration checkout, and reading a request id.
+
+Flags are global in absl. These are defined once, here, and shared on
+purpose: `--repo` and `--json` by every queue command; `--component`,
+`--version`, `--commit`, `--configuration`, `--archive_url` and
+`--strip_prefix` by `convoy submit` and `convoy bump`, where they mean the
+same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional, Sequence
+
+from absl import flags
+
+from convoy.config import CONFIG_NAME, Config, load_config
+from convoy.errors import ConvoyError
+from convoy.store import SQLiteStore, open_store
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("repo", None, "The integration checkout (default: the nearest directory at or above the current "
+                    "one that has manifests/manifest.yaml).")
+flags.DEFINE_bool("json", False, "Print JSON for scripts instead of text.")
+flags.DEFINE_string("component", None, "The component to bump (a name from manifests/manifest.yaml).")
+flags.DEFINE_string("version", None, "The component's new version, e.g. v1.5.0 (a tag of its remote).")
+flags.DEFINE_string("commit", None, "The component's commit (40 hex); default: the commit the version's tag names.")
+flags.DEFINE_string("configuration", None,
+                    "Limit the bump to this configuration (default: every configuration that has the component).")
+flags.DEFINE_string("archive_url", None, "Fetch the component from this archive (a prebuilt package) instead.")
+flags.DEFINE_string("strip_prefix", None, "The directory inside --archive_url to use as the component's root.")
+
+MANIFEST = os.path.join("manifests", "manifest.yaml")
+VERSION = re.compile(r"v?\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?")
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def checkout() -> Path:
+    """The integration checkout: --repo, or the nearest directory at or above
+    the current one that has manifests/manifest.yaml."""
+    if FLAGS.repo:
+        root = Path(FLAGS.repo).absolute()
+        if not (root / MANIFEST).is_file():
+            raise ConvoyError(f"--repo={FLAGS.repo}: {MANIFEST} not found there; pass the integration checkout's root")
+        return root
+    cwd = Path.cwd()
+    root = next((d for d in (cwd, *cwd.parents) if (d / MANIFEST).is_file()), None)
+    if root is None:
+        raise ConvoyError(
+            f"{MANIFEST} not found in {cwd} or any directory above it; run convoy from the integration "
+            "checkout or pass --repo"
+        )
+    return root
+
+
+def config(root: Path) -> Config:
+    return load_config(root / CONFIG_NAME, shown=_shown(root / CONFIG_NAME))
+
+
+def store(root: Path, *, create: bool = False) -> SQLiteStore:
+    return open_store(root, create=create)
+
+
+def manifest_path(root: Path) -> Path:
+    return root / MANIFEST
+
+
+def shown_manifest(root: Path) -> str:
+    return _shown(root / MANIFEST)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current directory if it is below it, else absolute."""
+    try:
+        return os.path.relpath(path) if Path.cwd() in path.parents else str(path)
+    except ValueError:
+        return str(path)
+
+
+def no_arguments(command: str, args: Sequence[str]) -> None:
+    if args:
+        raise ConvoyError(f"convoy {command} takes no arguments, got: {' '.join(args)}; run: convoy help")
+
+
+def request_id(command: str, args: Sequence[str]) -> int:
+    """The one positional argument: a request id."""
+    if len(args) != 1:
+        got = f"got: {' '.join(args)}" if args else "got none"
+        raise ConvoyError(f"convoy {command} takes one request id ({got}); for example: convoy {command} 3")
+    text = args[0].lstrip("#")
+    if not text.isdigit() or int(text) == 0:
+        raise ConvoyError(f"'{args[0]}' is not a request id (a positive number); see them with: convoy status")
+    return int(text)
+
+
+def not_found(request: int) -> ConvoyError:
+    return ConvoyError(f"no request #{request} in this checkout's queue; see them with: convoy status")
+
+
+def version_problem(version: str) -> Optional[str]:
+    if not VERSION.fullmatch(version):
+        return (f"--version={version} is not a version (expected v1.2.3 or v1.2.3-rc.1: "
+                "v, then MAJOR.MINOR.PATCH, then an optional -prerelease)")
+    return None
+
+
+def age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"

@@ -1,0 +1,121 @@
+"""`convoy show N`: one request: its builds, stages, tasks, failing targets, tag and timings.
+
+    convoy show 4
+    convoy show 4 --json      # the same, for scripts (timings: total, bazel, git and driver seconds)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from convoy.commands import common
+from convoy.models import Request
+from convoy.store import Transaction
+
+
+def run(args: list[str]) -> int:
+    request_id = common.request_id("show", args)
+    root = common.checkout()
+    with common.store(root) as store, store.read() as tx:
+        request = tx.request(request_id)
+        if request is None:
+            raise common.not_found(request_id)
+        data = describe(tx, request)
+    if common.FLAGS.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print_text(data)
+    return 0
+
+
+def timings(r: Request) -> dict[str, float]:
+    driver = max(0.0, r.total_seconds - r.bazel_seconds - r.git_seconds)
+    return {"total_seconds": round(r.total_seconds, 3), "bazel_seconds": round(r.bazel_seconds, 3),
+            "git_seconds": round(r.git_seconds, 3), "driver_seconds": round(driver, 3)}
+
+
+def describe(tx: Transaction, r: Request) -> dict[str, Any]:
+    builds = []
+    for build in tx.builds(r.id):
+        stages = []
+        for stage in tx.stages(build.id):
+            tasks = []
+            for task in tx.tasks(stage_id=stage.id):
+                tasks.append({
+                    "id": task.id, "configuration": task.configuration, "state": task.state.value,
+                    "outcome": task.outcome, "exit_code": task.exit_code, "slot": task.slot, "runs": task.runs,
+                    "duration": task.duration, "detail": task.detail, "log_path": task.log_path,
+                    "bep_path": task.bep_path, "targets": [t.to_dict() for t in task.targets],
+                    "failing_targets": [t.to_dict() for t in task.failing_targets],
+                })
+            duration = (stage.finished_at - stage.started_at) if stage.finished_at and stage.started_at else None
+            stages.append({"id": stage.id, "name": stage.name, "command": stage.command,
+                           "state": stage.state.value, "duration": duration, "tasks": tasks})
+        builds.append({
+            "id": build.id, "number": build.number, "state": build.state.value, "base_commit": build.base_commit,
+            "candidate_commit": build.candidate_commit, "detail": build.detail,
+            "duration": (build.finished_at - build.started_at) if build.finished_at else None, "stages": stages,
+        })
+    return {
+        "request": {
+            "id": r.id, "component": r.component, "version": r.version, "commit": r.commit,
+            "commit_given": r.commit_given, "archive_url": r.archive_url, "strip_prefix": r.strip_prefix,
+            "configuration": r.configuration, "requested_by": r.requested_by, "state": r.state.value,
+            "phase": r.phase.value if r.phase else None, "attempts": r.attempts, "base_commit": r.base_commit,
+            "candidate_commit": r.candidate_commit, "tag": r.tag, "detail": r.detail,
+            "superseded_by": r.superseded_by, "cancel_requested": r.cancel_requested,
+            "created_at": r.created_at, "finished_at": r.finished_at,
+        },
+        "builds": builds,
+        "releases": [{"tag": rel.tag, "commit": rel.commit, "notes": rel.notes} for rel in tx.releases(request_id=r.id)],
+        "timings": timings(r),
+    }
+
+
+def _when(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _secs(value) -> str:
+    return f"{value:.1f} s" if value is not None else "-"
+
+
+def print_text(data: dict[str, Any]) -> None:
+    r = data["request"]
+    scope = f" in {r['configuration']}" if r["configuration"] else ""
+    print(f"request #{r['id']}: {r['component']} {r['version']}{scope}"
+          + (f" @ {r['commit']}" if r["commit"] else "") + (f" from {r['archive_url']}" if r["archive_url"] else ""))
+    print(f"  requested by {r['requested_by']} at {_when(r['created_at'])}")
+    state = r["state"] + (f" ({r['phase']})" if r["phase"] and r["state"] == "testing" else "")
+    print(f"  state: {state}; attempts: {r['attempts']}")
+    if r["detail"]:
+        print(f"  {r['detail']}")
+    if r["tag"]:
+        print(f"  tag: {r['tag']} on {r['candidate_commit']}")
+    t = data["timings"]
+    print(f"  time: {t['total_seconds']:.1f} s total = {t['bazel_seconds']:.1f} s Bazel + {t['git_seconds']:.1f} s "
+          f"git + {t['driver_seconds']:.1f} s convoy")
+    for build in data["builds"]:
+        print(f"  build {build['number']}: {build['state']} in {_secs(build['duration'])}; candidate "
+              f"{build['candidate_commit'][:12]} on {build['base_commit'][:12]}")
+        if build["detail"]:
+            print(f"    {build['detail']}")
+        for stage in build["stages"]:
+            print(f"    stage {stage['name']} ({stage['command']}): {stage['state']} {_secs(stage['duration'])}")
+            for task in stage["tasks"]:
+                runs = f", run {task['runs']} times" if task["runs"] > 1 else ""
+                print(f"      {task['configuration']}: {task['state']}"
+                      + (f" {task['outcome']}" if task["outcome"] else "")
+                      + f" {_secs(task['duration'])}" + (f" slot {task['slot']}" if task["slot"] is not None else "")
+                      + runs + (f": {task['detail']}" if task["detail"] else ""))
+                for target in task["failing_targets"]:
+                    logs = ", ".join(target["log_paths"]) or "no test log"
+                    print(f"        {target['label']} {target['status'].upper()}: {logs}")
+                if task["state"] == "failed" and task["log_path"]:
+                    print(f"        Bazel log: {task['log_path']}")
+    for release in data["releases"]:
+        print(f"  release {release['tag']}:")
+        for line in release["notes"].splitlines():
+            print(f"    {line}")

@@ -1,0 +1,80 @@
+"""`convoy status`: the queue as a table (or --json).
+
+    ID  COMPONENT  VERSION  STATE     STAGE        AGE  NOTE
+    4   messages   v1.6.0   rejected  integration  3m   stage integration failed in rover: ...
+    5   planner    v2.3.0   testing   hardware     12s
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from convoy.commands import common
+from convoy.models import Phase, Request, RequestState, StageState
+from convoy.store import Transaction, now
+
+NOTE_WIDTH = 70
+
+
+def run(args: list[str]) -> int:
+    common.no_arguments("status", args)
+    root = common.checkout()
+    with common.store(root, create=True) as store, store.read() as tx:
+        rows = [row(tx, r) for r in tx.requests()]
+    if common.FLAGS.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no requests yet; add one with: convoy submit --component=<name> --version=<version>")
+        return 0
+    table = [("ID", "COMPONENT", "VERSION", "STATE", "STAGE", "AGE", "NOTE")]
+    for r in rows:
+        version = r["version"] + (f" [{r['configuration']}]" if r["configuration"] else "")
+        note = r["note"] or ""
+        if len(note) > NOTE_WIDTH:
+            note = note[: NOTE_WIDTH - 3] + "..."
+        table.append((str(r["id"]), r["component"], version, r["state"], r["stage"] or "-",
+                      common.age(r["age_seconds"]), note))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
+    return 0
+
+
+def current_stage(tx: Transaction, request: Request) -> Optional[str]:
+    """The stage a request is at (testing), or ended in (rejected), or its phase."""
+    builds = tx.builds(request.id)
+    if request.state == RequestState.TESTING:
+        if request.phase in (Phase.MERGING, Phase.PUSHED, Phase.TAGGED):
+            return request.phase.value
+        if request.phase == Phase.BUILDING and builds:
+            for stage in tx.stages(builds[-1].id):
+                if stage.state in (StageState.BUILDING, StageState.WAITING):
+                    return stage.name
+        return request.phase.value if request.phase else None
+    if request.state in (RequestState.REJECTED, RequestState.CANCELLED, RequestState.ERROR):
+        failed = [s.name for s in tx.stages(builds[-1].id) if s.state == StageState.FAILED] if builds else []
+        if failed:
+            return failed[0]
+        if request.state == RequestState.REJECTED:
+            return "candidate"  # the bump did not apply, or changed nothing
+    return None
+
+
+def row(tx: Transaction, r: Request) -> dict[str, Any]:
+    note = r.detail
+    if r.state == RequestState.MERGED:
+        note = f"tag {r.tag}" if r.tag else r.detail
+    elif r.state == RequestState.SUPERSEDED:
+        note = f"superseded by #{r.superseded_by}" if r.superseded_by else r.detail
+    elif r.state == RequestState.QUEUED and r.attempts:
+        note = f"attempt {r.attempts + 1}; last: {r.detail}"
+    elif r.state == RequestState.TESTING and r.cancel_requested:
+        note = "cancel requested"
+    return {
+        "id": r.id, "component": r.component, "version": r.version, "commit": r.commit,
+        "configuration": r.configuration, "requested_by": r.requested_by, "state": r.state.value,
+        "phase": r.phase.value if r.phase else None, "stage": current_stage(tx, r), "attempts": r.attempts,
+        "tag": r.tag, "note": note, "created_at": r.created_at, "age_seconds": round(now() - r.created_at, 1),
+    }

@@ -1,0 +1,207 @@
+"""`convoy submit`: ask for a component bump; it joins the queue.
+
+    convoy submit --component=messages --version=v1.5.0                      # commit from the tag
+    convoy submit --component=messages --version=v1.5.0 --commit=<40 hex> --requested_by=ci@messages
+    convoy submit --component=firmware --version=v3.1.0 --configuration=rover
+    convoy submit --component=planner --version=v2.2.0 --archive_url=https://.../planner-2.2.0.tar.gz \\
+        --strip_prefix=planner-2.2.0
+    convoy submit ... --json     # {"id": 3, "state": "queued", "existing": false, "superseded": [2]}
+
+Checked before anything is queued, each a one-line error: the component is
+in the manifest, the version looks like v1.2.3, the configuration exists and
+has the component, the commit is 40 hex and is on a branch or tag of the
+component's remote (without --commit, the version is resolved on the
+remote), an archive can be downloaded and has the strip prefix.
+
+The same component at the same commit (same scope and archive) already
+queued: its id is printed, nothing is added. A newer request for a
+component supersedes its older *queued* requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from absl import flags
+
+from convoy import fetch
+from convoy import gitutil
+from convoy import models
+from convoy.commands import common
+from convoy.errors import ConvoyError
+from convoy.lock import remote_has_commit
+from convoy.manifest import Component, Manifest, load_manifest
+from convoy.models import RequestState
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("requested_by", None, "Who asks for the bump (default: $USER), e.g. ci@messages.")
+
+GIT_TIMEOUT = 60.0
+
+
+def run(args: list[str]) -> int:
+    common.no_arguments("submit", args)
+    root = common.checkout()
+    manifest = load_manifest(common.shown_manifest(root))
+    fields = validate(root, manifest)
+    with common.store(root, create=True) as store:
+        result = enqueue(store, fields)
+    request, existing, superseded = result
+    if FLAGS.json:
+        print(json.dumps({"id": request.id, "state": request.state.value, "existing": existing,
+                          "superseded": superseded}))
+    elif existing:
+        print(f"request #{request.id} already queues {request.component} {request.version} at "
+              f"{(request.commit or '-')[:12]}; nothing added")
+        print(request.id)
+    else:
+        for old in superseded:
+            print(f"request #{old} superseded by #{request.id}")
+        print(f"queued request #{request.id}: {request.title} at {(request.commit or '-')[:12]} "
+              f"(by {request.requested_by}); run: convoy process")
+        print(request.id)
+    return 0
+
+
+def validate(root: Path, manifest: Manifest) -> dict:
+    """The request's fields, checked; raises ConvoyError (one line) otherwise."""
+    name, version = FLAGS.component, FLAGS.version
+    if not name:
+        raise ConvoyError("--component is required: the component to bump; for example --component=messages")
+    if not version:
+        raise ConvoyError("--version is required: the component's new version; for example --version=v1.5.0")
+    component = manifest.components.get(name)
+    if component is None:
+        raise ConvoyError(
+            f"--component={name}: no such component in {common.shown_manifest(root)} (known: "
+            f"{', '.join(sorted(manifest.components))}); fix the name"
+        )
+    problem = common.version_problem(version)
+    if problem:
+        raise ConvoyError(f"{problem}; fix --version")
+    configuration = FLAGS.configuration
+    if configuration is not None:
+        if configuration not in manifest.configurations:
+            raise ConvoyError(
+                f"--configuration={configuration}: no such configuration (known: "
+                f"{', '.join(sorted(manifest.configurations))}); fix the name or leave it out for all of them"
+            )
+        if name not in manifest.configurations[configuration].components:
+            having = sorted(c for c, spec in manifest.configurations.items() if name in spec.components)
+            raise ConvoyError(
+                f"--configuration={configuration} does not include {name} (these do: "
+                f"{', '.join(having) or 'none'}); pick one of them or leave --configuration out"
+            )
+    commit = FLAGS.commit
+    if commit is not None and not common.COMMIT.fullmatch(commit):
+        raise ConvoyError(f"--commit={commit} is not a commit id (40 lowercase hex digits); pass the full id "
+                          "(git rev-parse <ref>)")
+    if FLAGS.strip_prefix is not None and FLAGS.archive_url is None:
+        raise ConvoyError("--strip_prefix needs --archive_url (it names a directory inside the archive); "
+                          "add --archive_url or drop --strip_prefix")
+    archive_url = FLAGS.archive_url
+    if archive_url is not None:
+        if commit is not None:
+            raise ConvoyError("--commit and --archive_url exclude each other (an archive has no commit); drop one")
+        if not archive_url.startswith(("http://", "https://", "file://")):
+            raise ConvoyError(f"--archive_url={archive_url} must start with http://, https:// or file://; fix it")
+        _check_archive(name, archive_url, FLAGS.strip_prefix)
+    elif component.source == "git":
+        commit = _resolve_git(root, component, version, commit)
+    elif commit is not None:
+        raise ConvoyError(f"--commit: component '{name}' is not fetched from git (source: {component.source}); "
+                          "drop --commit")
+    elif component.source == "archive":
+        url = component.url.replace("{version}", version)
+        prefix = component.strip_prefix.replace("{version}", version) if component.strip_prefix else None
+        _check_archive(name, url, prefix)
+    else:
+        path = root / component.path.replace("{version}", version)
+        if not path.is_dir():
+            raise ConvoyError(f"component '{name}' is local and {os.path.relpath(path, root)} does not exist; "
+                              "create that version's directory or fix --version")
+    return {
+        "component": name, "version": version, "commit": commit, "commit_given": FLAGS.commit is not None,
+        "archive_url": archive_url, "strip_prefix": FLAGS.strip_prefix, "configuration": configuration,
+        "requested_by": FLAGS.requested_by or os.environ.get("USER") or "unknown",
+    }
+
+
+def _resolve_git(root: Path, component: Component, version: str, commit) -> str:
+    """The commit of the request: `commit` checked against the remote, or
+    the version resolved on it."""
+    remote = component.remote
+    tag, peeled, branch = f"refs/tags/{version}", f"refs/tags/{version}^{{}}", f"refs/heads/{version}"
+    try:
+        refs = gitutil.ls_remote(remote, [tag, peeled, branch], cwd=root, timeout=GIT_TIMEOUT)
+    except gitutil.GitError as e:
+        raise ConvoyError(f"component '{component.name}': cannot reach remote {remote} (git: {e.detail}); "
+                          "check your network or the remote in the manifest") from None
+    tagged = refs.get(peeled) or refs.get(tag)
+    found = tagged or refs.get(branch)
+    if commit is None:
+        if found is None:
+            raise ConvoyError(f"component '{component.name}': version {version} is neither a tag nor a branch of "
+                              f"{remote}; push the tag first, or fix --version")
+        return found
+    if tagged is not None and tagged != commit:
+        raise ConvoyError(f"component '{component.name}': tag {version} of {remote} is commit {tagged}, not "
+                          f"--commit={commit}; fix --commit or --version")
+    if commit != found:
+        try:
+            present = remote_has_commit(remote, commit, root=root, timeout=GIT_TIMEOUT)
+        except gitutil.GitError as e:
+            raise ConvoyError(f"component '{component.name}': cannot fetch remote {remote} (git: {e.detail}); "
+                              "check your network or the remote in the manifest") from None
+        if not present:
+            raise ConvoyError(f"component '{component.name}': commit {commit} does not exist in {remote} (on none "
+                              "of its branches or tags); push it first, or fix --commit")
+    return commit
+
+
+def _check_archive(name: str, url: str, strip_prefix) -> None:
+    with tempfile.TemporaryDirectory(prefix="convoy-submit-") as tmp:
+        try:
+            download = fetch.download(url, tmp, timeout=GIT_TIMEOUT)
+        except fetch.FetchError as e:
+            raise ConvoyError(f"component '{name}': cannot download {url} ({e}); check the URL or your network") \
+                from None
+        if strip_prefix is None:
+            return
+        try:
+            names = fetch.archive_names(download.path)
+        except fetch.FetchError as e:
+            raise ConvoyError(f"component '{name}': {url}: {e}; pass a tar or zip archive") from None
+        prefix = strip_prefix.strip("/")
+        if not any(n == prefix or n.startswith(prefix + "/") for n in names):
+            raise ConvoyError(f"component '{name}': {url} has nothing under strip prefix '{strip_prefix}'; "
+                              "fix --strip_prefix")
+
+
+def enqueue(store, fields: dict):
+    """Queues the request (or finds the same one queued); supersedes older
+    queued requests of the component. Returns (request, existing, superseded ids)."""
+    with store.transaction() as tx:
+        queued = tx.requests([RequestState.QUEUED], component=fields["component"])
+        for request in queued:
+            if (request.commit, request.version, request.configuration, request.archive_url) == (
+                    fields["commit"], fields["version"], fields["configuration"], fields["archive_url"]):
+                return request, True, []
+        request = tx.insert_request(**fields)
+        tx.add_event(
+            models.REQUEST_QUEUED, request_id=request.id,
+            data={k: fields[k] for k in ("component", "version", "commit", "configuration", "requested_by",
+                                         "archive_url")},
+        )
+        superseded = []
+        for old in queued:
+            tx.update_request(old.id, state=RequestState.SUPERSEDED, superseded_by=request.id,
+                              finished_at=request.created_at, detail=f"superseded by #{request.id}")
+            tx.add_event(models.REQUEST_SUPERSEDED, request_id=old.id,
+                         data={"superseded_by": request.id, "component": request.component,
+                               "version": request.version})
+            superseded.append(old.id)
+    return request, False, superseded

@@ -1,0 +1,51 @@
+"""`convoy tag`: tag the current tip of the branch by hand.
+
+Fetches the branch (convoy.yaml's git.remote and git.branch) and tags its
+tip with the next release tag, whose notes are the release notes, and pushes
+the tag. Refuses a tip that was never the candidate of a build that passed
+(it was never tested). A tip that already has a release tag is left alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from convoy import candidate as cand
+from convoy import models
+from convoy.commands import common
+from convoy.errors import ConvoyError
+from convoy.models import BuildState
+from convoy.processor import push_release_tag, tag_format_of
+
+
+def run(args: list[str]) -> int:
+    from convoy import release
+
+    common.no_arguments("tag", args)
+    root = common.checkout()
+    config = common.config(root)
+    tip = cand.fetch_branch(root, config.remote, config.branch)
+    with common.store(root, create=True) as store:
+        with store.read() as tx:
+            passed = [b for b in tx.builds_of_commit(tip) if b.state == BuildState.SUCCEEDED]
+            request = tx.request(passed[-1].request_id) if passed else None
+        if not passed:
+            raise ConvoyError(
+                f"{config.remote}/{config.branch} is at {tip[:12]}, which was never tested (no build that passed "
+                "had it as its candidate); convoy tags only tested commits: submit a request instead"
+            )
+        tags = cand.remote_tags(root, config.remote)
+        fmt = tag_format_of(root, config)
+        existing = sorted(n for n, c in tags.items() if c == tip and release.parse_tag(fmt, n) is not None)
+        if existing:
+            print(f"{tip[:12]} is already released as {existing[0]}; nothing to do")
+            return 0
+        name, notes = push_release_tag(root, config, store, tip, request=request, today=datetime.date.today())
+        with store.transaction() as tx:
+            if not any(r.tag == name for r in tx.releases()):
+                tx.insert_release(request_id=request.id if request else None, build_id=passed[-1].id, tag=name,
+                                  commit=tip, notes=notes)
+            tx.add_event(models.RELEASE_TAGGED, request_id=request.id if request else None, build_id=passed[-1].id,
+                         data={"tag": name, "commit": tip, "notes": notes, "by_hand": True})
+    print(f"tagged {tip[:12]} as {name} and pushed it to {config.remote}")
+    return 0

@@ -1,0 +1,41 @@
+"""Failpoints: places where a test makes `convoy process` die, to prove recovery.
+
+    CONVOY_FAILPOINT=after_push convoy process --once    # dies right after the push
+
+When the environment variable CONVOY_FAILPOINT names a failpoint, the process
+sends itself SIGKILL on reaching it: no cleanup, no `finally`, no flushed
+buffers, exactly like a machine that loses power. Unset (always, outside
+tests), `hit()` is one dictionary lookup. Several names may be given,
+separated by commas.
+
+The failpoints, in the order a request meets them:
+
+| name | where the process dies |
+| --- | --- |
+| `after_candidate` | the candidate commit exists and is recorded; its build has not started |
+| `task_running` | a task's Bazel client has started (its pid is recorded) |
+| `after_build` | the build succeeded and is recorded; the branch has not moved |
+| `before_push` | right before `git push` of the candidate to the branch (the merge) |
+| `after_push` | the branch is at the candidate on the remote; not recorded, no tag |
+| `after_tag` | the release tag exists locally; not pushed |
+| `after_tag_push` | the tag is on the remote; not recorded |
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+ENV = "CONVOY_FAILPOINT"
+NAMES = ("after_candidate", "task_running", "after_build", "before_push", "after_push", "after_tag", "after_tag_push")
+
+
+def hit(name: str) -> None:
+    """Dies with SIGKILL if CONVOY_FAILPOINT names `name`."""
+    wanted = os.environ.get(ENV)
+    if wanted and name in wanted.split(","):
+        assert name in NAMES, name
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)

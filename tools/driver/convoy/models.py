@@ -1,0 +1,289 @@
+"""The driver's records: requests, builds, stages, tasks, events, releases.
+
+Plain dataclasses, read from and written to the store (convoy.store); the
+state enums carry the lifecycles of DESIGN.md ("The driver"):
+
+    request  queued -> testing -> merged | rejected | superseded | cancelled | error
+             (an infrastructure error sends a testing request back to queued)
+    build    building -> succeeded | failed
+    stage    waiting -> building -> succeeded | failed; `skipped` when an
+             earlier stage failed (the stage never started)
+    task     waiting -> ready -> scheduled -> building -> succeeded | failed;
+             `skipped` with its stage; an interrupted task (building or
+             scheduled when the driver died) goes back to ready
+
+A request in `testing` also has a `phase`, the step it is at, from which a
+restarted `convoy process` resumes it:
+
+    candidate -> building -> merging -> pushed -> tagged
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+
+class RequestState(str, enum.Enum):
+    QUEUED = "queued"
+    TESTING = "testing"
+    MERGED = "merged"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RequestState.QUEUED, RequestState.TESTING)
+
+
+class Phase(str, enum.Enum):
+    """Where a `testing` request is; each is a point a restart resumes from."""
+
+    CANDIDATE = "candidate"  # making the candidate commit (redone from scratch on resume)
+    BUILDING = "building"  # the candidate exists; its build runs
+    MERGING = "merging"  # the build passed; the branch is to be moved to the candidate
+    PUSHED = "pushed"  # the branch is at the candidate on the remote; the tag is to be made
+    TAGGED = "tagged"  # the release tag is on the remote (the request is merged)
+
+
+class BuildState(str, enum.Enum):
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class StageState(str, enum.Enum):
+    WAITING = "waiting"
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # an earlier stage failed: this one never started
+
+
+class TaskState(str, enum.Enum):
+    WAITING = "waiting"
+    READY = "ready"
+    SCHEDULED = "scheduled"
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED)
+
+
+# Event types, in the order of a request's life. DESIGN.md's list plus the
+# request transitions that it leaves implicit.
+REQUEST_QUEUED = "REQUEST_QUEUED"
+REQUEST_SUPERSEDED = "REQUEST_SUPERSEDED"
+REQUEST_CANCELLED = "REQUEST_CANCELLED"
+BUILD_START = "BUILD_START"
+STAGE_START = "STAGE_START"
+TASK_START = "TASK_START"
+TASK_COMPLETE = "TASK_COMPLETE"
+TASK_SUCCESS = "TASK_SUCCESS"
+TASK_FAIL = "TASK_FAIL"
+STAGE_COMPLETE = "STAGE_COMPLETE"
+BUILD_COMPLETE = "BUILD_COMPLETE"
+BUILD_SUCCESS = "BUILD_SUCCESS"
+BUILD_FAIL = "BUILD_FAIL"
+MANIFEST_UPDATED = "MANIFEST_UPDATED"
+RELEASE_TAGGED = "RELEASE_TAGGED"
+REQUEST_REJECTED = "REQUEST_REJECTED"
+REQUEST_REQUEUED = "REQUEST_REQUEUED"
+REQUEST_ERROR = "REQUEST_ERROR"
+PLUGIN_ERROR = "PLUGIN_ERROR"
+
+EVENT_TYPES = (
+    REQUEST_QUEUED, REQUEST_SUPERSEDED, REQUEST_CANCELLED, BUILD_START, STAGE_START, TASK_START,
+    TASK_COMPLETE, TASK_SUCCESS, TASK_FAIL, STAGE_COMPLETE, BUILD_COMPLETE, BUILD_SUCCESS, BUILD_FAIL,
+    MANIFEST_UPDATED, RELEASE_TAGGED, REQUEST_REJECTED, REQUEST_REQUEUED, REQUEST_ERROR, PLUGIN_ERROR,
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One integration request: bump `component` to `version`.
+
+    `commit` is the component's commit: given at submit (`commit_given`) or
+    resolved from the version then. `configuration` limits the request to
+    one configuration (None: every configuration that has the component).
+    `detail` says, in one line, why a request ended as it did.
+    """
+
+    id: int
+    component: str
+    version: str
+    commit: Optional[str]
+    commit_given: bool
+    archive_url: Optional[str]
+    strip_prefix: Optional[str]
+    configuration: Optional[str]
+    requested_by: str
+    state: RequestState
+    phase: Optional[Phase]
+    attempts: int
+    base_commit: Optional[str]
+    candidate_commit: Optional[str]
+    tag: Optional[str]
+    detail: Optional[str]
+    superseded_by: Optional[int]
+    cancel_requested: bool
+    created_at: float
+    updated_at: float
+    finished_at: Optional[float]
+    total_seconds: float
+    bazel_seconds: float
+    git_seconds: float
+
+    @property
+    def title(self) -> str:
+        """"messages v1.5.0" (and the scope, if one)."""
+        scope = f" [{self.configuration}]" if self.configuration else ""
+        return f"{self.component} {self.version}{scope}"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One candidate of a request and its run through the construction plan.
+
+    `number` counts the request's builds from 1 (a rebuild after the branch
+    moved, or a retry after an infrastructure error, is a new build).
+    """
+
+    id: int
+    request_id: int
+    number: int
+    state: BuildState
+    base_commit: str
+    candidate_commit: str
+    started_at: float
+    finished_at: Optional[float]
+    detail: Optional[str]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a build: `command` over `targets` with the stage's flags."""
+
+    id: int
+    build_id: int
+    position: int
+    name: str
+    command: str
+    state: StageState
+    started_at: Optional[float]
+    finished_at: Optional[float]
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What Bazel said about one target of a task (from the build event file)."""
+
+    label: str
+    status: str
+    cached: bool = False
+    duration_ms: Optional[int] = None
+    log_paths: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label, "status": self.status, "cached": self.cached,
+            "duration_ms": self.duration_ms, "log_paths": list(self.log_paths),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TargetOutcome":
+        return cls(
+            label=data["label"], status=data["status"], cached=bool(data.get("cached")),
+            duration_ms=data.get("duration_ms"), log_paths=tuple(data.get("log_paths") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    """One Bazel invocation: a stage in one configuration, on one slot.
+
+    `outcome` is the bazel.Outcome name once it ran; `pid` the Bazel
+    client's process id while it runs (a restarted driver kills a leftover
+    one); `runs` counts how often it was started (more than 1 after an
+    interruption).
+    """
+
+    id: int
+    stage_id: int
+    build_id: int
+    configuration: str
+    state: TaskState
+    slot: Optional[int]
+    pid: Optional[int]
+    outcome: Optional[str]
+    exit_code: Optional[int]
+    log_path: Optional[str]
+    bep_path: Optional[str]
+    targets: tuple[TargetOutcome, ...]
+    detail: Optional[str]
+    runs: int
+    started_at: Optional[float]
+    finished_at: Optional[float]
+
+    @property
+    def duration(self) -> Optional[float]:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def failing_targets(self) -> tuple[TargetOutcome, ...]:
+        return tuple(t for t in self.targets if is_failing_status(t.status))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A persisted event; `id` is its place in the one total order."""
+
+    id: int
+    ts: str
+    type: str
+    request_id: Optional[int]
+    build_id: Optional[int]
+    stage_id: Optional[int]
+    task_id: Optional[int]
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plugins receive it."""
+        return {
+            "id": self.id, "ts": self.ts, "type": self.type, "request_id": self.request_id,
+            "build_id": self.build_id, "stage_id": self.stage_id, "task_id": self.task_id,
+            "data": json.loads(json.dumps(self.data)),
+        }
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release tag pushed for a request's merged candidate."""
+
+    id: int
+    request_id: Optional[int]
+    build_id: Optional[int]
+    tag: str
+    commit: str
+    notes: str
+    created_at: float
+
+
+# Target statuses (convoy.bep's, lowercase) that make a task fail: the
+# target's own failure. Others (passed, flaky, skipped, built, no_status,
+# incomplete) do not by themselves.
+FAILING_STATUSES = frozenset({"failed", "timeout", "failed_to_build"})
+
+
+def is_failing_status(status: str) -> bool:
+    return status.lower() in FAILING_STATUSES
