@@ -21,7 +21,18 @@ from convoy.errors import ConvoyError
 # command name -> module under convoy.commands. Commands are added here as
 # they are built; `convoy help` lists them.
 COMMANDS = {
+    "bump": "bump",
+    "cancel": "cancel",
+    "demo": "demo",
+    "events": "events",
+    "lab": "lab",
     "lock": "lock",
+    "process": "process",
+    "retry": "retry",
+    "show": "show",
+    "status": "status",
+    "submit": "submit",
+    "tag": "tag",
 }
 
 USAGE = "usage: convoy <command> [flags]   (commands: {})".format(", ".join(sorted(COMMANDS)))
