@@ -70,7 +70,7 @@ _HUB_ATTRS = {
     ),
 }
 
-def _convoy_manifest_impl(rctx):
+def _hub_state(rctx):
     state = read_manifest(
         rctx,
         rctx.attr.manifest,
@@ -79,6 +79,10 @@ def _convoy_manifest_impl(rctx):
         rctx.os.environ.get("CONVOY_HARDWARE_REMOTE"),
     )
     write_hub(rctx, state)
+    return state
+
+def _convoy_manifest_impl(rctx):
+    state = _hub_state(rctx)
     rule_bzl = Label("//rules/private:repositories.bzl")
     rctx.file("repositories.bzl", lock.repositories_bzl(
         lock.component_repositories(state.data, state.configuration, state.root),
@@ -93,14 +97,7 @@ convoy_manifest = repository_rule(
 )
 
 def _convoy_hub_impl(rctx):
-    state = read_manifest(
-        rctx,
-        rctx.attr.manifest,
-        rctx.attr.lock,
-        rctx.os.environ.get("CONVOY_CONFIGURATION"),
-        rctx.os.environ.get("CONVOY_HARDWARE_REMOTE"),
-    )
-    write_hub(rctx, state)
+    _hub_state(rctx)
 
 convoy_hub = repository_rule(
     implementation = _convoy_hub_impl,

@@ -36,7 +36,7 @@ from typing import Any, Mapping, Optional
 from convoy.errors import ConvoyError
 # The manifest's checker and helpers: one way to report a YAML file's problems.
 from convoy.manifest import conflict_marker_line, tag_format_problem
-from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml
+from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml, read_text
 
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = ("serial",)
@@ -243,19 +243,8 @@ def load_config(path: str | os.PathLike[str], *, shown: Optional[str] = None) ->
     stages a repository wants.
     """
     shown = shown if shown is not None else Path(path).name
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConvoyError(
-            f"{CONFIG_NAME} not found at {os.fspath(path)}; create it (see docs/driver.md) or run: convoy demo"
-        ) from None
-    except OSError as e:
-        raise ConvoyError(f"{shown}: cannot read it ({e.strerror}); check the path and its permissions") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ConvoyError(f"{shown}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    text = read_text(path, shown, f"{CONFIG_NAME} not found at {os.fspath(path)}; "
+                     "create it (see docs/driver.md) or run: convoy demo")
     return parse_config(text, os.fspath(path), shown=shown)
 
 

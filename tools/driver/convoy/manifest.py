@@ -28,13 +28,12 @@ import os
 import re
 import string
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 
 from convoy.errors import ConvoyError
-from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml
+from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml, read_text
 
 SCHEMA_VERSION = 1
 DEFAULT_TAG_FORMAT = "v{year}.{month}.{n}"
@@ -160,19 +159,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     `<path as given>:<line>:` and sorted by line.
     """
     shown = os.fspath(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConvoyError(
-            f"{shown} not found; run convoy from the integration repository or pass --manifest"
-        ) from None
-    except OSError as e:
-        raise ConvoyError(f"{shown}: cannot read it ({e.strerror}); check the path and its permissions") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ConvoyError(f"{shown}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    text = read_text(path, shown, f"{shown} not found; run convoy from the integration repository or pass --manifest")
     return parse_manifest(text, shown)
 
 

@@ -9,6 +9,8 @@ manifest (convoy.manifest) and by convoy.yaml (convoy.config).
 from __future__ import annotations
 
 import datetime
+import os
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ruamel.yaml import YAML
@@ -17,6 +19,21 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from convoy.errors import ConvoyError
+
+
+def read_text(path: str | os.PathLike[str], shown: str, missing: str) -> str:
+    """The UTF-8 text of a person's file; ConvoyError (`missing` if it does not exist)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConvoyError(missing) from None
+    except OSError as e:
+        raise ConvoyError(f"{shown}: cannot read it ({e.strerror}); check the path and its permissions") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConvoyError(f"{shown}:{line}: not UTF-8 text; save the file as UTF-8") from None
 
 
 def parse_yaml(shown: str, text: str, checker: "Checker") -> Any:
