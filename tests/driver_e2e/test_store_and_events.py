@@ -4,6 +4,9 @@ PLUGIN_ERROR routing), without Bazel or git."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import gc
+import os
 import threading
 import time
 
@@ -63,6 +66,31 @@ def test_wal_mode_and_one_connection_per_thread(store):
     with store.read() as tx:
         events = tx.events(request_id=request.id)
     assert len(events) == 9 and [e.id for e in events] == sorted(e.id for e in events)
+
+
+def test_threads_that_end_do_not_leak_connections(store):
+    # convoy process runs each stage's tasks on a new thread pool; a
+    # connection per finished thread left open ran a long-lived driver out of
+    # file descriptors (about 60 requests at ulimit -n 1024).
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    queue(store)
+    with store.read() as tx:
+        tx.requests()
+    before = fds()
+    for _ in range(30):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(_read_requests, store) for _ in range(4)]:
+                assert future.result() == 1
+    gc.collect()
+    assert store.open_connections() == 1  # this thread's
+    assert fds() <= before + 2, f"{fds() - before} file descriptors more after 120 task threads"
+
+
+def _read_requests(store) -> int:
+    with store.read() as tx:
+        return len(tx.requests())
 
 
 def test_serial_policy_takes_the_oldest_queued_request(store):

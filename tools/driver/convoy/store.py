@@ -30,6 +30,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
@@ -354,7 +355,9 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Each thread's connection, held weakly: a thread that ends (a task's
+        # worker thread) drops its locals and so closes its connection.
+        self._held: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
         conn = self._connection()
         conn.execute("PRAGMA journal_mode=WAL")
@@ -372,18 +375,18 @@ class SQLiteStore(Store):
                 )
 
     def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        held = getattr(self._local, "held", None)
+        if held is None or held.conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
+            held = self._local.held = _ThreadConnection(conn)
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._held.add(held)
+        return held.conn
 
     @contextlib.contextmanager
     def _begin(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
@@ -415,13 +418,32 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self._connections.clear()
+            for held in list(self._held):
+                held.close()
         self._local = threading.local()
+
+    def open_connections(self) -> int:
+        """How many connections are open (for tests: threads must not leak them)."""
+        with self._lock:
+            return sum(1 for held in self._held if held.conn is not None)
+
+
+class _ThreadConnection:
+    """One thread's connection; closed when the thread's locals are dropped
+    (the thread ended) or when the store is closed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn: Optional[sqlite3.Connection] = conn
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    __del__ = close
 
 
 class SQLiteTransaction(Transaction):
