@@ -28,7 +28,7 @@ from convoy import fsutil
 from convoy import gitutil
 from convoy.errors import ConvoyError
 from convoy.lock import LOCK_NAME, Lock, lock_manifest, read_lock, write_lock
-from convoy.manifest import Manifest, load_manifest
+from convoy.manifest import Manifest
 from convoy.models import Request
 
 WORKTREE = Path(".convoy") / "worktrees" / "candidate"
@@ -172,7 +172,7 @@ def make_candidate(checkout: Path, request: Request, base_commit: str) -> Candid
     Raises CandidateRejected if the bump does not apply or changes nothing;
     ConvoyError (re-locking: a remote unreachable, ...) or GitError otherwise.
     """
-    from convoy.manifest_edit import apply_bump
+    from convoy.manifest_edit import bump_manifest
 
     worktree = prepare_worktree(checkout, base_commit)
     manifest_path = worktree / MANIFEST
@@ -181,7 +181,7 @@ def make_candidate(checkout: Path, request: Request, base_commit: str) -> Candid
     except OSError as e:
         raise CandidateRejected(f"{MANIFEST} cannot be read at {base_commit[:10]} ({e})") from None
     try:
-        edited = apply_bump(text, bump_of(request), shown=MANIFEST)
+        edited, manifest = bump_manifest(text, bump_of(request), shown=MANIFEST)
     except ConvoyError as e:
         raise CandidateRejected(f"the bump does not apply to {MANIFEST}: {e}") from None
     if edited == text:
@@ -193,7 +193,6 @@ def make_candidate(checkout: Path, request: Request, base_commit: str) -> Candid
         previous: Optional[Lock] = read_lock(worktree / LOCK)
     except ConvoyError:
         previous = None
-    manifest = load_manifest(manifest_path)
     lock = lock_manifest(manifest, worktree, MANIFEST, previous=previous, cache_root=checkout)
     write_lock(worktree / LOCK, lock)
     git(["add", "--", MANIFEST, LOCK], worktree)

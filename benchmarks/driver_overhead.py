@@ -1,0 +1,534 @@
+"""The driver's own time per request, for manifests of 10 and of 500 components.
+
+    .venv/bin/python benchmarks/driver_overhead.py [--requests=5] [--components=10,500] [--no-breakdown]
+
+For each size, in a temporary directory (removed at the end):
+
+- one component git repository (`shared`) with a tag per version
+  (v0.9.0, v1.0.0, v1.1.0, ...), which every component of the manifest uses
+  as its `remote` (source: git);
+- an integration repository (a bare origin and a checkout) whose manifest
+  has N such components and 2 configurations (`alpha` has every component;
+  `beta` leaves out every 7th and pins every 10th to v0.9.0), its lock
+  (convoy.lock.lock_manifest, one ls-remote per component and version) and
+  the default convoy.yaml (convoy.config.default_config_text(): 4 stages).
+
+Then, K times (--requests): `convoy submit` (in this process) a bump of a
+component that both configurations include, and process it with the real
+convoy.processor.Processor (real git: fetch, worktree, re-lock, commit, push,
+tag), up to a release tag. Bazel is NOT run: run_bazel is a stand-in that
+returns a passing BazelResult at once, so Bazel time is ~0 by construction;
+git runs for real on local repositories (file:// remotes, no network), and
+its time is counted as git time. The figures per request are `convoy show N
+--json`'s "timings": total, git, and driver-own = total - bazel - git.
+
+With the breakdown (the default), the script wraps a few driver functions
+(in this process only) to see where the driver's own time goes: time spent
+in each, less the time of the wrapped calls inside it (git, the store, ...),
+summed over the driver's threads (the main one and the stage's task threads,
+which may overlap). The wrapping costs a little; --no-breakdown leaves the
+driver untouched. Only figures are printed; nothing is asserted about them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools" / "driver"))
+
+from convoy import candidate as cand  # noqa: E402
+from convoy import gitutil  # noqa: E402
+from convoy import lock as lock_module  # noqa: E402
+from convoy import manifest as manifest_module  # noqa: E402
+from convoy import manifest_edit  # noqa: E402
+from convoy import processor as processor_module  # noqa: E402
+from convoy import release as release_module  # noqa: E402
+from convoy import store as store_module  # noqa: E402
+from convoy import timing  # noqa: E402
+from convoy.bazel import BazelResult, Outcome  # noqa: E402
+from convoy.bep import TargetResult  # noqa: E402
+from convoy.config import default_config_text, load_config  # noqa: E402
+from convoy.main import main as convoy_main  # noqa: E402
+from convoy.manifest import load_manifest  # noqa: E402
+from convoy.plugins import make_plugins  # noqa: E402
+from convoy.processor import ProcessLock, Processor  # noqa: E402
+from convoy.store import open_store  # noqa: E402
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Convoy Bench",
+    "GIT_AUTHOR_EMAIL": "bench@convoy.invalid",
+    "GIT_COMMITTER_NAME": "Convoy Bench",
+    "GIT_COMMITTER_EMAIL": "bench@convoy.invalid",
+}
+CONFIGURATIONS = ("alpha", "beta")
+BASE_VERSION = "v1.0.0"
+PINNED_VERSION = "v0.9.0"  # beta's pin of every 10th component
+
+
+# --- where the driver's time goes ------------------------------------------------------
+
+
+@dataclass
+class _Frame:
+    category: str
+    started: float
+    children: float = 0.0
+
+
+class Profiler:
+    """Exclusive wall time per category: a wrapped call's time less that of
+    the wrapped calls inside it. Records in the driver's main thread and its
+    task threads only (not the plugin, lease and watcher threads)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.seconds: Dict[str, float] = {}
+        self.calls: Dict[str, int] = {}
+        self.recording = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seconds, self.calls = {}, {}
+
+    def _records(self) -> bool:
+        if not self.recording:
+            return False
+        name = threading.current_thread().name
+        return name == "MainThread" or name.startswith("task")
+
+    @contextlib.contextmanager
+    def section(self, category: str):
+        if not self._records():
+            yield
+            return
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        frame = _Frame(category, time.perf_counter())
+        stack.append(frame)
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - frame.started
+            stack.pop()
+            if stack:
+                stack[-1].children += elapsed
+            with self._lock:
+                self.seconds[category] = self.seconds.get(category, 0.0) + elapsed - frame.children
+                self.calls[category] = self.calls.get(category, 0) + 1
+
+    def wrap(self, function: Callable, category: str) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with self.section(category):
+                return function(*args, **kwargs)
+
+        wrapper.__wrapped_by_bench__ = True
+        return wrapper
+
+    def wrap_context(self, method: Callable, category: str) -> Callable:
+        """A method returning a context manager: its enter and exit are timed (not the block)."""
+        profiler = self
+
+        class Timed:
+            def __init__(self, cm):
+                self.cm = cm
+
+            def __enter__(self):
+                with profiler.section(category):
+                    return self.cm.__enter__()
+
+            def __exit__(self, *exc):
+                with profiler.section(category):
+                    return self.cm.__exit__(*exc)
+
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            if profiler._records():
+                with profiler._lock:
+                    profiler.calls[f"{category} contexts"] = profiler.calls.get(f"{category} contexts", 0) + 1
+            return Timed(method(*args, **kwargs))
+
+        return wrapper
+
+
+GIT = "git (measured by the driver as git time)"
+BAZEL = "bazel stand-in"
+CATEGORIES = (  # reported, in this order
+    ("manifest", "manifest parse + validate (ruamel)"),
+    ("edit", "manifest edit (apply_bump, less its parses)"),
+    ("lock", "lock: re-resolve + write (lock_manifest, write_lock)"),
+    ("lockread", "lock: read / parse JSON (read_lock, lock_at)"),
+    ("notes", "release notes (pin changes, notes text)"),
+    ("store", "store (SQLite transactions and queries)"),
+    ("progress", "progress lines (Processor._committed)"),
+    ("candidate", "candidate & worktree (python part)"),
+)
+
+
+def instrument(profiler: Profiler) -> None:
+    """Wraps the driver functions whose time the breakdown shows (this process only)."""
+    git_run = profiler.wrap(timing._original_git_run, GIT)
+    timing._original_git_run = git_run  # what Meter.active() calls (and restores gitutil.run to)
+    gitutil.run = git_run
+
+    parse = profiler.wrap(manifest_module.parse_manifest, "manifest")
+    manifest_module.parse_manifest = parse  # load_manifest's
+    manifest_edit.parse_manifest = parse  # apply_bump's (before and after the edit)
+    manifest_edit.apply_bump = profiler.wrap(manifest_edit.apply_bump, "edit")
+
+    cand.lock_manifest = profiler.wrap(cand.lock_manifest, "lock")
+    cand.write_lock = profiler.wrap(cand.write_lock, "lock")
+    cand.read_lock = profiler.wrap(cand.read_lock, "lockread")
+    cand.lock_at = profiler.wrap(cand.lock_at, "lockread")
+    cand.make_candidate = profiler.wrap(cand.make_candidate, "candidate")
+    cand.prepare_worktree = profiler.wrap(cand.prepare_worktree, "candidate")
+
+    for name in ("release_notes_for", "previous_release", "test_summary"):
+        setattr(processor_module, name, profiler.wrap(getattr(processor_module, name), "notes"))
+    for name in ("pin_changes", "release_notes", "next_tag", "parse_tag"):
+        setattr(release_module, name, profiler.wrap(getattr(release_module, name), "notes"))
+
+    sqlite_store = store_module.SQLiteStore
+    sqlite_store.transaction = profiler.wrap_context(sqlite_store.transaction, "store")
+    sqlite_store.read = profiler.wrap_context(sqlite_store.read, "store")
+    tx_class = store_module.SQLiteTransaction
+    for name, value in list(vars(tx_class).items()):
+        if callable(value) and not name.startswith("__"):
+            setattr(tx_class, name, profiler.wrap(value, "store"))
+
+    Processor._committed = profiler.wrap(Processor._committed, "progress")
+
+
+# --- the synthetic integration repository ----------------------------------------------
+
+
+def git(args: List[str], cwd: Path) -> str:
+    """git through convoy's runner (so that, during a request, it is git time like the driver's)."""
+    return gitutil.run(args, cwd=cwd).stdout.strip()
+
+
+def component_name(index: int) -> str:
+    return f"comp{index:03d}"
+
+
+def in_beta(index: int) -> bool:
+    return index % 7 != 6
+
+
+def pinned_in_beta(index: int) -> bool:
+    return index % 10 == 5
+
+
+def bump_plan(components: int, requests: int) -> List[tuple[str, str]]:
+    """(component, version) per request: components that both configurations
+    include, unpinned, spread over the manifest; again with a newer version
+    once every one of them had a turn."""
+    eligible = [i for i in range(components) if in_beta(i) and not pinned_in_beta(i)]
+    plan = []
+    for k in range(requests):
+        turn, position = divmod(k, len(eligible))
+        spread = eligible[(position * len(eligible)) // min(requests, len(eligible))]
+        plan.append((component_name(spread), f"v1.{turn + 1}.0"))
+    return plan
+
+
+def make_shared_component(path: Path, versions: List[str]) -> None:
+    """One git repository, a commit and an annotated tag per version."""
+    path.mkdir(parents=True)
+    git(["init", "-q", "--initial-branch=main", "."], path)
+    for version in versions:
+        (path / "BUILD.bazel").write_text(f'# synthetic component, {version}\nexports_files(["VERSION"])\n')
+        (path / "VERSION").write_text(version + "\n")
+        git(["add", "-A", "."], path)
+        git(["commit", "-q", "-m", f"component {version}"], path)
+        git(["tag", "-a", version, "-m", f"component {version}"], path)
+
+
+def manifest_text(components: int, remote: str) -> str:
+    lines = [
+        f"# Synthetic manifest of {components} components (benchmarks/driver_overhead.py).",
+        "# Every component comes from the same git repository, at its own version.",
+        "schema_version: 1",
+        f"default_configuration: {CONFIGURATIONS[0]}",
+        "",
+        "release:",
+        '  tag_format: "v{year}.{month}.{n}"',
+        "",
+        "components:",
+    ]
+    for i in range(components):
+        lines += [
+            f"  {component_name(i)}:          # synthetic component {i}",
+            "    source: git",
+            f"    remote: {remote}",
+            f"    version: {BASE_VERSION}",
+        ]
+    lines += ["", "configurations:", f"  {CONFIGURATIONS[0]}:           # every component", "    components:"]
+    lines += [f"      - {component_name(i)}" for i in range(components)]
+    lines += [f"  {CONFIGURATIONS[1]}:            # all but every 7th; every 10th pinned older", "    components:"]
+    lines += [f"      - {component_name(i)}" for i in range(components) if in_beta(i)]
+    pins = [i for i in range(components) if in_beta(i) and pinned_in_beta(i)]
+    if pins:
+        lines.append("    pins:")
+        lines += [f"      {component_name(i)}: {PINNED_VERSION}" for i in pins]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class World:
+    root: Path
+    checkout: Path
+    setup_seconds: float
+    lock_seconds: float
+    manifest_bytes: int
+    lock_bytes: int
+
+
+def make_world(root: Path, components: int, plan: List[tuple[str, str]]) -> World:
+    started = time.monotonic()
+    versions = [PINNED_VERSION, BASE_VERSION] + sorted({v for _, v in plan}, key=lambda v: int(v.split(".")[1]))
+    shared = root / "remotes" / "shared"
+    make_shared_component(shared, versions)
+
+    origin, checkout = root / "origin.git", root / "checkout"
+    git(["init", "-q", "--bare", "--initial-branch=main", str(origin)], root)
+    checkout.mkdir()
+    git(["init", "-q", "--initial-branch=main", "."], checkout)
+    (checkout / "manifests").mkdir()
+    manifest_path = checkout / "manifests" / "manifest.yaml"
+    manifest_path.write_text(manifest_text(components, shared.as_uri()))
+    (checkout / "convoy.yaml").write_text(default_config_text())
+    (checkout / ".gitignore").write_text("/.convoy/\n/bazel-*\n")
+    lock_started = time.monotonic()
+    lock = lock_module.lock_manifest(load_manifest(manifest_path), checkout, "manifests/manifest.yaml")
+    lock_module.write_lock(checkout / "manifests" / "manifest.lock.json", lock)
+    lock_seconds = time.monotonic() - lock_started
+    git(["add", "-A", "."], checkout)
+    git(["commit", "-q", "-m", "Synthetic integration repository"], checkout)
+    git(["remote", "add", "origin", str(origin)], checkout)
+    git(["push", "-q", "-u", "origin", "main"], checkout)
+    return World(root, checkout, time.monotonic() - started, lock_seconds, manifest_path.stat().st_size,
+                 (checkout / "manifests" / "manifest.lock.json").stat().st_size)
+
+
+# --- Bazel's stand-in ------------------------------------------------------------------
+
+
+def passing_bazel(workspace, command, targets, *, log_path, bep_path, flags, startup_flags, output_base, repo_env,
+                  timeout, cancel, on_start):
+    """run_bazel's stand-in: Bazel is not run; every task passes at once."""
+    on_start(os.getpid())
+    results = () if command == "build" else tuple(
+        TargetResult(f"//integration:synthetic_{n}_test", "passed", duration_ms=1) for n in range(3)
+    )
+    return BazelResult(outcome=Outcome.PASSED, exit_code=0, duration=0.0, log_path=Path(log_path),
+                       bep_path=Path(bep_path), targets=results, detail="passed (Bazel not run: benchmark stand-in)")
+
+
+# --- one size ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    components: int
+    requests: int
+    world: World
+    submit: List[float] = field(default_factory=list)
+    total: List[float] = field(default_factory=list)
+    bazel: List[float] = field(default_factory=list)
+    git: List[float] = field(default_factory=list)
+    driver: List[float] = field(default_factory=list)
+    breakdown: List[Dict[str, float]] = field(default_factory=list)
+    calls: List[Dict[str, int]] = field(default_factory=list)
+    states: List[str] = field(default_factory=list)
+    connections: int = 0
+
+
+def convoy(checkout: Path, *args: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = convoy_main(["convoy", args[0], f"--repo={checkout}", *args[1:]])
+    if code != 0:
+        raise SystemExit(f"convoy {' '.join(args)} failed (exit {code}):\n{err.getvalue()}{out.getvalue()}")
+    return out.getvalue()
+
+
+def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Figures:
+    plan = bump_plan(components, requests)
+    root = Path(tempfile.mkdtemp(prefix=f"convoy-bench-driver-{components}-"))
+    try:
+        world = make_world(root, components, plan)
+        figures = Figures(components, requests, world)
+        checkout = world.checkout
+        config = load_config(checkout / "convoy.yaml")
+        lines: List[str] = []
+        with ProcessLock(checkout), open_store(checkout, create=True) as store:
+            processor = Processor(checkout, config, store, out=lines.append, pool_check=None,
+                                  run_bazel=passing_bazel, plugins=list(make_plugins(config.plugins, checkout)))
+            processor.start()
+            try:
+                processor.recover()
+                for component, version in plan:
+                    started = time.monotonic()
+                    submitted = json.loads(convoy(checkout, "submit", "--json", f"--component={component}",
+                                                  f"--version={version}", "--requested_by=bench"))
+                    figures.submit.append(time.monotonic() - started)
+                    if profiler is not None:
+                        profiler.reset()
+                        profiler.recording = True
+                    try:
+                        done = processor.step()
+                    finally:
+                        if profiler is not None:
+                            profiler.recording = False
+                    if done != submitted["id"]:
+                        raise SystemExit(f"processed request {done}, expected {submitted['id']}")
+                    shown = json.loads(convoy(checkout, "show", "--json", str(done)))
+                    t = shown["timings"]
+                    figures.states.append(shown["request"]["state"])
+                    if shown["request"]["state"] != "merged":
+                        print(f"warning: request {done} ended {shown['request']['state']}: "
+                              f"{shown['request']['detail']}", file=sys.stderr)
+                    figures.total.append(t["total_seconds"])
+                    figures.bazel.append(t["bazel_seconds"])
+                    figures.git.append(t["git_seconds"])
+                    figures.driver.append(t["total_seconds"] - t["bazel_seconds"] - t["git_seconds"])
+                    if profiler is not None:
+                        figures.breakdown.append(dict(profiler.seconds))
+                        figures.calls.append(dict(profiler.calls))
+            finally:
+                processor.finish()
+                figures.connections = store.open_connections()
+        return figures
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = ", " + line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"machine: nproc {cpus}{model}; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()} ({sys.executable}); {git_version}")
+
+
+def med_max(values: List[float]) -> str:
+    return f"{statistics.median(values):7.3f} / {max(values):7.3f}"
+
+
+def report(results: List[Figures], breakdown: bool) -> None:
+    print()
+    print("per request, in seconds, from `convoy show N --json` timings (median / max over the requests):")
+    header = (f"{'components':>10}  {'requests':>8}  {'total':>17}  {'git':>17}  {'driver-own':>17}  "
+              f"{'bazel':>7}  {'submit':>7}")
+    print(header)
+    print("-" * len(header))
+    for f in results:
+        print(f"{f.components:>10}  {f.requests:>8}  {med_max(f.total)}  {med_max(f.git)}  {med_max(f.driver)}  "
+              f"{max(f.bazel):7.3f}  {statistics.median(f.submit):7.3f}")
+    print("  driver-own = total - bazel - git; bazel = max over the requests (the stand-in: ~0 by construction);")
+    print("  submit = median wall time of `convoy submit` (in this process; not part of a request's total).")
+    not_merged = [(f.components, s) for f in results for s in f.states if s != "merged"]
+    if not_merged:
+        print(f"  WARNING: requests not merged: {not_merged} (their figures cover a different path)")
+
+    if breakdown:
+        print()
+        print("where the driver's own time goes, median ms per request (exclusive time, summed over the main")
+        print("and task threads; 'unattributed' = driver-own less the rows above it):")
+        width = 58
+        print(f"{'':{width}}" + "".join(f"{f.components:>10}" for f in results))
+        for key, label in CATEGORIES:
+            cells = "".join(f"{1000 * statistics.median(b.get(key, 0.0) for b in f.breakdown):10.1f}"
+                            for f in results)
+            print(f"{label:{width}}{cells}")
+        cells = ""
+        for f in results:
+            attributed = [sum(b.get(key, 0.0) for key, _ in CATEGORIES) for b in f.breakdown]
+            cells += f"{1000 * statistics.median(d - a for d, a in zip(f.driver, attributed)):10.1f}"
+        print(f"{'unattributed (threads, process glue, ...)':{width}}{cells}")
+        print(f"{'driver-own (from the table above)':{width}}"
+              + "".join(f"{1000 * statistics.median(f.driver):10.1f}" for f in results))
+        for key, label in ((GIT, "git commands"), ("manifest", "manifest parses (compose + load each)"),
+                           ("store contexts", "store transactions and reads")):
+            print(f"{'calls per request: ' + label:{width}}"
+                  + "".join(f"{statistics.median(c.get(key, 0) for c in f.calls):10.0f}" for f in results))
+
+    print()
+    for f in results:
+        w = f.world
+        print(f"{f.components} components: manifest {w.manifest_bytes / 1024:.0f} KiB, lock {w.lock_bytes / 1024:.0f} "
+              f"KiB; setup {w.setup_seconds:.1f} s (initial lock {w.lock_seconds:.1f} s, one ls-remote per "
+              f"component version); SQLite connections the store opened: {f.connections}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5, help="requests processed per size (default 5)")
+    parser.add_argument("--components", default="10,500", help="manifest sizes, comma-separated (default 10,500)")
+    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
+                        help="leave the driver's functions unwrapped (no breakdown of the driver's time)")
+    args = parser.parse_args()
+    try:
+        sizes = [int(s) for s in args.components.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--components={args.components}: expected numbers such as 10,500")
+    if args.requests < 1 or not sizes or min(sizes) < 2:
+        parser.error("--requests must be at least 1, and every size at least 2 components")
+
+    os.environ.update(IDENTITY)
+    os.environ["GIT_CONFIG_GLOBAL"] = os.devnull  # the user's git config stays out of it
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "CONVOY_FAILPOINT"):
+        os.environ.pop(name, None)
+
+    print("convoy driver overhead per request (benchmarks/driver_overhead.py)")
+    print(machine())
+    print("Bazel is NOT run: run_bazel is a stand-in that returns a passing result at once, so Bazel time is")
+    print("~0 by construction. git IS run, for real, on local repositories (file:// remotes, no network): fetch,")
+    print("worktree, ls-remote of the bumped component, commit, push, tag; it is counted as git time.")
+    print(f"Each request bumps one git component that both configurations include: {len(CONFIGURATIONS)} "
+          "configurations x 4 stages = 8 stand-in Bazel tasks, then merge, push and a release tag.")
+
+    profiler = Profiler() if args.breakdown else None
+    if profiler is not None:
+        instrument(profiler)
+    results = []
+    for size in sizes:
+        print(f"... {size} components, {args.requests} requests", flush=True)
+        results.append(measure(size, args.requests, profiler))
+    report(results, args.breakdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
