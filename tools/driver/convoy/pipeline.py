@@ -25,14 +25,21 @@ The run resumes: stages that succeeded are kept, tasks that finished are
 kept, and tasks found `ready` (a restarted driver sets interrupted ones back
 to ready) run again.
 
-Before a stage with `check_pools: true` the pool check runs (a seam for the
-hardware lab, see `lab_pool_check`); if it raises, the stage fails as an
-infrastructure error.
+A stage with `check_pools: true` is the hardware lab's stage. Before it the
+pool check runs (a seam for the lab, see `lab_pool_check`); if it raises,
+the stage fails as an infrastructure error. Each of its tasks runs Bazel
+inside `lab_invocation` (`--invocation_id=<id>`; on exit the lab cancels
+whatever that run left queued, so that an interrupted, timed-out or killed
+run leaves nothing for a rig). Both ask the lab that the stage's flags name
+(`lab_address`). A context without a pool check (`pool_check=None`: no lab,
+e.g. a stand-in Bazel) runs such a stage plainly.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import json
 import logging
 import os
 import re
@@ -40,7 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from convoy import failpoints
 from convoy import models
@@ -171,10 +178,79 @@ def lab_pool_check(workspace: Path, stage: StageSpec, configurations: Sequence[s
     for configuration in configurations:
         needed |= needed_pools(workspace, stage, configuration, config, output_base)
     if needed:
-        check(sorted(needed))
+        check(sorted(needed), lab_address(task_flags(config, stage)))
+
+
+def lab_address(flags: Sequence[str]) -> Any:
+    """The lab that Bazel run with `flags` executes on, as a
+    convoy.lab.pools.LabAddress: the last `--remote_executor=grpc://host:port`
+    and `--remote_instance_name=<name>` in `flags`, else the local lab's (the
+    `hil` config's 127.0.0.1:50051, instance convoy). Taken from the flags so
+    that the pool check and the cancel ask the server the run queues on; an
+    executor set only in a bazelrc is not seen (name it in the stage's flags,
+    after --config=hil)."""
+    from convoy.lab import pools as lab_pools  # type: ignore[attr-defined]
+
+    local = lab_pools.LabAddress.local()
+    server, instance = local.server, local.instance
+    for flag in flags:
+        name, _, value = flag.partition("=")
+        if name == "--remote_executor" and value:
+            server = value.split("://", 1)[1] if "://" in value else value
+        elif name == "--remote_instance_name":
+            instance = value
+    return lab_pools.LabAddress.local(server=server, instance=instance)
+
+
+@contextlib.contextmanager
+def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ...]]:
+    """The lab's side of one task's Bazel run (a stage with `check_pools:
+    true`): yields the flags to add, `--invocation_id=<id>`; on exit
+    `convoy.lab.pools.invocation` cancels whatever the run left unfinished on
+    the lab (Bazel 4.2 leaves its queued actions there when it is
+    interrupted or times out, and a rig would run them later for nobody).
+
+    A driver that is killed cancels nothing on exit: `ledger` (beside the
+    task's log) holds the id and the lab while the run is under way, and the
+    next run of the same stage and configuration, in any build, cancels
+    every ledger a killed run left (`<stage>-<configuration>.invocation`
+    under .convoy/logs) before it starts. Without convoy.lab, a plain run."""
+    try:
+        from convoy.lab import pools as lab_pools  # type: ignore[attr-defined]
+    except ImportError:
+        yield ()
+        return
+    if not hasattr(lab_pools, "invocation"):
+        yield ()
+        return
+    logs = ledger.parents[2]  # log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
+    for left in sorted(logs.glob(f"request-*/build-*/{ledger.name}")):
+        try:
+            entry = json.loads(left.read_text())
+        except (OSError, ValueError):  # half-written: the run had not started Bazel
+            left.unlink(missing_ok=True)
+            continue
+        stale = entry["invocation_id"]
+        try:
+            cancelled = lab_pools.cancel_invocation(
+                lab_pools.LabAddress.local(server=entry["server"], instance=entry["instance"]), stale)
+        except Exception as e:  # the lab did not answer: the stale actions may still be queued there
+            raise InfraError(f"{e}; it may still hold the queued actions of an interrupted run: cancel them "
+                             f"(convoy lab cancel --invocation_id={stale}) or, if that lab is gone, delete {left}"
+                             ) from None
+        log.info("cancelled %d operation(s) that interrupted run %s left on the lab", len(cancelled), stale)
+        left.unlink(missing_ok=True)
+    lab = lab_address(flags)
+    with lab_pools.invocation(lab) as invocation_id:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(json.dumps({"invocation_id": invocation_id, "server": lab.server,
+                                      "instance": lab.instance}) + "\n")
+        yield (f"--invocation_id={invocation_id}",)
+    ledger.unlink(missing_ok=True)  # only once the cancel on exit has answered
 
 
 PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Path], None]
+LabRun = Callable[[Sequence[str], Path], ContextManager[tuple[str, ...]]]
 
 
 @dataclass
@@ -185,7 +261,8 @@ class RunContext:
     config: Config
     store: Store
     meter: Meter
-    pool_check: Optional[PoolCheck] = lab_pool_check
+    pool_check: Optional[PoolCheck] = lab_pool_check  # None: no lab (check_pools stages run plainly)
+    lab_run: LabRun = lab_invocation
     stop: threading.Event = field(default_factory=threading.Event)  # the driver is shutting down
     run_bazel: Optional[Callable[..., Any]] = None  # default: convoy.bazel.run_bazel
 
@@ -541,10 +618,13 @@ class BuildRunner:
                 tx.update_task(task.id, pid=pid)
             failpoints.hit("task_running")
 
-        with self.ctx.meter.measure("bazel"):
+        flags = task_flags(self.ctx.config, spec)
+        on_lab = spec.check_pools and self.ctx.pool_check is not None
+        lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
+        with self.ctx.meter.measure("bazel"), lab as lab_flags:
             result = run_bazel(
                 self.worktree, spec.command, tuple(spec.targets), log_path=log_path, bep_path=bep_path,
-                flags=task_flags(self.ctx.config, spec), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
+                flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
                 output_base=slot_output_base(self.ctx.checkout, slot),
                 repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort,
                 on_start=started_client,

@@ -1,0 +1,221 @@
+"""The driver's hardware stage on the real lab: `convoy process` with a
+convoy.yaml whose hardware stage runs `--config=hil` against the session's
+lab (tests/lab/conftest.py) and has `check_pools: true`.
+
+One integration repository for the module (real git, the real Bazel, made
+by tests/driver_e2e/conftest.py's fixtures), with the hardware stage only:
+the other stages do not touch the lab and are tested elsewhere. What ran
+where is read from the workers' records and the server's operations, not
+from Bazel's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from convoy import models
+from convoy.lab import pools
+from convoy.models import RequestState
+from convoy.pipeline import lab_address, lab_invocation
+
+# The integration repository fixtures of the driver's end-to-end tests (imported: they are fixtures here too).
+from driver_e2e.conftest import (  # noqa: F401
+    CONVOY, Integration, component_repos, config_text, examples_dir, make_integration,
+)
+from driver_e2e.test_recovery import assert_merged_once
+
+from .conftest import LabHandle, ends, wait_for
+from .test_lab import _resume_rig, _stop_rig
+
+pytestmark = pytest.mark.bazel
+
+TEST = "//integration:flash_and_drive_test"
+POOL = {"rover": "rover-rigs", "drone": "drone-rigs"}
+MESSAGES = ("v1.5.0", "v1.4.0")  # messages versions whose hardware test passes in both configurations
+
+HARDWARE_STAGE = """\
+stages:
+  - name: hardware
+    command: test
+    tag_filter: convoy-hardware
+    timeout: 300
+    check_pools: true
+    flags: [--config=hil, "--remote_executor=grpc://127.0.0.1:{port}", --remote_instance_name=convoy]
+"""
+
+
+@pytest.fixture(scope="module")
+def line(lab: LabHandle, make_integration) -> Integration:  # noqa: F811
+    return make_integration("hil-driver", config_text(stages=HARDWARE_STAGE.format(port=lab.port)))
+
+
+def submit_messages(it: Integration, configuration: Optional[str] = None) -> int:
+    """A bump of messages (both configurations, or one) to a version origin does not pin yet."""
+    pinned = {it.origin_pin(c, "messages") for c in ([configuration] if configuration else POOL)}
+    version = next(v for v in MESSAGES if v not in pinned)
+    scope = [f"--configuration={configuration}"] if configuration else []
+    return it.submit("--component=messages", f"--version={version}", "--requested_by=lab-test", *scope)
+
+
+def hardware_tasks(it: Integration, request_id: int) -> dict:
+    """configuration -> the hardware task of the request's last build (convoy show --json)."""
+    build = it.show(request_id)["builds"][-1]
+    stage = next(s for s in build["stages"] if s["name"] == "hardware")
+    return {t["configuration"]: t for t in stage["tasks"]}
+
+
+def invocation_of(task: dict) -> str:
+    """The --invocation_id of the task's last Bazel run (its log's first line is the command)."""
+    header = Path(task["log_path"]).read_text().splitlines()[0]
+    return re.search(r"--invocation_id=(\S+)", header).group(1)
+
+
+def operations(lab: LabHandle, invocation_id: str, unfinished: bool = False) -> list:
+    query = f"invocation_id={invocation_id}" + (" & stage != completed" if unfinished else "")
+    return pools.ask(lab.address, "operations", f"--filter={query}")
+
+
+def test_the_lab_is_the_one_the_stage_flags_name():
+    assert lab_address(["--config=hil"]) == pools.LabAddress.local()
+    lab = lab_address(["--remote_executor=grpc://a:1", "--config=hil", "--remote_executor=grpc://lab-1:50052",
+                       "--remote_instance_name=hil"])
+    assert (lab.server, lab.instance) == ("lab-1:50052", "hil")
+
+
+def test_a_task_run_cancels_what_a_killed_run_of_it_left_then_its_own(tmp_path: Path, monkeypatch):
+    cancelled = []
+    monkeypatch.setattr(pools, "cancel_invocation", lambda lab, i: cancelled.append((lab.server, i)) or [])
+
+    @contextlib.contextmanager
+    def invocation(lab):
+        yield "new-id"
+        cancelled.append((lab.server, "new-id"))
+
+    monkeypatch.setattr(pools, "invocation", invocation)
+    logs = tmp_path / "logs"
+    ledger = logs / "request-2" / "build-1" / "hardware-drone.invocation"
+    for path, invocation_id in [(logs / "request-1" / "build-3" / "hardware-drone.invocation", "killed-id"),
+                                (logs / "request-1" / "build-3" / "hardware-rover.invocation", "sibling-id")]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"invocation_id": invocation_id, "server": "old:1", "instance": "convoy"}))
+    with lab_invocation(["--config=hil", "--remote_executor=grpc://new:2"], ledger) as flags:
+        assert flags == ("--invocation_id=new-id",)
+        assert cancelled == [("old:1", "killed-id")]  # on the lab it was queued on
+        assert json.loads(ledger.read_text()) == {"invocation_id": "new-id", "server": "new:2", "instance": "convoy"}
+    assert cancelled == [("old:1", "killed-id"), ("new:2", "new-id")]
+    assert not ledger.exists()
+    assert (logs / "request-1" / "build-3" / "hardware-rover.invocation").exists()  # another task's: not touched
+
+
+def test_a_good_bump_runs_its_hardware_tests_on_rigs_of_their_pool(lab: LabHandle, line: Integration):
+    mark = len(lab.records())
+    request_id = submit_messages(line)
+    run = line.process("--once")
+    assert run.code == 0, run
+    assert_merged_once(line, request_id)
+    done = ends(lab.records_since(mark))
+    on_rigs = [r for r in done if r["rig"]]
+    assert sorted((r["target"], r["pool"]) for r in on_rigs) == [(TEST, "drone-rigs"), (TEST, "rover-rigs")], done
+    assert all(r["pool"] == "default" for r in done if not r["rig"]), done
+    tasks = hardware_tasks(line, request_id)
+    assert set(tasks) == set(POOL)
+    for configuration, task in tasks.items():
+        assert (task["state"], task["outcome"]) == ("succeeded", "PASSED"), task
+        # The rig run of this configuration's test is an action of this task's invocation.
+        invocation = invocation_of(task)
+        actions = {op["action"] for op in operations(lab, invocation)}
+        ran = [r for r in on_rigs if r["action"] in actions]
+        assert [(r["pool"], r["status"], r["exit_code"]) for r in ran] == [(POOL[configuration], "OK", 0)], ran
+        assert operations(lab, invocation, unfinished=True) == []
+        assert not Path(task["log_path"]).with_suffix(".invocation").exists()  # no ledger left after a clean exit
+
+
+def test_a_pool_without_a_healthy_worker_requeues_the_request_and_reaches_no_rig(lab: LabHandle, line: Integration):
+    _stop_rig(lab, "drone-rigs-1")  # the lab's only drone rig stops answering
+    try:
+        mark = len(lab.records())
+        request_id = submit_messages(line, "drone")
+        run = line.process("--once")
+        assert run.code == 0, run
+        request = line.request(request_id)
+        assert (request.state, request.attempts) == (RequestState.QUEUED, 1), request
+        assert request.detail == "pool check before stage hardware failed: no healthy worker in pool drone-rigs"
+        types = [e.type for e in line.events(request_id)]
+        assert models.REQUEST_REQUEUED in types and models.REQUEST_REJECTED not in types, types
+        assert hardware_tasks(line, request_id)["drone"]["runs"] == 0  # Bazel never ran its test
+        assert lab.records_since(mark) == []  # no action of it reached a worker, let alone a rig
+    finally:
+        _resume_rig(lab, "drone-rigs-1")
+    assert line.convoy("cancel", str(request_id)).code == 0
+
+
+HOLD = """\
+/usr/bin/touch "$1/started"
+while [ ! -e "$1/release" ]; do /bin/sleep 0.1; done
+"""
+
+
+def test_a_killed_driver_leaves_no_stale_action_for_a_rig(lab: LabHandle, line: Integration, tmp_path: Path):
+    # The drone rig is busy (a command that waits for a file), so the killed
+    # run's test stays queued on the server, as it would behind a long test.
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "hold.sh").write_text(HOLD)
+    hold = subprocess.Popen(
+        [str(lab.lab.python.parent / "bgd"), "execute", f"--remote=http://127.0.0.1:{lab.port}",
+         "--instance-name=convoy", "command", "-p", "Pool", "drone-rigs", "--", str(tmp_path / "in"),
+         "/bin/sh", "hold.sh", str(tmp_path)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    config = line.checkout / "convoy.yaml"
+    original = config.read_text()
+    resumed = None
+    try:
+        wait_for(lambda: (tmp_path / "started").exists(), 60, "the hold to take the drone rig")
+        mark = len(lab.records())
+        request_id = submit_messages(line, "drone")
+        killed = line.process("--once", failpoint="task_running")  # SIGKILL once its Bazel client runs
+        assert killed.code == -signal.SIGKILL, killed
+        ledger = Path(hardware_tasks(line, request_id)["drone"]["log_path"]).with_suffix(".invocation")
+        stale_id = json.loads(ledger.read_text())["invocation_id"]
+        # The killed driver's Bazel client goes on alone and queues the test behind the hold.
+        wait_for(lambda: [op for op in operations(lab, stale_id) if op["stage"] == "QUEUED"], 120,
+                 "the killed run's test to be queued")
+        # The resumed run's test differs from the stale one (another action digest), so
+        # that the records tell them apart.
+        config.write_text(original.replace("--remote_instance_name=convoy]",
+                                           "--remote_instance_name=convoy, --test_env=LAB_RUN=resumed]"))
+        resumed = subprocess.Popen([str(CONVOY), "process", "--once"], cwd=line.checkout, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        # Before its own run, the resumed driver cancels what the killed one left queued.
+        wait_for(lambda: not operations(lab, stale_id, unfinished=True), 120, "the stale operation to be cancelled")
+        stale = {op["action"] for op in operations(lab, stale_id)}
+        assert stale
+        (tmp_path / "release").touch()
+        out, _ = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, out
+    finally:
+        (tmp_path / "release").touch()
+        config.write_text(original)
+        for process in (hold, resumed):
+            if process is not None and process.poll() is None:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    assert f"resuming request #{request_id}" in out
+    assert_merged_once(line, request_id)
+    task = hardware_tasks(line, request_id)["drone"]
+    assert (task["state"], task["runs"]) == ("succeeded", 2), task
+    fresh = {op["action"] for op in operations(lab, invocation_of(task))}
+    tests = [r for r in ends(lab.records_since(mark)) if r["target"] == TEST]
+    assert [(r["pool"], r["status"], r["action"] in fresh) for r in tests] == [("drone-rigs", "OK", True)], tests
+    assert not stale & {r["action"] for r in lab.records()}  # the stale test never reached a worker
