@@ -15,27 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from convoy import sample
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Captured at import, before any fixture points HOME at a temporary place.
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 OUTPUT_USER_ROOT = Path(os.environ.get("CONVOY_TEST_BAZEL_ROOT") or _CACHE / "convoy" / "bazel-tests")
 _ENV = {k: os.environ[k] for k in ("PATH", "LANG", "USER", "TMPDIR") if k in os.environ}
-
-# What an integration workspace needs from this checkout (plus manifests/).
-WORKSPACE_FILES = [
-    ".bazelignore",
-    ".bazelrc",
-    ".bazelrc.local",
-    "BUILD.bazel",
-    "MODULE.bazel",
-    "WORKSPACE.bazel",
-    "examples/rig",
-    "integration",
-    "rules",
-    "third_party",
-]
-
 
 @dataclasses.dataclass
 class Result:
@@ -83,16 +70,8 @@ class Bazel:
 
 
 def make_workspace(dest: Path) -> Path:
-    """A copy of this integration repository (without its manifests) at dest."""
-    for name in WORKSPACE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    (dest / "manifests").mkdir()
-    shutil.copy2(REPO / "manifests" / "BUILD.bazel", dest / "manifests" / "BUILD.bazel")
+    """A copy of this integration repository (without its manifest and lock) at dest."""
+    sample.copy_integration_files(REPO, dest)
     return dest
 
 

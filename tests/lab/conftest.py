@@ -34,7 +34,7 @@ from convoy import main as convoy_main
 from convoy.lab import pools
 from convoy.lab.lab import Lab
 
-from e2e.conftest import OUTPUT_USER_ROOT, REPO, WORKSPACE_FILES, Bazel, Result
+from e2e.conftest import OUTPUT_USER_ROOT, REPO, Bazel, Result, make_workspace
 
 RIGS = "rover-rigs:2,drone-rigs:1"
 BAZEL_TIMEOUT = 300  # s: a run that hangs fails the test instead of the session
@@ -210,14 +210,8 @@ def hil_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This integration repository plus the labtests package, in a temporary directory."""
     dest = tmp_path_factory.mktemp("hil") / "ws"
     dest.mkdir()
-    for name in WORKSPACE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    shutil.copytree(REPO / "manifests", dest / "manifests")
+    make_workspace(dest)
+    shutil.copytree(REPO / "manifests", dest / "manifests", dirs_exist_ok=True)
     (dest / "examples" / "components").symlink_to(REPO / "examples" / "components")
     package = dest / "labtests"
     package.mkdir()

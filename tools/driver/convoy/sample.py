@@ -130,6 +130,19 @@ class IntegrationRepo:
     checkout: Path
 
 
+def copy_integration_files(src_root: Path, dest: Path) -> None:
+    """Copies what an integration repository needs from convoy's checkout
+    `src_root` into `dest`: INTEGRATION_FILES, and the machine-local
+    LOCAL_FILES where they exist (git-ignored in the copy too)."""
+    for name in INTEGRATION_FILES + LOCAL_FILES:
+        source = src_root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bazel-*"))
+        elif source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
 def make_integration_repo(
     src_root: Path,
     dest: Path,
@@ -168,13 +181,7 @@ def make_integration_repo(
     try:
         work = staging / "checkout"
         work.mkdir()
-        for name in INTEGRATION_FILES:
-            source = src_root / name
-            if source.is_dir():
-                shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bazel-*"))
-            elif source.is_file():
-                (work / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, work / name)
+        copy_integration_files(src_root, work)
         manifest_text = (src_root / "manifests" / "manifest.yaml").read_text(encoding="utf-8")
         (work / "manifests" / "manifest.yaml").write_text(git_sourced_manifest(manifest_text, remotes))
         (work / "convoy.yaml").write_text(config_text if config_text is not None else default_config_text())
@@ -187,9 +194,6 @@ def make_integration_repo(
         _git(["commit", "-q", "-m", "Integration repository of the sample system"], cwd=work,
              env=_identity_env(FIRST_COMMIT))
         _git(["init", "-q", "--bare", "--initial-branch=main", str(staging / "origin.git")], cwd=staging)
-        for name in LOCAL_FILES:
-            if (src_root / name).is_file():
-                shutil.copy2(src_root / name, work / name)
         os.replace(staging / "origin.git", bare)
         os.replace(work, checkout)
         _git(["remote", "add", "origin", str(bare)], cwd=checkout)
