@@ -33,10 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from convoy.errors import ConvoyError
-# The manifest's checker and helpers: one way to report a YAML file's problems.
-from convoy.manifest import conflict_marker_line, tag_format_problem
-from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml, read_text
+from convoy.manifest import tag_format_problem
+from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_checked, read_text
 
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = ("serial",)
@@ -250,22 +248,13 @@ def load_config(path: str | os.PathLike[str], *, shown: Optional[str] = None) ->
 
 def parse_config(text: str, path: str, *, shown: str = CONFIG_NAME) -> Config:
     """Validates convoy.yaml's `text`; `path` is recorded in the Config."""
-    marker = conflict_marker_line(text)
-    if marker is not None:
-        raise ConvoyError(
-            f"{shown}:{marker}: unresolved merge conflict marker; resolve the merge conflict "
-            "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
-        )
     checker = _ConfigChecker(shown)
-    config = checker.config(parse_yaml(shown, text, checker), path)
-    if checker.problems:
-        raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
-    return config
+    return parse_checked(text, checker, lambda document: checker.config(document, path))
 
 
 class _ConfigChecker(Checker):
-    """convoy.manifest's checker (duplicate and unknown keys, mappings,
-    strings) plus the value types convoy.yaml has: numbers, booleans, lists."""
+    """The generic checker of convoy.yamlcheck (duplicate and unknown keys,
+    mappings, strings) plus the value types convoy.yaml has: numbers, booleans, lists."""
 
     # -- value checks ------------------------------------------------------
 

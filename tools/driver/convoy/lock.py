@@ -29,7 +29,8 @@ from convoy import fetch
 from convoy import fsutil
 from convoy import gitutil
 from convoy.errors import ConvoyError
-from convoy.manifest import Component, Manifest, conflict_marker_line
+from convoy.manifest import Component, Manifest
+from convoy.yamlcheck import conflict_marker_line
 
 FORMAT_VERSION = 1
 LOCK_NAME = "manifest.lock.json"

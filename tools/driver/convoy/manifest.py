@@ -33,7 +33,7 @@ from typing import Any, Mapping, Optional
 
 
 from convoy.errors import ConvoyError
-from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_yaml, read_text
+from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_checked, read_text
 
 SCHEMA_VERSION = 1
 DEFAULT_TAG_FORMAT = "v{year}.{month}.{n}"
@@ -76,7 +76,6 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _URL_SCHEMES = ("http://", "https://", "file://")
-_CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -169,23 +168,9 @@ def parse_manifest(text: str, shown: str = "manifests/manifest.yaml") -> Manifes
     Raises ConvoyError with every problem found, one line each, sorted by
     line. The Manifest's sha256 is that of the UTF-8 text.
     """
-    marker = conflict_marker_line(text)
-    if marker is not None:
-        raise ConvoyError(
-            f"{shown}:{marker}: unresolved merge conflict marker; resolve the merge conflict "
-            "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
-        )
     checker = _Checker(shown)
-    manifest = checker.manifest(parse_yaml(shown, text, checker), hashlib.sha256(text.encode("utf-8")).hexdigest())
-    if checker.problems:
-        raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
-    return manifest
-
-
-def conflict_marker_line(text: str) -> Optional[int]:
-    """The 1-based line of the first git merge conflict marker in `text`."""
-    match = _CONFLICT_MARKER.search(text)
-    return None if match is None else text.count("\n", 0, match.start()) + 1
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return parse_checked(text, checker, lambda document: checker.manifest(document, digest))
 
 
 def version_problem(version: str) -> Optional[str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -19,6 +20,34 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from convoy.errors import ConvoyError
+
+
+_CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
+
+T = TypeVar("T")
+
+
+def conflict_marker_line(text: str) -> Optional[int]:
+    """The 1-based line of the first git merge conflict marker in `text`."""
+    match = _CONFLICT_MARKER.search(text)
+    return None if match is None else text.count("\n", 0, match.start()) + 1
+
+
+def parse_checked(text: str, checker: "Checker", build: Callable[[Any], T]) -> T:
+    """`build(document)` for the YAML `text`, checked by `checker` (which
+    `build` walks); raises one ConvoyError with every problem, sorted by
+    line. A merge conflict marker is reported alone, before parsing."""
+    shown = checker.shown
+    marker = conflict_marker_line(text)
+    if marker is not None:
+        raise ConvoyError(
+            f"{shown}:{marker}: unresolved merge conflict marker; resolve the merge conflict "
+            "(keep the right lines, delete the <<<<<<< ======= >>>>>>> markers)"
+        )
+    result = build(parse_yaml(shown, text, checker))
+    if checker.problems:
+        raise ConvoyError.of(message for _, message in sorted(checker.problems, key=lambda p: p[0]))
+    return result
 
 
 def read_text(path: str | os.PathLike[str], shown: str, missing: str) -> str:

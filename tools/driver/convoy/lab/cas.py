@@ -188,8 +188,8 @@ class Cas:
         for digest, src in missing:
             if digest.size_bytes > BATCH_BYTES:
                 self._write_stream(digest, src)
+        by_hash = {d.hash: src for d, src in small}
         for batch in _batches([d for d, _ in small]):
-            by_hash = {d.hash: src for d, src in small}
             requests = [
                 re_pb2.BatchUpdateBlobsRequest.Request(digest=d, data=_content(by_hash[d.hash])) for d in batch
             ]
