@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import re
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 from convoy import failpoints
 from convoy import models
 from convoy.config import Config, StageSpec
+from convoy.lab import pools as lab_pools
 from convoy.manifest import Manifest
 from convoy.models import Build, Request, Stage, StageState, Task, TaskState, TargetOutcome
 from convoy.store import Store, Transaction, now
@@ -115,7 +117,6 @@ def create_build(tx: Transaction, request: Request, base_commit: str, candidate_
     return build
 
 
-POOL_TAG = "convoy-pool="
 _RULE = re.compile(r"^\w+\(\n(?P<body>.*?)^\)$", re.MULTILINE | re.DOTALL)
 _NAME = re.compile(r'^  name = "(?P<name>[^"]+)"', re.MULTILINE)
 _TAGS = re.compile(r"^  tags = \[(?P<tags>[^\]]*)\]", re.MULTILINE)
@@ -136,14 +137,12 @@ def pools_in_query(build_output: str, tag_filter: Optional[str]) -> set[str]:
         tags = re.findall(r'"([^"]*)"', match.group("tags")) if match else []
         if wanted and not any(t in tags for t in wanted) or any(t in tags for t in unwanted):
             continue
-        pools |= {t[len(POOL_TAG):] for t in tags if t.startswith(POOL_TAG) and len(t) > len(POOL_TAG)}
+        pools |= lab_pools.pools_from_tags(tags)
     return pools
 
 
 def needed_pools(workspace: Path, stage: StageSpec, configuration: str, config: Config, output_base: Path) -> set[str]:
     """The hardware pools the stage's tests need in `configuration` (one `bazel query`)."""
-    import subprocess
-
     expression = "tests(" + " + ".join(stage.targets) + ")"
     argv = ["bazel", *config.bazel_startup_flags, f"--output_base={output_base}", "query",
             f"--repo_env={CONFIGURATION_ENV}={configuration}", "--output=build", expression]
@@ -165,23 +164,15 @@ def lab_pool_check(workspace: Path, stage: StageSpec, configurations: Sequence[s
     pools the stage's tests need in each configuration (`bazel query`, the
     `convoy-pool=<pool>` tags) and asks `convoy.lab.pools.check_pools(pools)`,
     which raises (NoHealthyWorker: "no healthy worker in pool X") when one
-    has no healthy worker; the stage then fails as an infrastructure error.
-    Without convoy.lab there is nothing to check."""
-    try:
-        from convoy.lab import pools as lab_pools  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    check = getattr(lab_pools, "check_pools", None)
-    if check is None:
-        return
+    has no healthy worker; the stage then fails as an infrastructure error."""
     needed: set[str] = set()
     for configuration in configurations:
         needed |= needed_pools(workspace, stage, configuration, config, output_base)
     if needed:
-        check(sorted(needed), lab_address(task_flags(config, stage)))
+        lab_pools.check_pools(sorted(needed), lab_address(task_flags(config, stage)))
 
 
-def lab_address(flags: Sequence[str]) -> Any:
+def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
     """The lab that Bazel run with `flags` executes on, as a
     convoy.lab.pools.LabAddress: the last `--remote_executor=grpc://host:port`
     and `--remote_instance_name=<name>` in `flags`, else the local lab's (the
@@ -189,8 +180,6 @@ def lab_address(flags: Sequence[str]) -> Any:
     that the pool check and the cancel ask the server the run queues on; an
     executor set only in a bazelrc is not seen (name it in the stage's flags,
     after --config=hil)."""
-    from convoy.lab import pools as lab_pools  # type: ignore[attr-defined]
-
     local = lab_pools.LabAddress.local()
     server, instance = local.server, local.instance
     for flag in flags:
@@ -214,15 +203,7 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
     task's log) holds the id and the lab while the run is under way, and the
     next run of the same stage and configuration, in any build, cancels
     every ledger a killed run left (`<stage>-<configuration>.invocation`
-    under .convoy/logs) before it starts. Without convoy.lab, a plain run."""
-    try:
-        from convoy.lab import pools as lab_pools  # type: ignore[attr-defined]
-    except ImportError:
-        yield ()
-        return
-    if not hasattr(lab_pools, "invocation"):
-        yield ()
-        return
+    under .convoy/logs) before it starts."""
     logs = ledger.parents[2]  # log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
     for left in sorted(logs.glob(f"request-*/build-*/{ledger.name}")):
         try:
