@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 DEFAULT_TIMEOUT = 120.0  # seconds, per git call
 
@@ -99,6 +99,30 @@ def ls_remote(
         if name in wanted:  # ls-remote matches patterns by suffix; keep exact names
             found[name] = sha
     return found
+
+
+@dataclass(frozen=True)
+class VersionRefs:
+    """What `remote` says of a version name: the commit its tag points at
+    (an annotated tag peeled), and the commit it names as a tag or else as a
+    branch (a tag wins over a branch of the same name)."""
+
+    tagged: Optional[str]
+    found: Optional[str]
+
+
+def version_refs(
+    remote: str,
+    version: str,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> VersionRefs:
+    """Resolves `version` on `remote` with one ls-remote. Raises GitError."""
+    tag, peeled, branch = f"refs/tags/{version}", f"refs/tags/{version}^{{}}", f"refs/heads/{version}"
+    refs = ls_remote(remote, [tag, peeled, branch], cwd=cwd, timeout=timeout)
+    tagged = refs.get(peeled) or refs.get(tag)
+    return VersionRefs(tagged=tagged, found=tagged or refs.get(branch))
 
 
 def fetch_branches_and_tags(

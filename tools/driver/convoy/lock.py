@@ -235,13 +235,11 @@ class _Resolver:
         return pin
 
     def git_commit(self, c: Component) -> str:
-        tag, peeled, branch = f"refs/tags/{c.version}", f"refs/tags/{c.version}^{{}}", f"refs/heads/{c.version}"
         try:
-            refs = gitutil.ls_remote(c.remote, [tag, peeled, branch], cwd=self.root, timeout=self.timeout)
+            refs = gitutil.version_refs(c.remote, c.version, cwd=self.root, timeout=self.timeout)
         except gitutil.GitError as e:
             raise self.unreachable(c, e) from None
-        tagged = refs.get(peeled) or refs.get(tag)
-        found = tagged or refs.get(branch)
+        tagged, found = refs.tagged, refs.found
         if c.commit is None:
             if found is None:
                 raise ConvoyError(

@@ -134,14 +134,12 @@ def _resolve_git(root: Path, component: Component, version: str, commit) -> str:
     """The commit of the request: `commit` checked against the remote, or
     the version resolved on it."""
     remote = component.remote
-    tag, peeled, branch = f"refs/tags/{version}", f"refs/tags/{version}^{{}}", f"refs/heads/{version}"
     try:
-        refs = gitutil.ls_remote(remote, [tag, peeled, branch], cwd=root, timeout=GIT_TIMEOUT)
+        refs = gitutil.version_refs(remote, version, cwd=root, timeout=GIT_TIMEOUT)
     except gitutil.GitError as e:
         raise ConvoyError(f"component '{component.name}': cannot reach remote {remote} (git: {e.detail}); "
                           "check your network or the remote in the manifest") from None
-    tagged = refs.get(peeled) or refs.get(tag)
-    found = tagged or refs.get(branch)
+    tagged, found = refs.tagged, refs.found
     if commit is None:
         if found is None:
             raise ConvoyError(f"component '{component.name}': version {version} is neither a tag nor a branch of "
