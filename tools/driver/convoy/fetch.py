@@ -85,3 +85,9 @@ def _reason(error: object) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
+
+
+def has_entries_under(names: list[str], strip_prefix: str) -> bool:
+    """Whether archive entry `names` hold anything under the directory `strip_prefix`."""
+    prefix = strip_prefix.strip("/")
+    return any(name == prefix or name.startswith(prefix + "/") for name in names)

@@ -302,8 +302,7 @@ class _Resolver:
                 f"component '{c.name}': {c.url}: {e}, so strip_prefix cannot apply; fix the url at "
                 f"{self.at(c, 'url')} or remove the strip_prefix at {self.at(c, 'strip_prefix')}"
             ) from None
-        prefix = c.strip_prefix.strip("/")
-        if not any(name == prefix or name.startswith(prefix + "/") for name in names):
+        if not fetch.has_entries_under(names, c.strip_prefix):
             top = sorted({name.split("/", 1)[0] for name in names if name})
             shown = ", ".join(top[:5]) + (", ..." if len(top) > 5 else "") or "none, it is empty"
             raise ConvoyError(

@@ -173,8 +173,7 @@ def _check_archive(name: str, url: str, strip_prefix) -> None:
             names = fetch.archive_names(download.path)
         except fetch.FetchError as e:
             raise ConvoyError(f"component '{name}': {url}: {e}; pass a tar or zip archive") from None
-        prefix = strip_prefix.strip("/")
-        if not any(n == prefix or n.startswith(prefix + "/") for n in names):
+        if not fetch.has_entries_under(names, strip_prefix):
             raise ConvoyError(f"component '{name}': {url} has nothing under strip prefix '{strip_prefix}'; "
                               "fix --strip_prefix")
 
