@@ -10,10 +10,6 @@ Nothing is committed. On any error neither file changes.
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
-from pathlib import Path
-
 from convoy import fsutil
 from convoy.commands import common
 from convoy.errors import ConvoyError
@@ -22,7 +18,7 @@ from convoy.manifest import load_manifest
 
 
 def run(args: list[str]) -> int:
-    from convoy.manifest_edit import Bump, apply_bump
+    from convoy.manifest_edit import Bump, bump_manifest
 
     common.no_arguments("bump", args)
     if not common.FLAGS.component:
@@ -46,7 +42,7 @@ def run(args: list[str]) -> int:
     bump = Bump(component=common.FLAGS.component, version=common.FLAGS.version, commit=common.FLAGS.commit,
                 configuration=common.FLAGS.configuration, archive_url=common.FLAGS.archive_url,
                 strip_prefix=common.FLAGS.strip_prefix)
-    edited = apply_bump(text, bump, shown=shown)
+    edited, bumped = bump_manifest(text, bump, shown=shown)
     if edited == text:
         print(f"{shown} already pins {bump.component} {bump.version}; nothing to do")
         return 0
@@ -55,10 +51,6 @@ def run(args: list[str]) -> int:
         previous = read_lock(lock_path)
     except ConvoyError:
         previous = None
-    with tempfile.TemporaryDirectory(prefix="convoy-bump-") as tmp:
-        draft = Path(tmp) / "manifest.yaml"
-        draft.write_text(edited, encoding="utf-8")
-        bumped = dataclasses.replace(load_manifest(draft), path=shown)
     lock = lock_manifest(bumped, root, "manifests/manifest.yaml", previous=previous)
     fsutil.atomic_write(path, edited)
     write_lock(lock_path, lock)
