@@ -25,6 +25,14 @@ _SOURCE_KEYS = {
 
 _FIX = "Run: convoy lock"
 
+# What a lock may name: git's transports (GIT_ALLOW_PROTOCOL) and the
+# schemes of an archive url. A remote is one of these URLs, an absolute path
+# or scp-like user@host:path; never an option, nor a `<transport>::` helper
+# (ext:: and fd:: run commands). See tools/driver/convoy/untrusted.py.
+REMOTE_SCHEMES = ["https", "http", "ssh", "git", "file"]
+ARCHIVE_SCHEMES = ["https", "http", "file"]
+_SCHEME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-"
+
 def _is_hex(s, length):
     if len(s) != length:
         return False
@@ -32,6 +40,104 @@ def _is_hex(s, length):
         if c not in "0123456789abcdef":
             return False
     return True
+
+def _has_control_characters(s):
+    for c in s.elems():
+        if c < " " or c == "\177":
+            return True
+    return False
+
+def _scheme_before(s, separator):
+    """The lowercased name before `separator` if s starts with `<name><separator>`, else None."""
+    index = s.find(separator)
+    if index < 1 or not s[0].isalpha():
+        return None
+    for c in s[:index].elems():
+        if c not in _SCHEME_CHARS:
+            return None
+    return s[:index].lower()
+
+def _remote_problem(remote):
+    """Why git must not fetch from `remote`, or None.
+
+    Args:
+      remote: a git remote from the lock.
+
+    Returns:
+      A short reason (e.g. "starts with '-' ..."), or None when it is acceptable.
+    """
+    if remote.startswith("-"):
+        return "starts with '-' (git would read it as an option)"
+    if _has_control_characters(remote):
+        return "contains control characters"
+    scheme = _scheme_before(remote, "://")
+    if scheme != None:
+        rest = remote[len(scheme) + 3:]
+        if scheme not in REMOTE_SCHEMES:
+            return "uses the scheme '%s://' (allowed: %s)" % (scheme, ", ".join([s + "://" for s in REMOTE_SCHEMES]))
+        if scheme == "file":
+            return None if rest.startswith("/") else "is a file:// URL without an absolute path"
+        host = rest.partition("/")[0].rpartition("@")
+        if not host[2] or host[0].startswith("-") or host[2].startswith("-"):
+            return "has no host, or a user or host starting with '-'"
+        return None
+    helper = _scheme_before(remote, "::")
+    if helper != None:
+        return "uses a git remote helper ('%s::'), which can run commands" % helper
+    if remote.startswith("/"):
+        return None
+    host, colon, path = remote.partition(":")
+    if colon and host and "/" not in host and path and not path.startswith("-"):
+        return None  # scp-like [user@]host:path
+    return "is neither a URL (https://, ssh://, git://, file://), scp-like user@host:path, nor an absolute path"
+
+def _url_problem(url):
+    """Why an archive must not be downloaded from `url`, or None.
+
+    Args:
+      url: an archive url from the lock.
+
+    Returns:
+      A short reason, or None when it is acceptable.
+    """
+    if _has_control_characters(url) or " " in url:
+        return "contains control characters or spaces"
+    scheme = _scheme_before(url, "://")
+    if scheme not in ARCHIVE_SCHEMES:
+        return "must start with %s" % ", ".join([s + "://" for s in ARCHIVE_SCHEMES])
+    rest = url[len(scheme) + 3:]
+    if scheme == "file" and "/" not in rest:
+        return "is a file:// URL without an absolute path"
+    if scheme != "file" and (not rest or rest.startswith("/")):
+        return "has no host"
+    return None
+
+def _path_problem(path):
+    """Why a local component's `path` leaves the integration repository, or None.
+
+    Args:
+      path: the path from the lock, relative to the integration repository.
+
+    Returns:
+      A short reason, or None when the path stays inside the repository.
+    """
+    if _has_control_characters(path):
+        return "contains control characters"
+    if path.startswith("/"):
+        return "is absolute (it must be relative to the integration repository)"
+    depth = 0
+    for part in path.split("/"):
+        if part == "..":
+            depth -= 1
+        elif part not in ("", "."):
+            depth += 1
+        if depth < 0:
+            return "leaves the integration repository ('..')"
+    return None
+
+def _is_commit(s):
+    """Whether s is a full commit id (40 lowercase hex digits)."""
+    return _is_hex(s, 40)
 
 def _parse(content, lock_path, _fail = fail):
     """Decodes and validates the text of a lock file.
@@ -102,6 +208,15 @@ def _check_pin(pin, where, _fail):
         return False
     if source == "archive" and not _is_hex(pin["sha256"], 64):
         _fail("%s: sha256 %r is not 64 lowercase hex digits. %s" % (where, pin["sha256"], _FIX))
+        return False
+    key, problem_of = {
+        "archive": ("url", _url_problem),
+        "git": ("remote", _remote_problem),
+        "local": ("path", _path_problem),
+    }[source]
+    problem = problem_of(pin[key])
+    if problem:
+        _fail("%s: %s %r %s. %s" % (where, key, pin[key], problem, _FIX))
         return False
     return True
 
@@ -177,7 +292,7 @@ def _component_repositories(data, configuration, root):
             for key in _SOURCE_KEYS[pin["source"]] + ["strip_prefix"]:
                 if key in pin:
                     attrs[key] = pin[key]
-            if pin["source"] == "local" and not pin["path"].startswith("/"):
+            if pin["source"] == "local":  # parse() keeps it inside the repository
                 attrs["path"] = root + "/" + pin["path"]
         repos[name] = attrs
     return repos
@@ -269,6 +384,10 @@ lock = struct(
     choose_configuration = _choose_configuration,
     component_repositories = _component_repositories,
     hub_files = _hub_files,
+    is_commit = _is_commit,
     parse = _parse,
+    path_problem = _path_problem,
+    remote_problem = _remote_problem,
+    url_problem = _url_problem,
     repositories_bzl = _repositories_bzl,
 )

@@ -6,9 +6,12 @@ rule `convoy_manifest` and the bzlmod extension share it; what they then do
 with its result is the pure code of lock.bzl.
 """
 
-load(":lock.bzl", "lock")
+load(":lock.bzl", "REMOTE_SCHEMES", "lock")
 
 ENVIRON = ["CONVOY_CONFIGURATION", "CONVOY_HARDWARE_REMOTE"]
+
+# Every git call may use only these transports: never ext:: or fd::, which run commands.
+_GIT_ENV = {"GIT_ALLOW_PROTOCOL": ":".join(REMOTE_SCHEMES)}
 
 def _display(label):
     return "%s/%s" % (label.package, label.name) if label.package else label.name
@@ -107,7 +110,7 @@ convoy_hub = repository_rule(
 )
 
 def _run(rctx, args, what):
-    result = rctx.execute(args, timeout = 600, quiet = True)
+    result = rctx.execute(args, timeout = 600, quiet = True, environment = _GIT_ENV)
     if result.return_code != 0:
         first = (result.stderr.strip() or result.stdout.strip() or "exit %d" % result.return_code).splitlines()[0]
         fail("@%s: %s failed (%s). Check the component's source in the manifest, then run: convoy lock" % (
@@ -119,15 +122,25 @@ def _run(rctx, args, what):
 
 def _fetch_git(rctx):
     remote, commit = rctx.attr.remote, rctx.attr.commit
+    if lock.remote_problem(remote) or not lock.is_commit(commit):
+        fail("@%s: refusing to fetch %r at %r: not a remote and commit the lock can hold. Run: convoy lock" % (
+            rctx.attr.component,
+            remote,
+            commit,
+        ))
     _run(rctx, ["git", "init", "-q", "."], "git init")
-    _run(rctx, ["git", "fetch", "-q", "--depth=1", remote, commit], "fetching commit %s from %s" % (commit, remote))
-    _run(rctx, ["git", "-c", "advice.detachedHead=false", "checkout", "-q", commit], "checking out %s" % commit)
+
+    # `--` before the remote and the commit: neither is ever read as an option.
+    _run(rctx, ["git", "fetch", "-q", "--depth=1", "--", remote, commit], "fetching commit %s from %s" % (commit, remote))
+    _run(rctx, ["git", "-c", "advice.detachedHead=false", "checkout", "-q", commit, "--"], "checking out %s" % commit)
     head = _run(rctx, ["git", "rev-parse", "HEAD"], "git rev-parse").strip()
     if head != commit:
         fail("@%s: checked out %s but the lock pins %s. Run: convoy lock" % (rctx.attr.component, head, commit))
     rctx.delete(".git")
 
 def _link_local(rctx):
+    # component_repositories() made the path absolute from one that parse()
+    # kept inside the integration repository.
     source = rctx.path(rctx.attr.path)
     if not source.exists:
         fail("@%s: local path %s does not exist. Fix the component's path in the manifest, then run: convoy lock" % (

@@ -432,3 +432,137 @@ def test_check_with_something_else_as_lock(world, convoy, capsys):
         "convoy: error: manifests/manifest.lock.json: not a convoy lock file (missing or mistyped fields); "
         "run: convoy lock\n"
     )
+
+
+# -- a lock is untrusted: edited by hand, it is checked entry by entry -----------------
+
+
+def edit_lock(world: World, change) -> bytes:
+    """Applies change(data) to the lock's JSON (keeping its manifest_sha256); returns the new bytes."""
+    data = json.loads(world.lock.read_text())
+    change(data)
+    world.lock.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return world.lock.read_bytes()
+
+
+def test_check_compares_every_entry_not_only_the_digest(world, convoy, capsys, locked):
+    def change(data):
+        rover = data["configurations"]["rover"]["components"]
+        rover["messages"]["remote"] = world.tools.url
+        rover["planner"]["url"] = rover["planner"]["url"].replace("v2.1.0", "v2.0.0")
+        rover["controller"]["path"] = "components/controller/v1.1.0"
+        del rover["tools"]
+        data["configurations"]["drone"]["components"]["firmware"]["version"] = "v2.9.3"
+        data["release"]["tag_format"] = "r{n}"
+
+    edit_lock(world, change)
+    assert convoy("lock", "--check") == 1
+
+    assert capsys.readouterr().out == (
+        "release.tag_format: manifest says v{year}.{month}.{n}, lock has r{n}\n"
+        "drone/firmware: manifest says v2.9.4, lock has v2.9.3\n"
+        "rover/tools: component added to the configuration\n"
+        "rover/controller: manifest says path components/controller/v1.2.0, lock has path "
+        "components/controller/v1.1.0\n"
+        f"rover/messages: manifest says remote {world.messages.url}, lock has remote {world.tools.url}\n"
+        f"rover/planner: manifest says url {world.archive_url}, lock has url "
+        f"{world.archive_url.replace('v2.1.0', 'v2.0.0')}\n"
+        "manifests/manifest.lock.json is stale; run: convoy lock\n"
+    )
+
+
+COMMIT = "0123456789abcdef" * 2 + "01234567"
+
+
+@pytest.mark.parametrize("configuration, component, fields, expected", [
+    pytest.param("rover", "messages", {"remote": "--upload-pack=touch /tmp/marker"},
+                 "rover/messages: remote '--upload-pack=touch /tmp/marker' starts with '-' (git would read it as an "
+                 "option)", id="remote-option"),
+    pytest.param("rover", "messages", {"remote": "ext::sh -c touch% /tmp/marker"},
+                 "rover/messages: remote 'ext::sh -c touch% /tmp/marker' uses a git remote helper ('ext::'), which "
+                 "can run commands", id="remote-ext"),
+    pytest.param("drone", "firmware", {"remote": "../firmware.git"},
+                 "drone/firmware: remote '../firmware.git' is neither a URL (https://, ssh://, git://, file://), "
+                 "scp-like user@host:path, nor an absolute path (a relative path would mean something else in every "
+                 "checkout)", id="remote-relative"),
+    pytest.param("drone", "firmware", {"remote": "file:///r\x1b]0;owned\x07"},
+                 "drone/firmware: remote 'file:///r\\x1b]0;owned\\x07' contains control characters (\\x07, \\x1b)",
+                 id="remote-control-characters"),
+    pytest.param("drone", "firmware", {"commit": "HEAD"},
+                 "drone/firmware: commit 'HEAD' is not a full commit id (40 lowercase hex digits)", id="commit"),
+    pytest.param("drone", "firmware", {"commit": "--output=/tmp/x"},
+                 "drone/firmware: commit '--output=/tmp/x' is not a full commit id (40 lowercase hex digits)",
+                 id="commit-option"),
+    pytest.param("rover", "planner", {"url": "ftp://pkg/planner.tar.gz"},
+                 "rover/planner: url 'ftp://pkg/planner.tar.gz' must start with https://, http://, file://",
+                 id="url-scheme"),
+    pytest.param("rover", "planner", {"sha256": "AB" * 32},
+                 f"rover/planner: sha256 '{'AB' * 32}' is not a sha256 (64 lowercase hex digits)", id="sha256"),
+    pytest.param("rover", "planner", {"strip_prefix": "planner\n"},
+                 "rover/planner: strip_prefix 'planner\\n' contains control characters (\\n)", id="strip-prefix"),
+    pytest.param("rover", "controller", {"path": "/etc"},
+                 "rover/controller: path '/etc' is absolute (it must be relative to the integration repository)",
+                 id="path-absolute"),
+    pytest.param("drone", "controller", {"path": "components/../../../.."},
+                 "drone/controller: path 'components/../../../..' leaves the integration repository ('..')",
+                 id="path-up"),
+    pytest.param("drone", "controller", {"version": "-v1"},
+                 "drone/controller: '-v1' is not a valid version (letters, digits and . _ + / -, starting with a "
+                 "letter or digit; no '..'; not ending in '.lock' or '/')", id="version"),
+    pytest.param("drone", "controller", {"source": "svn"},
+                 "drone/controller: source 'svn' is not one of git, archive, local", id="source"),
+    pytest.param("rover", "tools", {"remote": ""},
+                 "rover/tools: a git pin without remote", id="no-remote"),
+])
+def test_check_refuses_a_pin_convoy_would_not_use(world, convoy, capsys, locked, configuration, component, fields,
+                                                   expected):
+    edited = edit_lock(world, lambda data: data["configurations"][configuration]["components"][component].update(fields))
+
+    assert convoy("lock", "--check") == 2
+
+    assert capsys.readouterr().err == f"convoy: error: {LOCK}: {expected}; run: convoy lock\n"
+    assert world.lock.read_bytes() == edited
+
+
+def test_check_refuses_a_costly_tag_format_in_the_lock(world, convoy, capsys, locked):
+    edit_lock(world, lambda data: data["release"].update(tag_format="v{n:>20000000000}"))
+
+    assert convoy("lock", "--check") == 2
+
+    assert capsys.readouterr().err == (
+        f"convoy: error: {LOCK}: release.tag_format 'v{{n:>20000000000}}' gives {{n}} a width or precision of "
+        "20000000000 (at most 20); run: convoy lock\n"
+    )
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 100_000], ids=["lists", "objects"])
+def test_check_refuses_a_lock_nested_too_deeply(world, convoy, capsys, text):
+    world.lock.write_text(text)
+
+    assert convoy("lock", "--check") == 2
+
+    assert capsys.readouterr().err == (
+        f"convoy: error: {LOCK}: not a convoy lock file (nested too deeply); run: convoy lock\n"
+    )
+
+
+def test_check_refuses_a_number_python_will_not_convert(world, convoy, capsys):
+    world.lock.write_text('{"format_version": ' + "1" * 5000 + "}\n")
+
+    assert convoy("lock", "--check") == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"convoy: error: {LOCK}: not valid JSON (") and err.endswith("; run: convoy lock\n")
+    assert len(err.splitlines()) == 1
+
+
+def test_local_directory_that_links_outside(world, convoy, capsys, locked, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (world.root / "components" / "controller" / "v1.3.0").symlink_to(outside)
+    world.edit("version: v1.2.0", "version: v1.3.0")
+    assert_fails(
+        world, convoy, capsys, locked,
+        f"component 'controller': directory components/controller/v1.3.0 is a link to {outside}, outside the "
+        f"integration repository; fix the path at manifests/manifest.yaml:{world.line_of('path:')}",
+    )

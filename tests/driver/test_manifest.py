@@ -45,6 +45,8 @@ configurations:
 assert GOOD.splitlines()[8] == "    version: v1.4.0"  # line 9
 assert GOOD.splitlines()[24] == "      controller: v1.1.0"  # line 25
 
+REMOTE_FIX = "write an absolute path or a URL (https://, ssh://, git://, file://)"
+PATH_FIX = "write a path inside the integration repository, e.g. path: components/<name>/{version}"
 VERSION_RULE = (
     "(letters, digits and . _ + / -, starting with a letter or digit; no '..'; not ending in '.lock' or '/')"
 )
@@ -307,8 +309,52 @@ def test_empty_file(write):
     pytest.param(
         "url: https://pkg", "url: ftp://pkg",
         "12: components.planner.url: 'ftp://pkg.example.com/planner-{version}.tar.gz' must start with "
-        "http://, https:// or file://; fix it",
+        "https://, http://, file://; fix it",
         id="url-scheme"),
+    pytest.param(
+        "url: https://pkg", "url: https:///pkg",
+        "12: components.planner.url: 'https:///pkg.example.com/planner-{version}.tar.gz' has no host; fix it",
+        id="url-without-host"),
+    pytest.param(
+        "remote: https://git.example.com/robot/messages.git", "remote: '--upload-pack=touch /tmp/marker'",
+        "8: components.messages.remote: '--upload-pack=touch /tmp/marker' starts with '-' (git would read it as "
+        f"an option); {REMOTE_FIX}",
+        id="remote-option"),
+    pytest.param(
+        "remote: https://git.example.com/robot/messages.git", "remote: 'ext::sh -c touch% /tmp/marker'",
+        "8: components.messages.remote: 'ext::sh -c touch% /tmp/marker' uses a git remote helper ('ext::'), which "
+        f"can run commands; {REMOTE_FIX}",
+        id="remote-ext"),
+    pytest.param(
+        "remote: https://git.example.com/robot/messages.git", "remote: fd::17",
+        f"8: components.messages.remote: 'fd::17' uses a git remote helper ('fd::'), which can run commands; {REMOTE_FIX}",
+        id="remote-fd"),
+    pytest.param(
+        "remote: https://git.example.com/robot/messages.git", "remote: ../codec.git",
+        "8: components.messages.remote: '../codec.git' is neither a URL (https://, ssh://, git://, file://), "
+        "scp-like user@host:path, nor an absolute path (a relative path would mean something else in every "
+        f"checkout); {REMOTE_FIX}",
+        id="remote-relative"),
+    pytest.param(
+        "remote: https://git.example.com/robot/messages.git", 'remote: "https://git.example.com/\\x1b[2Jm.git"',
+        "8: components.messages.remote: 'https://git.example.com/\\x1b[2Jm.git' contains control characters "
+        f"(\\x1b); {REMOTE_FIX}",
+        id="remote-control-character"),
+    pytest.param(
+        "path: components/controller/{version}", "path: /etc",
+        f"17: components.controller.path: '/etc' is absolute (it must be relative to the integration repository); "
+        f"{PATH_FIX}",
+        id="path-absolute"),
+    pytest.param(
+        "path: components/controller/{version}", "path: ../../..",
+        f"17: components.controller.path: '../../..' leaves the integration repository ('..'); {PATH_FIX}",
+        id="path-up"),
+    pytest.param(
+        "path: components/controller/{version}", "path: components/{version}/../../..",
+        "17: components.controller.path: 'components/v1.2.0/../../..' leaves the integration repository ('..'); "
+        f"{PATH_FIX}",
+        id="path-up-after-version"),
+
     pytest.param(
         '"v{year}.{month}.{n}"', '"v{year}.{month}"',
         "4: release.tag_format: 'v{year}.{month}' has no {n} (the release number that keeps tags unique); "
@@ -325,12 +371,47 @@ def test_empty_file(write):
         'fix it, e.g. tag_format: "v{year}.{month}.{n}"',
         id="tag-format-not-a-tag"),
     pytest.param(
+        '"v{year}.{month}.{n}"', '"v{n:>20000000000}"',
+        "4: release.tag_format: 'v{n:>20000000000}' gives {n} a width or precision of 20000000000 (at most 20); "
+        'fix it, e.g. tag_format: "v{year}.{month}.{n}"',
+        id="tag-format-huge-width"),
+    pytest.param(
+        '"v{year}.{month}.{n}"', '"v{n:.99}"',
+        "4: release.tag_format: 'v{n:.99}' gives {n} a width or precision of 99 (at most 20); "
+        'fix it, e.g. tag_format: "v{year}.{month}.{n}"',
+        id="tag-format-huge-precision"),
+    pytest.param(
+        '"v{year}.{month}.{n}"', '"v{n:{year}}"',
+        "4: release.tag_format: 'v{n:{year}}' has a field inside the format of {n} (nested fields are not "
+        'supported); fix it, e.g. tag_format: "v{year}.{month}.{n}"',
+        id="tag-format-nested"),
+    pytest.param(
+        '"v{year}.{month}.{n}"', '"v{n:q}"',
+        "4: release.tag_format: 'v{n:q}' has an invalid format ':q' for {n}; "
+        'fix it, e.g. tag_format: "v{year}.{month}.{n}"',
+        id="tag-format-bad-spec"),
+    pytest.param(
+        '"v{year}.{month}.{n}"', '"v' + "{n}" * 40 + '"',
+        "4: release.tag_format: 'v" + ("{n}" * 40)[:99] + "...' is longer than 100 characters; "
+        'fix it, e.g. tag_format: "v{year}.{month}.{n}"',
+        id="tag-format-long"),
+    pytest.param(
         "schema_version: 1", "schema_version: 2",
         "1: schema_version: 2 is not supported (this convoy reads 1); upgrade convoy or fix it",
         id="schema-version"),
 ])
 def test_bad_values(write, old, new, expected):
     assert problems(write(edited(old, new))) == [f"{PATH}:{expected}"]
+
+
+def test_local_path_is_checked_with_each_pinned_version(write):
+    text = edited("path: components/controller/{version}", "path: '{version}/../..'")
+    text = text.replace("    version: v1.2.0\n", "    version: v1.2.0/x\n")
+    assert problems(write(text)) == [
+        f"{PATH}:25: components.controller.path: 'v1.1.0/../..' (version v1.1.0 of drone) leaves the integration "
+        f"repository ('..'); {PATH_FIX}",
+    ]
+
 
 
 UNUSED_COMPONENT = "    source: local\n    path: unused\n    version: v1\n"

@@ -121,10 +121,10 @@ def test_a_flow_mapping_component():
 
 
 @pytest.mark.parametrize("before, after", [
-    (f"{{commit: {OLD}, source: git, remote: r, version: v1}}", "{source: git, remote: r, version: v2}"),
-    (f"{{source: git, commit: {OLD}, remote: r, version: v1}}", "{source: git, remote: r, version: v2}"),
-    (f"{{source: git, remote: r, version: v1, commit: {OLD}}}", "{source: git, remote: r, version: v2}"),
-    (f"{{source: git,\n    remote: r, version: v1,\n    commit: {OLD}}}", "{source: git,\n    remote: r, version: v2}"),
+    (f"{{commit: {OLD}, source: git, remote: /r, version: v1}}", "{source: git, remote: /r, version: v2}"),
+    (f"{{source: git, commit: {OLD}, remote: /r, version: v1}}", "{source: git, remote: /r, version: v2}"),
+    (f"{{source: git, remote: /r, version: v1, commit: {OLD}}}", "{source: git, remote: /r, version: v2}"),
+    (f"{{source: git,\n    remote: /r, version: v1,\n    commit: {OLD}}}", "{source: git,\n    remote: /r, version: v2}"),
 ])
 def test_a_commit_is_removed_from_a_flow_mapping(before, after):
     text = f"default_configuration: c\ncomponents:\n  x: {before}\nconfigurations:\n  c: {{components: [x]}}\n"

@@ -17,7 +17,7 @@ def _sample():
                 "messages": {"path": "examples/messages/v1.4.0", "source": "local", "version": "v1.4.0"},
             }},
             "rover": {"components": {
-                "firmware": {"path": "/abs/firmware", "source": "local", "version": "v3.0.1"},
+                "firmware": {"path": "examples/firmware/v3.0.1", "source": "local", "version": "v3.0.1"},
                 "messages": {"path": "examples/messages/v1.4.0", "source": "local", "version": "v1.4.0"},
                 "planner": {
                     "sha256": "b" * 64,
@@ -99,6 +99,65 @@ def _parse_bad_pin_test(ctx):
         _assert_one_error(env, errors, expected)
     return unittest.end(env)
 
+def _parse_untrusted_source_test(ctx):
+    env = unittest.begin(ctx)
+    fw = ["configurations", "drone", "components", "firmware", "remote"]
+    url = ["configurations", "rover", "components", "planner", "url"]
+    path = ["configurations", "rover", "components", "firmware", "path"]
+    cases = [
+        (fw, "--upload-pack=touch /tmp/marker", "drone/firmware: remote \"--upload-pack=touch /tmp/marker\" starts with '-'"),
+        (fw, "-oProxyCommand=x", "starts with '-' (git would read it as an option)"),
+        (fw, "ext::sh -c touch% /tmp/marker", "uses a git remote helper ('ext::'), which can run commands"),
+        (fw, "fd::17", "uses a git remote helper ('fd::')"),
+        (fw, "EXT::sh", "uses a git remote helper ('ext::')"),
+        (fw, "file:///r/firmware\nx", "contains control characters"),
+        (fw, "ftp://host/r.git", "uses the scheme 'ftp://' (allowed: https://, http://, ssh://, git://, file://)"),
+        (fw, "ssh://-oProxyCommand=x/r.git", "has no host, or a user or host starting with '-'"),
+        (fw, "ssh://user@-oProxyCommand=x/r.git", "has no host, or a user or host starting with '-'"),
+        (fw, "host:-r.git", "is neither a URL"),
+        (fw, "../codec.git", "is neither a URL"),
+        (url, "ftp://pkg/planner.tar.gz", "url \"ftp://pkg/planner.tar.gz\" must start with https://, http://, file://"),
+        (url, "-o/etc/passwd", "must start with https://, http://, file://"),
+        (url, "https:///planner.tar.gz", "has no host"),
+        (url, "file://planner.tar.gz", "is a file:// URL without an absolute path"),
+        (url, "https://pkg/a b.tar.gz", "contains control characters or spaces"),
+        (path, "/etc", "path \"/etc\" is absolute (it must be relative to the integration repository)"),
+        (path, "../../..", "leaves the integration repository ('..')"),
+        (path, "examples/../../x", "leaves the integration repository ('..')"),
+        (path, "examples/\tx", "contains control characters"),
+    ]
+    for where, value, expected in cases:
+        result, errors = _parse_errors(json.encode(_with(where, value)))
+        asserts.equals(env, None, result, "accepted %r" % value)
+        _assert_one_error(env, errors, expected)
+    return unittest.end(env)
+
+def _parse_trusted_source_test(ctx):
+    env = unittest.begin(ctx)
+    fw = ["configurations", "drone", "components", "firmware", "remote"]
+    url = ["configurations", "rover", "components", "planner", "url"]
+    path = ["configurations", "rover", "components", "firmware", "path"]
+    cases = [
+        (fw, "https://git.example.com/robot/firmware.git"),
+        (fw, "ssh://git@git.example.com:2222/robot/firmware.git"),
+        (fw, "git://git.example.com/firmware"),
+        (fw, "git@git.example.com:robot/firmware.git"),
+        (fw, "/srv/git/firmware.git"),
+        (fw, "file:///srv/git/firmware.git"),
+        (url, "https://pkg.example.com/planner-2.1.0.tar.gz"),
+        (url, "http://pkg.example.com/planner.tar.gz"),
+        (path, "components/firmware/v3.0.1"),
+        (path, "./a/../b"),
+    ]
+    for where, value in cases:
+        result, errors = _parse_errors(json.encode(_with(where, value)))
+        asserts.equals(env, [], errors, "refused %r" % value)
+        asserts.true(env, result != None)
+    asserts.equals(env, None, lock.remote_problem("https://h/x"))
+    asserts.equals(env, None, lock.url_problem("file:///pkg/x.tgz"))
+    asserts.equals(env, None, lock.path_problem("examples/components/firmware/v3.0.1"))
+    return unittest.end(env)
+
 def _check_fresh_test(ctx):
     env = unittest.begin(ctx)
     errors = []
@@ -150,7 +209,7 @@ def _component_repositories_test(ctx):
         "planner": {"component": "planner", "configuration": "drone", "source": "absent"},
     }, drone)
     rover = lock.component_repositories(_sample(), "rover", "/work/int")
-    asserts.equals(env, "/abs/firmware", rover["firmware"]["path"])
+    asserts.equals(env, "/work/int/examples/firmware/v3.0.1", rover["firmware"]["path"])
     asserts.equals(env, {
         "component": "planner",
         "configuration": "rover",
@@ -206,6 +265,8 @@ def _repositories_bzl_test(ctx):
 parse_valid_test = unittest.make(_parse_valid_test)
 parse_bad_lock_test = unittest.make(_parse_bad_lock_test)
 parse_bad_pin_test = unittest.make(_parse_bad_pin_test)
+parse_untrusted_source_test = unittest.make(_parse_untrusted_source_test)
+parse_trusted_source_test = unittest.make(_parse_trusted_source_test)
 check_fresh_test = unittest.make(_check_fresh_test)
 choose_configuration_test = unittest.make(_choose_configuration_test)
 component_repositories_test = unittest.make(_component_repositories_test)
@@ -223,6 +284,8 @@ def lock_test_suite(name):
         parse_valid_test,
         parse_bad_lock_test,
         parse_bad_pin_test,
+        parse_untrusted_source_test,
+        parse_trusted_source_test,
         check_fresh_test,
         choose_configuration_test,
         component_repositories_test,

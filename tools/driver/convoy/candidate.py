@@ -61,8 +61,9 @@ def git(args: list[str], cwd: Path, **kwargs) -> str:
 
 def fetch_branch(checkout: Path, remote: str, branch: str) -> str:
     """Fetches `branch` of `remote` into refs/remotes/<remote>/<branch>; returns its commit."""
-    git(["fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"], checkout)
-    return git(["rev-parse", "--verify", f"refs/remotes/{remote}/{branch}^{{commit}}"], checkout)
+    refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+    git(["fetch", "--quiet", "--no-tags", "--", remote, refspec], checkout)
+    return git(["rev-parse", "--verify", "--end-of-options", f"refs/remotes/{remote}/{branch}^{{commit}}"], checkout)
 
 
 def remote_branch(checkout: Path, remote: str, branch: str) -> Optional[str]:
@@ -73,7 +74,7 @@ def remote_branch(checkout: Path, remote: str, branch: str) -> Optional[str]:
 
 def remote_tags(checkout: Path, remote: str) -> dict[str, str]:
     """Tag name -> the commit it points at (annotated tags peeled), on `remote`."""
-    out = git(["ls-remote", "--tags", remote], checkout)
+    out = git(["ls-remote", "--tags", "--", remote], checkout)
     tags: dict[str, str] = {}
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
@@ -107,7 +108,7 @@ def prepare_worktree(checkout: Path, commit: str) -> Path:
     if not _reset_existing(path, commit):
         _remove(checkout, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        git(["worktree", "add", "--quiet", "--detach", "--force", str(path), commit], checkout)
+        git(["worktree", "add", "--quiet", "--detach", "--force", "--", str(path), commit], checkout)
     for name in LOCAL_FILES:
         source = checkout / name
         if source.is_file():
@@ -124,8 +125,8 @@ def _reset_existing(path: Path, commit: str) -> bool:
         if Path(top).resolve() != path.resolve():
             return False
         _remove_stale_locks(path)
-        git(["checkout", "--quiet", "--detach", "--force", commit], path)
-        git(["reset", "--quiet", "--hard", commit], path)
+        git(["checkout", "--quiet", "--detach", "--force", commit, "--"], path)  # `--` after: a revision
+        git(["reset", "--quiet", "--hard", commit, "--"], path)
         git(["clean", "-ffdxq"], path)
     except gitutil.GitError:
         return False
@@ -207,19 +208,20 @@ def make_candidate(checkout: Path, request: Request, base_commit: str) -> Candid
     git([*identity_args(checkout), "commit", "--quiet", "--no-verify", "-m", message, "-m", "\n".join(body)],
         worktree)
     commit = git(["rev-parse", "HEAD"], worktree)
-    git(["update-ref", REQUEST_REF.format(id=request.id), commit], checkout)
+    git(["update-ref", "--", REQUEST_REF.format(id=request.id), commit], checkout)
     return Candidate(worktree=worktree, base_commit=base_commit, commit=commit, lock=lock, manifest=manifest)
 
 
 def has_commit(checkout: Path, commit: str) -> bool:
-    return gitutil.run(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=checkout, check=False).returncode == 0
+    exists = gitutil.run(["cat-file", "-e", "--end-of-options", f"{commit}^{{commit}}"], cwd=checkout, check=False)
+    return exists.returncode == 0
 
 
 def lock_at(checkout: Path, commit: str) -> Optional[dict]:
     """The lock file at `commit`, as a dict (None if it has none or it is not JSON)."""
     import json
 
-    result = gitutil.run(["show", f"{commit}:{LOCK}"], cwd=checkout, check=False)
+    result = gitutil.run(["show", "--end-of-options", f"{commit}:{LOCK}"], cwd=checkout, check=False)
     if result.returncode != 0:
         return None
     try:

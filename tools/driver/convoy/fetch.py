@@ -1,8 +1,10 @@
 """Downloading an archive and looking inside it.
 
-`download` streams an http(s):// or file:// URL into a temporary file while
-hashing it; `archive_names` lists the entries of a tar (any compression
-Python reads) or zip archive. Both raise FetchError with a one-line reason.
+`download` streams an http(s):// or file:// URL (checked with
+untrusted.url_problem; a redirect may only lead to http(s)://) into a
+temporary file while hashing it; `archive_names` lists the entries of a tar
+(any compression Python reads) or zip archive. Both raise FetchError with a
+one-line reason.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from convoy import untrusted
 
 DEFAULT_TIMEOUT = 120.0  # seconds without a byte from the server
 _CHUNK = 1 << 20
@@ -37,12 +41,15 @@ def download(url: str, directory: str | os.PathLike[str], *, timeout: float = DE
     """Downloads `url` into a new temporary file in `directory`.
 
     The caller owns (and removes) the file. Raises FetchError, leaving no
-    file behind, if the URL cannot be read.
+    file behind, if the URL is refused or cannot be read.
     """
+    problem = untrusted.url_problem(url)
+    if problem:
+        raise FetchError(f"the url {problem}")
     fd, name = tempfile.mkstemp(dir=directory, prefix="download-")
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with os.fdopen(fd, "wb") as out, _OPENER.open(url, timeout=timeout) as response:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
@@ -56,6 +63,18 @@ def download(url: str, directory: str | os.PathLike[str], *, timeout: float = DE
         os.unlink(name)
         raise FetchError(_reason(e)) from None
     return Download(Path(name), digest.hexdigest())
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to http(s):// (urllib's default also allows ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if untrusted.url_problem(newurl, untrusted.WEBHOOK_SCHEMES):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a refused url ({msg})", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
 def archive_names(path: str | os.PathLike[str]) -> list[str]:

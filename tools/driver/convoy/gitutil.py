@@ -2,8 +2,11 @@
 
 Every call runs `git` with an argument list (no shell), a timeout, stdin
 closed and GIT_TERMINAL_PROMPT=0, so a remote that wants a password fails
-instead of hanging. A failure raises GitError carrying the full output for the
-log and a one-line `detail` (git's first line on stderr) for the user.
+instead of hanging, and untrusted.GIT_ENV, so only the transports convoy
+means are allowed (never `ext::` or `fd::`, which run commands). Callers put
+`--` (or `--end-of-options`) before every remote and ref. A failure raises
+GitError carrying the full output for the log and a one-line `detail`
+(git's first line on stderr) for the user.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import os
 import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
+
+from convoy import untrusted
 
 DEFAULT_TIMEOUT = 120.0  # seconds, per git call
 
@@ -51,12 +56,12 @@ def run(
 ) -> GitResult:
     """Runs `git <args>` in `cwd` and returns its output.
 
-    `env` adds to (or overrides) the environment. Raises GitError if git
-    cannot start, exceeds `timeout`, or (with `check`) exits with a non-zero
-    status.
+    `env` adds to (or overrides) the environment; untrusted.GIT_ENV is
+    always added last. Raises GitError if git cannot start, exceeds
+    `timeout`, or (with `check`) exits with a non-zero status.
     """
     command = ("git", *args)
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {}), **untrusted.GIT_ENV}
     try:
         proc = subprocess.run(
             command,
@@ -136,7 +141,7 @@ def fetch_branches_and_tags(
     `git_dir` (created if missing); refs the remote no longer has are pruned.
     """
     if not os.path.isdir(git_dir):
-        run(["init", "--bare", "--quiet", os.fspath(git_dir)], cwd=cwd, timeout=timeout)
+        run(["init", "--bare", "--quiet", "--", os.fspath(git_dir)], cwd=cwd, timeout=timeout)
     run(
         [
             f"--git-dir={os.fspath(git_dir)}",
@@ -157,7 +162,8 @@ def is_reachable_commit(
     """Whether commit `sha` exists in `git_dir` and some branch or tag there
     contains it (an object left over from a pruned ref does not count)."""
     git = f"--git-dir={os.fspath(git_dir)}"
-    if run([git, "cat-file", "-e", f"{sha}^{{commit}}"], timeout=timeout, check=False).returncode != 0:
+    if run([git, "cat-file", "-e", "--end-of-options", f"{sha}^{{commit}}"], timeout=timeout,
+           check=False).returncode != 0:
         return False
     refs = run([git, "for-each-ref", "--count=1", f"--contains={sha}", "refs/heads", "refs/tags"], timeout=timeout)
     return bool(refs.stdout.strip())

@@ -11,7 +11,9 @@ the Starlark side (it reads the file with json.decode):
      "manifest_sha256": ..., "release": {"tag_format": ...}}
 
 `stale_lines` tells, without the network, how a lock differs from its
-manifest.
+manifest, entry by entry. A lock is untrusted input like the manifest:
+`Lock.from_json` refuses a pin whose remote, url, commit, sha256, path or
+strip_prefix convoy would not use (see convoy.untrusted).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +31,9 @@ from typing import Iterable, Mapping, Optional
 from convoy import fetch
 from convoy import fsutil
 from convoy import gitutil
+from convoy import untrusted
 from convoy.errors import ConvoyError
-from convoy.manifest import Component, Manifest
+from convoy.manifest import SOURCES, Component, Manifest, tag_format_problem, version_problem
 from convoy.yamlcheck import conflict_marker_line
 
 FORMAT_VERSION = 1
@@ -38,6 +42,8 @@ FIX = "convoy lock"
 CACHE_DIR = ".convoy/cache/git"  # under the integration repo root
 # The pin that resolution adds to what the manifest declares, per source.
 _RESOLVED_KEY = {"git": "commit", "archive": "sha256"}
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,10 @@ class Lock:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConvoyError(f"{shown}:{e.lineno}: not valid JSON ({e.msg}); run: {FIX}") from None
+        except RecursionError:
+            raise ConvoyError(f"{shown}: not a convoy lock file (nested too deeply); run: {FIX}") from None
+        except ValueError as e:  # e.g. a number of more digits than Python converts
+            raise ConvoyError(f"{shown}: not valid JSON ({e}); run: {FIX}") from None
         not_a_lock = ConvoyError(f"{shown}: not a convoy lock file (missing or mistyped fields); run: {FIX}")
         if not isinstance(data, dict) or "format_version" not in data:
             raise not_a_lock
@@ -105,7 +115,47 @@ class Lock:
             )
         except (KeyError, TypeError, AttributeError, ValueError):
             raise not_a_lock from None
+        problem = tag_format_problem(lock.tag_format)
+        if problem:
+            raise ConvoyError(f"{shown}: release.tag_format {problem}; run: {FIX}")
+        for name, pins in sorted(lock.configurations.items()):
+            for component, pin in sorted(pins.items()):
+                problem = pin_problem(pin)
+                if problem:
+                    where = untrusted.printable(f"{name}/{component}")
+                    raise ConvoyError(f"{shown}: {where}: {problem}; run: {FIX}")
         return lock
+
+
+def pin_problem(pin: Mapping[str, str]) -> Optional[str]:
+    """Why a pin read from a lock is refused, or None: its source is known,
+    it has the keys its source needs, and each value is one convoy will use
+    (a remote git may not read as an option, an http(s)/file url, a full
+    commit or sha256, a local path inside the integration repository)."""
+    source = pin.get("source")
+    if source not in SOURCES:
+        return f"source '{untrusted.printable(source)}' is not one of {', '.join(SOURCES)}"
+    required = {"git": ("version", "remote", "commit"), "archive": ("version", "url", "sha256"),
+                "local": ("version", "path")}[source]
+    missing = [key for key in required if not pin.get(key)]
+    if missing:
+        return f"a {source} pin without {', '.join(missing)}"
+    checks = {
+        "version": version_problem,
+        "remote": untrusted.remote_problem,
+        "commit": lambda v: None if _COMMIT.fullmatch(v) else "is not a full commit id (40 lowercase hex digits)",
+        "url": untrusted.url_problem,
+        "sha256": lambda v: None if _SHA256.fullmatch(v) else "is not a sha256 (64 lowercase hex digits)",
+        "path": untrusted.local_path_problem,
+        "strip_prefix": untrusted.text_problem,
+    }
+    for key, check in checks.items():
+        value = pin.get(key)
+        problem = check(value) if value is not None else None
+        if problem:
+            shown = untrusted.printable(value)
+            return problem if key == "version" else f"{key} '{shown}' {problem}"
+    return None
 
 
 def read_lock(path: str | os.PathLike[str]) -> Lock:
@@ -136,8 +186,8 @@ def lock_manifest(
 ) -> Lock:
     """Resolves every component of every configuration of `manifest`.
 
-    `root` is the integration repo root (local paths and relative git remotes
-    are relative to it; the git cache lives under it, or under `cache_root`);
+    `root` is the integration repo root (local paths are relative to it; the
+    git cache lives under it, or under `cache_root`);
     `manifest_name` is the manifest's path relative to it, recorded in the
     lock. Each distinct (component, version) is resolved once.
 
@@ -182,8 +232,13 @@ def lock_manifest(
 
 
 def stale_lines(manifest: Manifest, lock: Lock) -> list[str]:
-    """How `lock` differs from `manifest`, one line each, without resolving
-    anything (so a changed commit behind an unchanged tag goes unnoticed)."""
+    """How `lock` differs from `manifest`, one line each (none: the lock is
+    up to date), without resolving anything (so a changed commit behind an
+    unchanged tag goes unnoticed).
+
+    Every entry is compared, whatever the lock's manifest_sha256 says: a lock
+    edited by hand next to an unchanged manifest is stale too.
+    """
     lines = []
     for field, ours, theirs in (
         ("default_configuration", manifest.default_configuration, lock.default_configuration),
@@ -199,12 +254,12 @@ def stale_lines(manifest: Manifest, lock: Lock) -> list[str]:
         lines += _added_removed(f"{name}/", declared, locked, "component", "configuration")
         for component in sorted(set(declared) & set(locked)):
             lines += _pin_changes(f"{name}/{component}", declared[component], locked[component])
-    if not lines:
+    if not lines and manifest.sha256 != lock.manifest_sha256:
         lines.append(
             f"{manifest.path}: changed since the lock was written "
             f"(sha256 {manifest.sha256[:12]}.., lock has {lock.manifest_sha256[:12]}..)"
         )
-    return lines
+    return [untrusted.printable(line) for line in lines]
 
 
 class _Resolver:
@@ -231,6 +286,12 @@ class _Resolver:
             raise ConvoyError(
                 f"component '{component.name}': directory {pin['path']} does not exist; create it, or fix the "
                 f"path at {self.at(component, 'path')} or the version at {self.at(component, 'version')}"
+            )
+        elif not (self.root / pin["path"]).resolve().is_relative_to(self.root.resolve()):
+            raise ConvoyError(
+                f"component '{component.name}': directory {pin['path']} is a link to "
+                f"{(self.root / pin['path']).resolve()}, outside the integration repository; fix the path at "
+                f"{self.at(component, 'path')}"
             )
         return pin
 
@@ -323,8 +384,8 @@ def remote_has_commit(
     """Whether `commit` is on a branch or tag of `remote`, looked up in a
     bare mirror of the remote's branches and tags under
     `<cache_root or root>/.convoy/cache/git/` (refreshed when `mirror`).
-    A relative `remote` is relative to `root`. Raises gitutil.GitError if
-    the remote cannot be fetched."""
+    `remote` is a URL or an absolute path (see untrusted.remote_problem).
+    Raises gitutil.GitError if the remote cannot be fetched."""
     git_dir = (cache_root or root) / CACHE_DIR / f"{hashlib.sha256(remote.encode()).hexdigest()[:16]}.git"
     if mirror or not git_dir.is_dir():
         git_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 
+from convoy import untrusted
 from convoy.errors import ConvoyError
 from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_checked, read_text
 
@@ -54,6 +55,11 @@ _SOURCE_KEYS = {  # source and version first
 _ALL_COMPONENT_KEYS = tuple(dict.fromkeys(k for keys in _SOURCE_KEYS.values() for k in keys))
 _REQUIRED_BY_SOURCE = {"git": "remote", "archive": "url", "local": "path"}
 _TAG_FIELDS = {"year": 2024, "month": 5, "day": 17, "n": 3}  # sample values, to try a format
+MAX_TAG = 100  # characters of a tag format, and of a tag it makes
+MAX_FIELD_WIDTH = 20  # of a field's width or precision ({n:03d}, not {n:>20000000000})
+# A field's format spec, [[fill]align][sign][#][0][width][grouping][.precision][type], with the types of an int.
+_FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?#?0?(?P<width>[0-9]*)[,_]?(?:\.(?P<precision>[0-9]*))?[bcdoxXneEfFgG%]?",
+                          re.S)
 
 _EXAMPLES = {  # shown in "how to fix" hints
     "default_configuration": "<configuration name>",
@@ -75,7 +81,6 @@ _CONFIGURATION_NAME_RULE = "a letter, then letters, digits, _ -"
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_URL_SCHEMES = ("http://", "https://", "file://")
 
 
 @dataclass(frozen=True)
@@ -196,23 +201,58 @@ def _unknown_component(name: object, known: Mapping[str, Any]) -> str:
     return f"unknown component '{name}' (known: {', '.join(sorted(known))})"
 
 
-def tag_format_problem(tag_format: str) -> Optional[str]:
+def tag_format_spec_problem(tag_format: str) -> Optional[str]:
+    """Why formatting `tag_format` could be costly or fail to parse, or None.
+
+    Looks at the text and at each field's format spec before anything is
+    formatted: at most MAX_TAG characters, no nested fields, no width or
+    precision above MAX_FIELD_WIDTH. Formatting a format that passes makes a
+    string of at most a few thousand characters, whatever the field values.
+    """
+    shown = untrusted.printable(tag_format)
+    if len(tag_format) > MAX_TAG:
+        return f"'{shown[:MAX_TAG]}...' is longer than {MAX_TAG} characters"
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(tag_format) if f is not None}
+        parsed = list(string.Formatter().parse(tag_format))
     except ValueError as e:
-        return f"'{tag_format}' is not a valid format ({e})"
+        return f"'{shown}' is not a valid format ({e})"
+    for _, name, spec, _ in parsed:
+        if name is None or not spec:
+            continue
+        name = untrusted.printable(name)
+        if "{" in spec or "}" in spec:
+            return f"'{shown}' has a field inside the format of {{{name}}} (nested fields are not supported)"
+        match = _FORMAT_SPEC.fullmatch(spec)
+        if match is None:
+            return f"'{shown}' has an invalid format ':{untrusted.printable(spec)}' for {{{name}}}"
+        for size in (match.group("width"), match.group("precision")):
+            if size and (len(size) > 2 or int(size) > MAX_FIELD_WIDTH):
+                return (f"'{shown}' gives {{{name}}} a width or precision of {size[:12]}"
+                        f"{'...' if len(size) > 12 else ''} (at most {MAX_FIELD_WIDTH})")
+    return None
+
+
+def tag_format_problem(tag_format: str) -> Optional[str]:
+    """Why `tag_format` cannot make release tags, or None."""
+    problem = tag_format_spec_problem(tag_format)
+    if problem:
+        return problem
+    shown = untrusted.printable(tag_format)
+    fields = {f for _, f, _, _ in string.Formatter().parse(tag_format) if f is not None}
     unknown = fields - set(_TAG_FIELDS)
     if unknown:
-        names = ", ".join("{" + f + "}" for f in sorted(unknown))
-        return f"'{tag_format}' uses unknown fields {names} (only {{year}}, {{month}}, {{day}}, {{n}} exist)"
+        names = ", ".join("{" + untrusted.printable(f) + "}" for f in sorted(unknown))
+        return f"'{shown}' uses unknown fields {names} (only {{year}}, {{month}}, {{day}}, {{n}} exist)"
     if "n" not in fields:
-        return f"'{tag_format}' has no {{n}} (the release number that keeps tags unique)"
+        return f"'{shown}' has no {{n}} (the release number that keeps tags unique)"
     try:
         sample = tag_format.format(**_TAG_FIELDS)
-    except (ValueError, IndexError) as e:
-        return f"'{tag_format}' is not a valid format ({e})"
+    except (ValueError, IndexError, KeyError, TypeError) as e:
+        return f"'{shown}' is not a valid format ({e})"
+    if len(sample) > MAX_TAG:
+        return f"'{shown}' gives a tag longer than {MAX_TAG} characters"
     if version_problem(sample):
-        return f"'{tag_format}' gives '{sample}', which is not a valid git tag"
+        return f"'{shown}' gives '{untrusted.printable(sample)}', which is not a valid git tag"
     return None
 
 
@@ -250,6 +290,7 @@ class _Checker(Checker):
         components = self.components(document)
         configurations = self.configurations(document, components)
         default = self.default_configuration(document, configurations)
+        self.local_paths(components or {}, configurations)
         if self.problems:
             return None
         return Manifest(  # no problems: every component and configuration is valid
@@ -260,6 +301,30 @@ class _Checker(Checker):
             components=components,
             configurations=configurations,
         )
+
+    def local_paths(
+        self, components: Mapping[str, Optional[Component]], configurations: Mapping[str, Optional[Configuration]]
+    ) -> None:
+        """Checks the path of each local component with every version it is
+        resolved with (its own and its pins'): inside the integration repository."""
+        for name, component in components.items():
+            if component is None or component.source != "local":
+                continue
+            versions = {component.version: (component.line_of("path"), "")}
+            for configuration in configurations.values():
+                if configuration is not None and name in configuration.pins:
+                    pin = configuration.pins[name]
+                    which = f" (version {pin} of {configuration.name})"
+                    versions.setdefault(pin, (configuration.pin_lines[name], which))
+            for version, (line, which) in versions.items():
+                path = component.path.replace("{version}", version)
+                problem = untrusted.local_path_problem(path)
+                if problem:
+                    self.problem(
+                        line, f"components.{name}.path", f"'{untrusted.printable(path)}'{which} {problem}",
+                        f"write a path inside the integration repository, e.g. path: {_EXAMPLES['path']}",
+                    )
+                    break
 
     def schema_version(self, document: Mapping) -> None:
         value = document.get("schema_version", SCHEMA_VERSION)
@@ -331,18 +396,25 @@ class _Checker(Checker):
         return Component(name=name, source=source, version=version, line=line, key_lines=key_lines, **values)
 
     def source_values(self, spec: Mapping, where: str, values: dict[str, Optional[str]]) -> None:
-        """Checks the form of commit, sha256 and url; lowercases sha256."""
+        """Checks the form of commit, sha256, remote and url; lowercases sha256."""
         checks = (
             ("commit", _COMMIT.fullmatch, "is not a full commit id (40 lowercase hex digits)",
              "write the full id, e.g. from git rev-parse <tag>"),
             ("sha256", _SHA256.fullmatch, "is not a sha256 (64 hex digits)",
              "fix it, or remove it to trust the archive as downloaded"),
-            ("url", lambda v: v.startswith(_URL_SCHEMES), "must start with http://, https:// or file://", "fix it"),
         )
         for key, valid, what, fix in checks:
             value = values.get(key)
             if value is not None and not valid(value):
-                self.problem(key_line(spec, key), dotted(where, key), f"'{value}' {what}", fix)
+                self.problem(key_line(spec, key), dotted(where, key), f"'{untrusted.printable(value)}' {what}", fix)
+        for key, problem_of, fix in (
+            ("remote", untrusted.remote_problem, "write an absolute path or a URL (https://, ssh://, git://, file://)"),
+            ("url", untrusted.url_problem, "fix it"),
+        ):
+            value = values.get(key)
+            problem = problem_of(value) if value is not None else None
+            if problem:
+                self.problem(key_line(spec, key), dotted(where, key), f"'{untrusted.printable(value)}' {problem}", fix)
         if values.get("sha256"):
             values["sha256"] = values["sha256"].lower()
 

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from convoy.errors import ConvoyError
-from convoy.manifest import tag_format_problem
+from convoy.manifest import tag_format_problem, tag_format_spec_problem
 
 FIELDS = ("year", "month", "day", "n")
 _HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")
 _PIN_KEYS = ("commit", "sha256", "path")  # what pins a component, by source
 SHORT_PIN = 8
-_FIELD_DIGITS = {"year": "[0-9]{4}", "month": "[0-9]{1,2}", "day": "[0-9]{1,2}", "n": "[0-9]+"}
+# n: at most 18 digits, so that int() of a tag's digits stays cheap.
+_FIELD_DIGITS = {"year": "[0-9]{4}", "month": "[0-9]{1,2}", "day": "[0-9]{1,2}", "n": "[0-9]{1,18}"}
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,14 @@ def _side(version: Optional[str], pin: Optional[str]) -> str:
 
 
 def _pattern(tag_format: str) -> tuple[re.Pattern, tuple[str, ...]]:
-    """A regex matching what `tag_format` makes, and its field names."""
+    """A regex matching what `tag_format` makes, and its field names.
+
+    Raises ConvoyError for a format that would be costly to apply (a huge
+    width, a nested field): parse_tag formats it with a tag's numbers.
+    """
+    problem = tag_format_spec_problem(tag_format)
+    if problem:
+        raise ConvoyError(f"release tag format {problem}; fix release.tag_format, e.g. \"v{{year}}.{{month}}.{{n}}\"")
     parts, names = [], []
     for literal, name, _spec, _conversion in string.Formatter().parse(tag_format):
         parts.append(re.escape(literal))
