@@ -128,7 +128,7 @@ def config_text(*, plugins: str = "", bazel_flags: tuple[str, ...] = (), retries
         f"  startup_flags: {json.dumps(startup)}\n"
         f"  flags: {json.dumps(list(bazel_flags))}\n"
         + stages
-        + "plugins:\n  - {name: event-log, type: log, path: .convoy/events.jsonl}\n"
+        + "plugins:\n  - {name: event-log, type: log, path: .convoy/events.jsonl, replay: true}\n"
         + plugins
     )
 

@@ -55,7 +55,7 @@ class FakeBazel:
         self.most = 0
 
     def __call__(self, workspace, command, targets, *, log_path, bep_path, flags, startup_flags, output_base,
-                 repo_env, timeout, cancel, on_start):
+                 repo_env, timeout, cancel, on_start, secret_env=(), pass_env=()):
         configuration = repo_env["CONVOY_CONFIGURATION"]
         stage = next((f.split("=")[1] for f in flags if f.startswith("--test_tag_filters=")), command)
         with self.lock:

@@ -114,8 +114,9 @@ def test_a_lease_has_one_live_holder(store):
 
 
 class Recorder:
-    def __init__(self, name, events=("*",), fail_on=(), delay=0.0):
+    def __init__(self, name, events=("*",), fail_on=(), delay=0.0, replay=True):
         self.name, self.events, self.fail_on, self.delay = name, frozenset(events), set(fail_on), delay
+        self.replay = replay  # new plugins get the history queued before they start
         self.got = []
 
     def wants(self, event_type):

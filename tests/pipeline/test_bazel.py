@@ -3,7 +3,10 @@ and output, with the real Bazel in a small workspace (see conftest.py)."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import secrets
+import stat
 import threading
 import time
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from convoy import bep
-from convoy.bazel import Outcome, bazel_command, classify, is_fetch_failure, run_bazel
+from convoy.bazel import Outcome, bazel_command, bazel_environment, classify, is_fetch_failure, run_bazel, withheld_env
 
 pytestmark = pytest.mark.bazel
 
@@ -113,6 +116,82 @@ def test_repo_env_reaches_repository_rules(bazel_ws):
 
     assert result.outcome is Outcome.PASSED, result.log_path.read_text()
     assert "--repo_env=CONVOY_CONFIGURATION=rover" in result.command
+
+
+def _server_logs(output_base: Path) -> dict[str, str]:
+    """The Bazel server's own logs in `output_base`: java.log*, command.log,
+    the command profile (gunzipped)."""
+    texts = {}
+    for path in output_base.iterdir():
+        if path.name.startswith("java.log") or path.name == "command.log":
+            texts[path.name] = path.read_text(errors="replace")
+        elif path.name == "command.profile.gz":
+            texts[path.name] = gzip.decompress(path.read_bytes()).decode(errors="replace")
+    return texts
+
+
+def test_no_secret_reaches_bazel_its_kept_files_or_its_server_log(bazel_ws, monkeypatch):
+    """The driver's environment held a webhook's secret: Bazel got it as
+    --client_env and wrote it into the build event file and java.log."""
+    nonce = secrets.token_hex(8)
+    leaked = {
+        "CONVOY_WEBHOOK_SECRET": f"webhook-{nonce}",  # a plugin's secret_env, and SECRET in the name
+        "HOOK_CREDENTIAL": f"named-{nonce}",  # only a plugin's secret_env names it
+        "GITHUB_TOKEN": f"token-{nonce}",
+        "db_password": f"password-{nonce}",
+        "AWS_SECRET_ACCESS_KEY": f"key-{nonce}",
+        "Api_Key": f"mixed-case-{nonce}",
+    }
+    for name, value in leaked.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CONVOY_NEEDED_KEY", f"passed-{nonce}")
+
+    result = bazel_ws.run("test", ["//run/ok:pass_test"], name="secrets",
+                          secret_env=("CONVOY_WEBHOOK_SECRET", "HOOK_CREDENTIAL"), pass_env=("CONVOY_NEEDED_KEY",))
+
+    assert result.outcome is Outcome.PASSED, result.log_path.read_text()
+    kept = {"log": result.log_path.read_text(), "bep": result.bep_path.read_text(),
+            **_server_logs(bazel_ws.output_base)}
+    assert "java.log" in kept and kept["bep"]
+    found = [(name, where) for name, value in leaked.items() for where, text in kept.items() if value in text]
+    assert found == []
+    # What is listed under pass_env does reach Bazel (and so would a secret, unchecked).
+    assert f"passed-{nonce}" in kept["bep"] and f"passed-{nonce}" in kept["java.log"]
+    assert "# convoy: not in Bazel's environment (secrets): AWS_SECRET_ACCESS_KEY, Api_Key, CONVOY_WEBHOOK_SECRET, " \
+           "GITHUB_TOKEN, HOOK_CREDENTIAL, db_password; " in kept["log"]
+
+
+def test_the_log_and_the_event_file_are_private(bazel_ws, tmp_path):
+    logs = tmp_path / "logs" / "build-1"
+    result = run_bazel(bazel_ws.path, "build", ["//run/ok:all"], log_path=logs / "x.log", bep_path=logs / "x.json",
+                       startup_flags=bazel_ws.startup_flags, output_base=bazel_ws.output_base, env=bazel_ws.env,
+                       timeout=600)
+
+    assert result.outcome is Outcome.PASSED, result.log_path.read_text()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (logs, logs / "x.log", logs / "x.json")}
+    assert modes == {"build-1": 0o700, "x.log": 0o600, "x.json": 0o600}
+
+
+@pytest.mark.parametrize("name, withheld", [
+    ("CONVOY_WEBHOOK_SECRET", True),
+    ("GITHUB_TOKEN", True),
+    ("npm_token", True),
+    ("PGPASSWORD", True),
+    ("AWS_ACCESS_KEY_ID", True),
+    ("Api_Key", True),
+    ("HOOK_CREDENTIAL", True),  # named by a plugin's secret_env
+    ("CONVOY_NEEDED_KEY", False),  # listed under bazel.pass_env
+    ("PATH", False),
+    ("HOME", False),
+    ("CONVOY_CONFIGURATION", False),
+])
+def test_which_variables_bazel_does_not_get(name, withheld):
+    environ = {name: "value", "PATH": "/usr/bin"}
+    kwargs = {"secret_env": ("HOOK_CREDENTIAL",), "pass_env": ("CONVOY_NEEDED_KEY",)}
+
+    assert (name in withheld_env(environ, **kwargs)) is withheld
+    assert (name in bazel_environment(environ, **kwargs)) is not withheld
+    assert bazel_environment(environ, **kwargs)["PATH"] == "/usr/bin"
 
 
 def test_timeout_interrupts_bazel_and_the_client_is_gone(bazel_ws):

@@ -39,7 +39,8 @@ def test_the_default_text_loads_to_the_defaults(tmp_path):
 
     assert config == Config(
         path=str(path),
-        plugins=(PluginSpec(name="event-log", kind="log", events=("*",), path=".convoy/events.jsonl"),),
+        plugins=(PluginSpec(name="event-log", kind="log", events=("*",), path=".convoy/events.jsonl",
+                            replay=True),),
     )
     assert config.stages == DEFAULT_STAGES
     assert (config.queue_mode, config.poll_interval, config.parallelism, config.infra_retries) == ("serial", 10, 2, 2)
@@ -227,14 +228,15 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
         "convoy.yaml:29: plugins.log: missing required key 'path'; add it, e.g. path: .convoy/events.jsonl",
         "convoy.yaml:31: plugins.hook: a webhook needs secret_env (the environment variable holding its HMAC "
         "secret); add it, e.g. secret_env: CONVOY_WEBHOOK_SECRET",
-        "convoy.yaml:33: plugins.hook.url: 'ftp://x' must start with http:// or https://; fix it",
+        "convoy.yaml:33: plugins.hook.url: 'ftp://x' must start with https://, http://; write it like url: "
+        "https://ci.example.com/convoy-hook",
         "convoy.yaml:34: plugins.hook.events: unknown event 'build_fail' (did you mean BUILD_FAIL?); fix or remove it",
         "convoy.yaml:34: plugins.hook.events: 'BUILD_FAIL' is listed twice; remove one",
         f"convoy.yaml:34: plugins.hook.events: unknown event 'NOPE' (expected one of: {', '.join(EVENT_TYPES)}, "
         'or "*"); fix or remove it',
         "convoy.yaml:37: plugins.cmd.command: must be a list, not a string; write it like "
         "command: [scripts/notify, --channel, ci]",
-        "convoy.yaml:38: plugins.cmd: unknown key 'retries' (expected: name, type, events, command, timeout); "
+        "convoy.yaml:38: plugins.cmd: unknown key 'retries' (expected: name, type, events, command, timeout, replay); "
         "fix or remove it",
         "convoy.yaml:39: plugins: duplicate plugin name 'log' (first at line 29); rename one of them",
         'convoy.yaml:42: plugins.log.events: "*" already means every event; write events: ["*"] alone, or list '
@@ -288,7 +290,7 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
      "convoy.yaml:2: plugins.l.events: must not be empty; write it like events: [BUILD_FAIL, RELEASE_TAGGED] or "
      '["*"]'),
     ("plugins:\n  - {name: l, type: log, path: x, url: 'https://x'}\n",
-     "convoy.yaml:2: plugins.l: unknown key 'url' (expected: name, type, events, path, timeout); fix or remove it"),
+     "convoy.yaml:2: plugins.l: unknown key 'url' (expected: name, type, events, path, timeout, replay); fix or remove it"),
     ("plugins:\n  - {name: c, type: command, command: []}\n",
      "convoy.yaml:2: plugins.c.command: must not be empty; write it like command: [scripts/notify, --channel, ci]"),
     ("plugins:\n  - {type: log, path: x}\n",

@@ -28,6 +28,14 @@ server goes on with the command until it notices the client is gone
 (observed: about a minute on Bazel 4.2.3), and the next command in the same
 output base waits for it ("Another command is running"); it also finishes
 the build event file after run_bazel has returned.
+
+Bazel gets the driver's environment without its secrets
+(`bazel_environment`): every variable a plugin's `secret_env` names, and
+every variable whose name contains TOKEN, SECRET, PASSWORD or KEY (in any
+case), unless convoy.yaml lists it under `bazel: {pass_env: [...]}`. Bazel
+would otherwise copy each of them (`--client_env=NAME=value`) into the build
+event file and its server's java.log. The log, the build event file and
+their directory are private to the driver's user (0600, 0700).
 """
 
 from __future__ import annotations
@@ -42,13 +50,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from convoy import bep
+from convoy import bep, fsutil
 
 DEFAULT_TIMEOUT = 3600.0
 INTERRUPT_GRACE = 30.0  # seconds between SIGINT and SIGKILL
 _POLL = 0.1  # seconds between looks at the client, the clock and the cancel event
+# A variable whose name says it holds a credential (CONVOY_WEBHOOK_SECRET,
+# GITHUB_TOKEN, db_password, AWS_SECRET_ACCESS_KEY, ...).
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 
 
 class Outcome(enum.Enum):
@@ -150,6 +161,30 @@ def is_fetch_failure(log_text: str) -> bool:
     return _FETCH_FAILURE.search(log_text) is not None
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether the environment variable `name` looks like it holds a secret."""
+    return _SECRET_NAME.search(name) is not None
+
+
+def withheld_env(
+    environ: Mapping[str, str], *, secret_env: Iterable[str] = (), pass_env: Iterable[str] = ()
+) -> list[str]:
+    """The names of `environ` that Bazel must not get: those in `secret_env`
+    (the plugins' secrets) and those `is_secret_name` picks, less `pass_env`;
+    sorted."""
+    named, passed = set(secret_env), set(pass_env)
+    return sorted(k for k in environ if (k in named or is_secret_name(k)) and k not in passed)
+
+
+def bazel_environment(
+    environ: Mapping[str, str], *, secret_env: Iterable[str] = (), pass_env: Iterable[str] = ()
+) -> dict[str, str]:
+    """`environ` without the variables `withheld_env` names: the environment
+    to start Bazel (or anything that starts Bazel) with."""
+    withheld = set(withheld_env(environ, secret_env=secret_env, pass_env=pass_env))
+    return {k: v for k, v in environ.items() if k not in withheld}
+
+
 def bazel_command(
     command: str,
     targets: Sequence[str],
@@ -185,6 +220,8 @@ def run_bazel(
     timeout: float = DEFAULT_TIMEOUT,
     cancel: Optional[threading.Event] = None,
     env: Optional[Mapping[str, str]] = None,
+    secret_env: Sequence[str] = (),
+    pass_env: Sequence[str] = (),
     bazel: str = "bazel",
     interrupt_grace: float = INTERRUPT_GRACE,
     on_start: Optional[Callable[[int], None]] = None,
@@ -193,9 +230,11 @@ def run_bazel(
 
     `log_path` gets a header line (the command) and everything Bazel
     prints; `bep_path` (removed first, so that a stale one is never read)
-    the build event file. `env` adds to (or overrides) this process's
-    environment. `timeout` (seconds) and `cancel` (set from another thread)
-    stop the command: SIGINT, then SIGKILL after `interrupt_grace` seconds;
+    the build event file; both are 0600 in a 0700 directory. `env` adds to
+    (or overrides) this process's environment; of the result, the variables
+    `withheld_env(secret_env=..., pass_env=...)` names are left out (the
+    log lists their names). `timeout` (seconds) and `cancel` (set from
+    another thread) stop the command: SIGINT, then SIGKILL after `interrupt_grace` seconds;
     the outcome is then TIMEOUT or INTERRUPTED whatever Bazel's exit code.
     `on_start` is called with the client's process id once it runs (to
     record it: a restarted driver can kill a leftover client).
@@ -205,13 +244,17 @@ def run_bazel(
         command, targets, bep_path=bep_path, flags=flags, startup_flags=startup_flags,
         output_base=output_base, repo_env=repo_env, bazel=bazel,
     )
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    bep_path.parent.mkdir(parents=True, exist_ok=True)
+    fsutil.private_dir(log_path.parent)
+    fsutil.private_dir(bep_path.parent)
     bep_path.unlink(missing_ok=True)
+    environ = {**os.environ, **(env or {})}
+    withheld = withheld_env(environ, secret_env=secret_env, pass_env=pass_env)
+    environ = bazel_environment(environ, secret_env=secret_env, pass_env=pass_env)
     started = time.monotonic()
 
     def result(outcome: Outcome, exit_code: Optional[int], detail: str,
                targets: Optional[Sequence[bep.TargetResult]] = None) -> BazelResult:
+        _make_private(bep_path)  # Bazel's server wrote it with its own umask
         if targets is None:
             targets = bep.read_bep(bep_path).targets
         return BazelResult(
@@ -221,11 +264,16 @@ def run_bazel(
 
     # Appending (O_APPEND, shared with the client): convoy's notes and
     # Bazel's output land in the order they are written.
-    log_path.write_bytes(f"# convoy: {shlex.join(argv)}\n# in {workspace}\n".encode())
+    header = f"# convoy: {shlex.join(argv)}\n# in {workspace}\n"
+    if withheld:
+        header += (f"# convoy: not in Bazel's environment (secrets): {', '.join(withheld)}; "
+                   "to pass one, list it under bazel: pass_env: in convoy.yaml\n")
+    with os.fdopen(fsutil.open_private(log_path, os.O_WRONLY | os.O_TRUNC), "wb") as log:
+        log.write(header.encode())
     with log_path.open("ab") as log:
         try:
             proc = subprocess.Popen(
-                argv, cwd=workspace, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+                argv, cwd=workspace, env=environ, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as e:
@@ -292,6 +340,13 @@ def _stop(proc: subprocess.Popen, grace: float, log, why: str) -> bool:
         _signal_group(proc, signal.SIGKILL)
         proc.wait()
     return True
+
+
+def _make_private(path: Path) -> None:
+    try:
+        os.chmod(path, fsutil.PRIVATE_FILE)
+    except OSError:  # not written (Bazel did not start), or gone
+        pass
 
 
 def _note(log, text: str) -> None:

@@ -12,6 +12,7 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
     git: {remote: origin, branch: main}          # where the candidate is pushed and tagged
     release: {tag_format: "v{year}.{month}.{n}"} # overrides the manifest's
     bazel: {startup_flags: [...], flags: [...]}  # added to every Bazel invocation
+    bazel: {pass_env: [NPM_TOKEN]}               # secret-named variables Bazel may still get
     stages:                                      # in order; default: DEFAULT_STAGES
       - {name: build, command: build, targets: ["//integration/..."], tag_filter: ..., flags: [...],
          per_configuration: true, timeout: 3600, check_pools: false}
@@ -27,6 +28,7 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from convoy.manifest import tag_format_problem
+from convoy.untrusted import WEBHOOK_SCHEMES, printable, redact_userinfo, url_problem
 from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_checked, read_text
 
 CONFIG_NAME = "convoy.yaml"
@@ -41,6 +44,7 @@ QUEUE_MODES = ("serial",)
 COMMANDS = ("build", "test")
 PLUGIN_KINDS = ("log", "command", "webhook")
 DEFAULT_TARGETS = ("//integration/...",)
+MAX_NUMBER = 1e9  # seconds (31 years) or a count; more overflows timers (threading.TIMEOUT_MAX)
 
 EVENT_TYPES = (
     "REQUEST_QUEUED", "BUILD_START", "STAGE_START", "TASK_START", "TASK_COMPLETE", "TASK_SUCCESS",
@@ -55,12 +59,12 @@ _QUEUE_KEYS = ("mode", "poll_interval")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
 _RELEASE_KEYS = ("tag_format",)
-_BAZEL_KEYS = ("startup_flags", "flags")
+_BAZEL_KEYS = ("startup_flags", "flags", "pass_env")
 _STAGE_KEYS = ("name", "command", "targets", "tag_filter", "flags", "per_configuration", "timeout", "check_pools")
 _PLUGIN_KEYS = {  # name, type and events first
-    "log": ("name", "type", "events", "path", "timeout"),
-    "command": ("name", "type", "events", "command", "timeout"),
-    "webhook": ("name", "type", "events", "url", "secret_env", "timeout", "retries"),
+    "log": ("name", "type", "events", "path", "timeout", "replay"),
+    "command": ("name", "type", "events", "command", "timeout", "replay"),
+    "webhook": ("name", "type", "events", "url", "secret_env", "timeout", "retries", "replay"),
 }
 _ALL_PLUGIN_KEYS = tuple(dict.fromkeys(k for keys in _PLUGIN_KEYS.values() for k in keys))
 # Flags convoy sets on every invocation itself; a stage or bazel.flags must not.
@@ -118,7 +122,8 @@ class PluginSpec:
     on stdin), or a `webhook` (JSON POST to `url`, signed with the secret in
     the environment variable `secret_env`). `timeout` is the budget for one
     delivery, all retries included; `retries` (webhook) counts attempts
-    after the first."""
+    after the first. A plugin seen for the first time starts at the newest
+    event; `replay` makes it get the whole event history first."""
 
     name: str
     kind: str
@@ -129,6 +134,7 @@ class PluginSpec:
     secret_env: Optional[str] = None
     timeout: float = 10.0
     retries: int = 3
+    replay: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,13 @@ class Config:
     tag_format: Optional[str] = None
     bazel_startup_flags: tuple[str, ...] = ()
     bazel_flags: tuple[str, ...] = ()
+    bazel_pass_env: tuple[str, ...] = ()
     plugins: tuple[PluginSpec, ...] = ()
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        """The variables holding the plugins' secrets (never given to Bazel)."""
+        return tuple(dict.fromkeys(p.secret_env for p in self.plugins if p.secret_env))
 
     def stage(self, name: str) -> StageSpec:
         """The stage called `name` (KeyError if there is none)."""
@@ -212,6 +224,7 @@ plugins:
     type: log
     events: ["*"]
     path: .convoy/events.jsonl
+    replay: true               # a new plugin starts at the newest event; this one gets the history too
   # - name: notify
   #   type: command
   #   events: [BUILD_FAIL, REQUEST_REJECTED]
@@ -259,9 +272,11 @@ class _ConfigChecker(Checker):
     # -- value checks ------------------------------------------------------
 
     def number(self, parent: Mapping, key: str, where: str, default: float, *, minimum: float = 0.0,
-               integer: bool = False, above: bool = True) -> Any:
-        """parent[key] if it is a number > minimum (>= with above=False); an
-        int if `integer`. The default when absent or wrong."""
+               integer: bool = False, above: bool = True, maximum: float = MAX_NUMBER) -> Any:
+        """parent[key] if it is a finite number > minimum (>= with
+        above=False) and <= maximum; an int if `integer`. The default when
+        absent or wrong (nan and inf are wrong: a poll interval of nan polls
+        without pause, a timeout of nan never ends)."""
         if key not in parent:
             return default
         value = parent[key]
@@ -273,10 +288,18 @@ class _ConfigChecker(Checker):
                 f"write it like {key}: {_number_example(default)}",
             )
             return default
-        if value < minimum or (above and value == minimum):
-            bound = f"greater than {minimum:g}" if above else f"at least {minimum:g}"
+        if isinstance(value, float) and not math.isfinite(value):  # (an int is; isfinite(10**400) overflows)
             self.problem(
-                key_line(parent, key), dotted(where, key), f"must be {bound}, not {value:g}",
+                key_line(parent, key), dotted(where, key), f"must be a finite number, not {value}",
+                f"write it like {key}: {_number_example(default)}",
+            )
+            return default
+        if value < minimum or (above and value == minimum) or value > maximum:
+            bound = f"greater than {minimum:g}" if above else f"at least {minimum:g}"
+            if value > maximum:
+                bound = f"at most {maximum:g}"
+            self.problem(
+                key_line(parent, key), dotted(where, key), f"must be {bound}, not {_number_text(value)}",
                 f"write it like {key}: {_number_example(default)}",
             )
             return default
@@ -391,6 +414,7 @@ class _ConfigChecker(Checker):
         bazel = self.section(document, "bazel", _BAZEL_KEYS)
         startup_flags = self.flag_list(bazel, "startup_flags", "bazel", "[--output_user_root=/var/cache/bazel]")
         bazel_flags = self.flag_list(bazel, "flags", "bazel", "[--keep_going]")
+        pass_env = self.env_names(bazel, "pass_env", "bazel", "[NPM_TOKEN]")
 
         stages = self.stages(document)
         plugins = self.plugins(document)
@@ -399,8 +423,20 @@ class _ConfigChecker(Checker):
         return Config(
             path=path, queue_mode=mode, poll_interval=poll_interval, stages=stages, parallelism=parallelism,
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
-            bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, plugins=plugins,
+            bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env, plugins=plugins,
         )
+
+    def env_names(self, parent: Mapping, key: str, where: str, example: str) -> tuple[str, ...]:
+        """A list of environment variable names (not values)."""
+        names = self.strings(parent, key, where, example)
+        if names is None:
+            return ()
+        for name in names:
+            if not _ENV_NAME.fullmatch(name):
+                self.problem(key_line(parent, key), dotted(where, key),
+                             f"'{printable(name)}' is not an environment variable name",
+                             f"write it like {key}: {example} (the variable's name, not its value)")
+        return names
 
     def name_string(self, parent: Mapping, key: str, where: str, default: str, pattern: re.Pattern,
                     rule: str) -> str:
@@ -527,9 +563,11 @@ class _ConfigChecker(Checker):
             else:
                 values["url"] = self.string(spec, "url", where, missing_at=line,
                                             example="https://ci.example.com/convoy-hook")
-                if values["url"] is not None and not values["url"].startswith(("http://", "https://")):
+                problem = url_problem(values["url"], WEBHOOK_SCHEMES) if values["url"] is not None else None
+                if problem:
                     self.problem(key_line(spec, "url"), f"{where}.url",
-                                 f"'{values['url']}' must start with http:// or https://", "fix it")
+                                 f"'{printable(redact_userinfo(values['url']))}' {problem}",
+                                 "write it like url: https://ci.example.com/convoy-hook")
                 values["secret_env"] = self.string(
                     spec, "secret_env", where, missing_at=None, example="CONVOY_WEBHOOK_SECRET")
                 if "secret_env" not in spec:
@@ -541,9 +579,10 @@ class _ConfigChecker(Checker):
                                  "write a name like CONVOY_WEBHOOK_SECRET (the variable, not the secret)")
                 values["retries"] = self.number(spec, "retries", where, 3, integer=True, above=False)
         timeout = self.number(spec, "timeout", where, 10.0)
+        replay = self.boolean(spec, "replay", where, False)
         if len(self.problems) > errors or name is None or kind is None:
             return None
-        return PluginSpec(name=name, kind=kind, events=events, timeout=timeout, **values)
+        return PluginSpec(name=name, kind=kind, events=events, timeout=timeout, replay=replay, **values)
 
     def events(self, spec: Mapping, where: str) -> tuple[str, ...]:
         names = self.strings(spec, "events", where, '[BUILD_FAIL, RELEASE_TAGGED] or ["*"]', allow_empty=False)
@@ -578,3 +617,10 @@ def _item_line(items: Any, index: int, default: int) -> int:
 
 def _number_example(default: float) -> str:
     return f"{default:g}"
+
+
+def _number_text(value: float) -> str:
+    """`value` for a message; a huge int (10**400 is no float) by its size."""
+    if isinstance(value, float) or abs(value) < 10**15:
+        return f"{value:g}"
+    return f"a number of {len(str(abs(value)))} digits"

@@ -9,23 +9,29 @@ happened. Delivery to plugins happens after the commit, never inside it:
   those the plugin wants to `Plugin.deliver`, and moves the cursor. A crash
   between a commit and a delivery is caught up from the cursor at the next
   start: delivery is at least once, in order, per plugin. A plugin seen for
-  the first time starts at the beginning of the log.
+  the first time starts at the newest event (it gets what happens from
+  then on), unless it asks for the whole history (`replay: true` in
+  convoy.yaml: the plugin's `replay` attribute).
 - a plugin that raises (or fails any other way) never reaches the build: the
   failure becomes a PLUGIN_ERROR event and the cursor moves on (the plugin
   has its own timeout and retries). PLUGIN_ERROR is delivered only to
   plugins that name it explicitly in their `events`; a failure to deliver a
-  PLUGIN_ERROR is not recorded again, so there are no loops.
+  PLUGIN_ERROR is not recorded again, so there are no loops. The error's
+  text is one line, and a URL in it shows no password (user:***@host).
 - only `convoy process` delivers (one deliverer per checkout: cursors are
   never raced); events written by `convoy submit` or `convoy cancel` reach
   the plugins when a `convoy process` runs next.
 
 `describe(event)` is the one-line text of an event, shared by `convoy
-process` (its progress lines) and `convoy events`.
+process` (its progress lines) and `convoy events`. Event data is untrusted
+text (a requester, a reason, Bazel's output): every control character in it
+is escaped, so a stored newline or terminal escape cannot forge a line.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -33,17 +39,33 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from convoy import models
 from convoy.models import Event
 from convoy.store import Store
+from convoy.untrusted import printable, redact_userinfo
 
 log = logging.getLogger("convoy.events")
 
 POLL_SECONDS = 1.0  # a dispatcher looks for new events at least this often
 BATCH = 200
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 def plugin_name(plugin: Any, index: int) -> str:
     """The name a plugin's cursor and errors are recorded under."""
     name = getattr(plugin, "name", None) or getattr(getattr(plugin, "spec", None), "name", None)
     return str(name) if name else f"plugin-{index}"
+
+
+def replays(plugin: Any) -> bool:
+    """Whether a new `plugin` is to get the whole event history."""
+    replay = getattr(plugin, "replay", None)
+    if replay is None:
+        replay = getattr(getattr(plugin, "spec", None), "replay", False)
+    return replay is True
+
+
+def error_text(error: BaseException) -> str:
+    """A plugin's failure as one line for an event: no URL's password in it."""
+    text = " ".join((str(error) or type(error).__name__).split())
+    return _URL.sub(lambda m: redact_userinfo(m.group()), text)
 
 
 def wants(plugin: Any, event_type: str) -> bool:
@@ -77,10 +99,11 @@ class Dispatcher:
 
     def start(self) -> "Dispatcher":
         with self.store.transaction() as tx:
-            for name, _ in self.plugins:
+            last = tx.last_event_id()
+            for name, plugin in self.plugins:
                 cursor = tx.cursor(name)
-                if cursor is None:
-                    cursor = 0
+                if cursor is None:  # new: from now on, or from the beginning if it asks
+                    cursor = 0 if replays(plugin) else last
                     tx.set_cursor(name, cursor)
                 self._positions[name] = cursor
         for name, plugin in self.plugins:
@@ -151,7 +174,7 @@ class Dispatcher:
         except Exception as e:  # PluginError, or any bug in a plugin
             if event.type == models.PLUGIN_ERROR:
                 return  # never an error about an error
-            error = str(e) or type(e).__name__
+            error = error_text(e)
             with self.store.transaction() as tx:
                 tx.add_event(
                     models.PLUGIN_ERROR, request_id=event.request_id, build_id=event.build_id,
@@ -183,14 +206,20 @@ def _failures(data: Mapping[str, Any]) -> str:
 
 
 def describe(event: Event) -> str:
-    """The event in one line: `#<request> <what happened>`."""
+    """The event in one line: `#<request> <what happened>`, every control
+    character in it escaped (see untrusted.printable)."""
+    return printable(_describe(event))
+
+
+def _describe(event: Event) -> str:
     d = event.data
     who = f"#{event.request_id}" if event.request_id is not None else "-"
     t = event.type
     task = f"{d.get('stage')}/{d.get('configuration')}"
     if t == models.REQUEST_QUEUED:
         scope = f" in {d['configuration']}" if d.get("configuration") else ""
-        what = f"queued: {d.get('component')} {d.get('version')}{scope} @ {_short(d.get('commit'))} " \
+        archive = f" from {redact_userinfo(str(d['archive_url']))}" if d.get("archive_url") else ""
+        what = f"queued: {d.get('component')} {d.get('version')}{scope} @ {_short(d.get('commit'))}{archive} " \
                f"(by {d.get('requested_by')})"
     elif t == models.REQUEST_SUPERSEDED:
         what = f"superseded by #{d.get('superseded_by')} ({d.get('component')} {d.get('version')})"

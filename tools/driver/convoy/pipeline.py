@@ -51,7 +51,9 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from convoy import failpoints
+from convoy import fsutil
 from convoy import models
+from convoy.bazel import bazel_environment
 from convoy.config import Config, StageSpec
 from convoy.lab import pools as lab_pools
 from convoy.manifest import Manifest
@@ -148,7 +150,9 @@ def needed_pools(workspace: Path, stage: StageSpec, configuration: str, config: 
             f"--repo_env={CONFIGURATION_ENV}={configuration}", "--output=build", expression]
     try:
         proc = subprocess.run(argv, cwd=workspace, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=stage.timeout)
+                              timeout=stage.timeout,
+                              env=bazel_environment(os.environ, secret_env=config.secret_env,
+                                                    pass_env=config.bazel_pass_env))
     except (OSError, subprocess.TimeoutExpired) as e:
         raise InfraError(f"bazel query for the pools of stage {stage.name} failed: {e}") from None
     if proc.returncode != 0:
@@ -356,8 +360,6 @@ def keep_test_logs(label: str, paths: Sequence[str], task_log: Path) -> tuple[st
     """Copies a failing target's test logs beside the task's log (the slot's
     bazel-testlogs are overwritten by the next run); returns the copies'
     paths (an original's where it cannot be copied)."""
-    import shutil
-
     directory = task_log.parent / (task_log.name[: -len(".log")] + ".testlogs")
     name = label.lstrip("/@").replace("/", "_").replace(":", ".")
     kept = []
@@ -365,8 +367,8 @@ def keep_test_logs(label: str, paths: Sequence[str], task_log: Path) -> tuple[st
         suffix = f".attempt-{index}" if len(paths) > 1 else ""
         dest = directory / f"{name}{suffix}.test.log"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
+            fsutil.private_dir(directory)
+            fsutil.private_copy(path, dest)
             kept.append(str(dest))
         except OSError:
             kept.append(str(path))
@@ -609,6 +611,7 @@ class BuildRunner:
                 output_base=slot_output_base(self.ctx.checkout, slot),
                 repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort,
                 on_start=started_client,
+                secret_env=self.ctx.config.secret_env, pass_env=self.ctx.config.bazel_pass_env,
             )
         outcome = result.outcome
         if outcome.name == "INTERRUPTED" and self.abort_reason == "stop":

@@ -12,21 +12,28 @@ An event is a JSON-able dict:
 
 Kinds (configured in convoy.yaml, see convoy.config.PluginSpec):
 
-- LogPlugin appends the event as one JSON line (keys sorted) to a file.
+- LogPlugin appends the event as one JSON line (keys sorted) to a file
+  that only the driver's user can read (0600; a directory it makes, 0700).
 - CommandPlugin runs an argument list (no shell) in the repository root
   with the event as JSON on stdin and CONVOY_EVENT=<type> in its
-  environment; a non-zero exit or a timeout is a PluginError.
+  environment, less the other plugins' secrets; a non-zero exit or a
+  timeout is a PluginError.
 - WebhookPlugin POSTs the event (compact JSON, keys sorted) with headers
   X-Convoy-Event, X-Convoy-Delivery (the event id) and
   X-Convoy-Signature: sha256=<hex HMAC-SHA256 of the body>, the secret read
   from an environment variable at each delivery. A non-2xx answer or a
   connection error is retried with exponential backoff (0.5 s, 1 s, 2 s,
-  ...) while the timeout budget lasts; each attempt's socket timeout is what
-  is left of it. Redirects are not followed (a non-2xx answer).
+  ...) while the timeout budget lasts. Each attempt ends when the budget
+  does: its socket timeout is what is left, and a watchdog shuts the
+  socket at the deadline, so a server that trickles its answer a byte at a
+  time cannot hold a delivery. Redirects are not followed (a non-2xx
+  answer). Userinfo in the URL (https://user:password@host/...) is sent as
+  HTTP Basic authorization and shown as user:*** in every message.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -35,13 +42,17 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
+from convoy import fsutil
 from convoy.config import ALL_EVENTS, PluginSpec
+from convoy.untrusted import redact_userinfo
 
 BACKOFF_START = 0.5  # seconds before the first retry; doubles after each
 _STDERR_LIMIT = 200
@@ -52,11 +63,14 @@ class PluginError(Exception):
 
 
 class Plugin:
-    """The base: a name and the event types it wants ("*": all)."""
+    """The base: a name, the event types it wants ("*": all), and whether
+    it is to get the whole event history when it is new (`replay`; see
+    convoy.events.Dispatcher)."""
 
-    def __init__(self, name: str, events: Sequence[str] = (ALL_EVENTS,)) -> None:
+    def __init__(self, name: str, events: Sequence[str] = (ALL_EVENTS,), *, replay: bool = False) -> None:
         self.name = name
         self.events = frozenset(events)
+        self.replay = replay
 
     def wants(self, event_type: str) -> bool:
         return ALL_EVENTS in self.events or event_type in self.events
@@ -76,15 +90,16 @@ class LogPlugin(Plugin):
     that lines from several processes do not interleave.
     """
 
-    def __init__(self, name: str, events: Sequence[str], path: Path) -> None:
-        super().__init__(name, events)
+    def __init__(self, name: str, events: Sequence[str], path: Path, *, replay: bool = False) -> None:
+        super().__init__(name, events, replay=replay)
         self.path = Path(path)
 
     def deliver(self, event: Mapping[str, Any]) -> None:
         line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode("utf-8")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            if not self.path.parent.is_dir():
+                fsutil.private_dir(self.path.parent)
+            fd = fsutil.open_private(self.path, os.O_WRONLY | os.O_APPEND)
             try:
                 os.write(fd, line)
             finally:
@@ -97,21 +112,24 @@ class CommandPlugin(Plugin):
     """Runs `argv` in `cwd` with the event JSON on stdin; see the module docstring.
 
     The command runs in a session of its own, so that a timeout kills it and
-    whatever it started.
+    whatever it started. It gets the driver's environment without the
+    variables in `withheld_env` (the other plugins' secrets).
     """
 
     def __init__(self, name: str, events: Sequence[str], argv: Sequence[str], *, timeout: float = 10.0,
-                 cwd: Optional[Path] = None) -> None:
-        super().__init__(name, events)
+                 cwd: Optional[Path] = None, withheld_env: Sequence[str] = (), replay: bool = False) -> None:
+        super().__init__(name, events, replay=replay)
         if not argv:
             raise ValueError("a command plugin needs a command")
         self.argv = tuple(argv)
         self.timeout = timeout
         self.cwd = cwd
+        self.withheld_env = frozenset(withheld_env)
 
     def deliver(self, event: Mapping[str, Any]) -> None:
         body = json.dumps(event, sort_keys=True, default=str).encode("utf-8")
-        env = {**os.environ, "CONVOY_EVENT": str(event.get("type", ""))}
+        env = {k: v for k, v in os.environ.items() if k not in self.withheld_env}
+        env["CONVOY_EVENT"] = str(event.get("type", ""))
         try:
             proc = subprocess.Popen(
                 self.argv, cwd=self.cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -134,14 +152,14 @@ class WebhookPlugin(Plugin):
     """POSTs each event to `url`, signed; see the module docstring."""
 
     def __init__(self, name: str, events: Sequence[str], url: str, secret_env: str, *, timeout: float = 10.0,
-                 retries: int = 3) -> None:
-        super().__init__(name, events)
+                 retries: int = 3, replay: bool = False) -> None:
+        super().__init__(name, events, replay=replay)
         self.url = url
         self.secret_env = secret_env
         self.timeout = timeout
         self.retries = retries
-        # No redirects: a 3xx is an answer that is not 2xx.
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self.shown_url = redact_userinfo(url)  # what messages say
+        self._target, self._authorization, self._credential = _split_userinfo(url)
 
     def deliver(self, event: Mapping[str, Any]) -> None:
         secret = os.environ.get(self.secret_env)
@@ -155,6 +173,8 @@ class WebhookPlugin(Plugin):
             "X-Convoy-Delivery": str(event.get("id", "")),
             "X-Convoy-Signature": sign(secret.encode("utf-8"), body),
         }
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         deadline = time.monotonic() + self.timeout
         reason, attempts, delay = "no attempt made", 0, BACKOFF_START
         while attempts <= self.retries:
@@ -170,29 +190,103 @@ class WebhookPlugin(Plugin):
             time.sleep(delay)
             delay *= 2
         reason = " ".join(reason.split())  # one line, whatever the server said
-        raise PluginError(f"POST {self.url}: {reason} ({_count(attempts, 'attempt')} in {self.timeout:g} s)")
+        if self._credential:  # never quote the URL's password, whatever the reason says
+            reason = reason.replace(self._credential, "***")
+        raise PluginError(f"POST {self.shown_url}: {reason} ({_count(attempts, 'attempt')} in {self.timeout:g} s)")
 
     def _attempt(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Optional[str]:
-        """One POST; None if it was answered 2xx, else why not."""
+        """One POST, cut off after `timeout` seconds whatever the server
+        does; None if it was answered 2xx, else why not."""
+        watchdog = _Watchdog(timeout)
+        # No redirects: a 3xx is an answer that is not 2xx.
+        opener = urllib.request.build_opener(_NoRedirect, _WatchedHTTP(watchdog.track), _WatchedHTTPS(watchdog.track))
         try:
-            request = urllib.request.Request(self.url, data=body, headers=dict(headers), method="POST")
-            with self._opener.open(request, timeout=timeout) as response:
-                status = response.status
+            with watchdog:
+                request = urllib.request.Request(self._target, data=body, headers=dict(headers), method="POST")
+                with opener.open(request, timeout=timeout) as response:
+                    status = response.status
         except urllib.error.HTTPError as e:
             e.close()
             return f"HTTP {e.code} {e.reason}".strip()
         except urllib.error.URLError as e:
             reason = e.reason
-            if isinstance(reason, (socket.timeout, TimeoutError)):
+            if watchdog.fired or isinstance(reason, (socket.timeout, TimeoutError)):
                 return f"timed out after {timeout:.1f} s"
             return str(getattr(reason, "strerror", None) or reason)
         except (socket.timeout, TimeoutError):
             return f"timed out after {timeout:.1f} s"
         except (OSError, ValueError, http.client.HTTPException) as e:  # a reset connection, a malformed answer
+            if watchdog.fired:  # the watchdog shut the socket under it
+                return f"timed out after {timeout:.1f} s"
             return str(e) or type(e).__name__
+        if watchdog.fired:  # a cut answer can look whole (its headers end at the shut socket's EOF)
+            return f"timed out after {timeout:.1f} s"
         if 200 <= status < 300:
             return None
         return f"HTTP {status}"
+
+
+class _Watchdog:
+    """Shuts the sockets of the connections it `track`s once `seconds`
+    have passed (a timer thread), so that a blocked read ends: a socket
+    timeout alone bounds each read, not the whole answer. `fired` says
+    whether it did. Use it as a context manager around one attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._connections: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+
+    def track(self, connection_class: type) -> Callable[..., http.client.HTTPConnection]:
+        """A factory of `connection_class` connections that the watchdog cuts."""
+        def connection(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+            made = connection_class(*args, **kwargs)
+            with self._lock:
+                if self.fired:
+                    raise TimeoutError("the delivery's time is up")
+                self._connections.append(made)
+            return made
+        return connection
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            connections = list(self._connections)
+        for connection in connections:
+            sock = connection.sock
+            if sock is None:
+                continue  # still connecting: its socket timeout is what is left
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # closed meanwhile
+                pass
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, track: Callable[[type], Callable[..., http.client.HTTPConnection]]) -> None:
+        super().__init__()
+        self._track = track
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(self._track(http_class), req, **kwargs)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, track: Callable[[type], Callable[..., http.client.HTTPConnection]]) -> None:
+        super().__init__()
+        self._track = track
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(self._track(http_class), req, **kwargs)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -200,19 +294,37 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def _split_userinfo(url: str) -> tuple[str, Optional[str], Optional[str]]:
+    """(`url` without its userinfo, the Basic Authorization header it
+    means or None, the secret part of it or None: the password, or a lone
+    token before '@', as redact_userinfo hides it)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    credentials = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode("utf-8")
+    target = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return target, "Basic " + base64.b64encode(credentials).decode("ascii"), (password if colon else user) or None
+
+
 def make_plugins(specs: Sequence[PluginSpec], root: Path) -> list[Plugin]:
     """The plugins of convoy.yaml; `root` is the integration repository root
-    (a log's relative path, and a command's working directory)."""
+    (a log's relative path, and a command's working directory). A command
+    gets none of the webhooks' secrets."""
     plugins: list[Plugin] = []
+    secrets = tuple(spec.secret_env for spec in specs if spec.secret_env)
     for spec in specs:
         if spec.kind == "log":
             path = Path(spec.path or "")
-            plugins.append(LogPlugin(spec.name, spec.events, path if path.is_absolute() else Path(root) / path))
+            plugins.append(LogPlugin(spec.name, spec.events, path if path.is_absolute() else Path(root) / path,
+                                     replay=spec.replay))
         elif spec.kind == "command":
-            plugins.append(CommandPlugin(spec.name, spec.events, spec.command, timeout=spec.timeout, cwd=Path(root)))
+            plugins.append(CommandPlugin(spec.name, spec.events, spec.command, timeout=spec.timeout, cwd=Path(root),
+                                         withheld_env=secrets, replay=spec.replay))
         elif spec.kind == "webhook":
             plugins.append(WebhookPlugin(spec.name, spec.events, spec.url or "", spec.secret_env or "",
-                                         timeout=spec.timeout, retries=spec.retries))
+                                         timeout=spec.timeout, retries=spec.retries, replay=spec.replay))
         else:
             raise ValueError(f"unknown plugin kind {spec.kind!r}")
     return plugins

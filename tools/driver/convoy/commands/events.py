@@ -4,6 +4,11 @@
     convoy events --request=4       # one request's
     convoy events --follow          # and keep printing new ones (Ctrl-C to stop)
     convoy events --json            # one JSON object per line, as plugins get them
+
+Stored event data is untrusted text: a line shows every control character
+in it escaped (untrusted.printable), and JSON escapes them (and every
+non-ASCII character) as \\u escapes, so no value can forge a line or
+reach the terminal as an escape sequence.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from absl import flags
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.events import describe
+from convoy.untrusted import printable
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("follow", False, "Keep printing new events as they come (Ctrl-C to stop).")
@@ -41,9 +47,9 @@ def run(args: list[str]) -> int:
                     events = tx.events(after=last, request_id=FLAGS.request)
                 for event in events:
                     if FLAGS.json:
-                        print(json.dumps(event.to_dict(), sort_keys=True), flush=True)
+                        print(json.dumps(event.to_dict(), sort_keys=True, ensure_ascii=True), flush=True)
                     else:
-                        print(f"{event.id:>5} {event.ts} {describe(event)}", flush=True)
+                        print(printable(f"{event.id:>5} {event.ts} {describe(event)}"), flush=True)
                     last = event.id
                 if not FLAGS.follow:
                     return 0

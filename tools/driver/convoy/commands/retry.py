@@ -7,6 +7,7 @@ the same component is queued (that one would supersede it anyway).
 from __future__ import annotations
 
 from convoy import models
+from convoy import untrusted
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.models import RequestState
@@ -36,7 +37,8 @@ def run(args: list[str]) -> int:
             models.REQUEST_QUEUED, request_id=request_id,
             data={"component": request.component, "version": request.version, "commit": request.commit,
                   "configuration": request.configuration, "requested_by": request.requested_by,
-                  "archive_url": request.archive_url, "retry_of": request.state.value},
+                  "archive_url": untrusted.redact_userinfo(request.archive_url) if request.archive_url else None,
+                  "retry_of": request.state.value},
         )
     print(f"request #{request_id} ({request.title}) is queued again; run: convoy process")
     return 0

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from convoy.bazel import bazel_environment
 from convoy.errors import ConvoyError
 from convoy.fsutil import atomic_write
 from convoy.lab import buildgrid, pools, postgres, procs
@@ -278,7 +279,8 @@ class Lab:
         return wanted
 
     def _worker_env(self) -> Dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        # A worker runs other people's test actions: it gets no secret of the driver's environment.
+        env = {k: v for k, v in bazel_environment(os.environ).items() if not k.startswith("PYTHON")}
         env["PYTHONPATH"] = str(self.code_root / "tools" / "driver")
         env["PYTHONUNBUFFERED"] = "1"
         return env
