@@ -76,7 +76,7 @@ def test_submit_bad_inputs(repo):
             "--strip_prefix needs --archive_url (it names a directory inside the archive); add --archive_url or "
             "drop --strip_prefix"),
         ("submit", "--component=planner", "--version=v2.2.0", "--archive_url=ftp://example.com/p.tgz"): (
-            "--archive_url=ftp://example.com/p.tgz must start with http://, https:// or file://; fix it"),
+            "--archive_url=ftp://example.com/p.tgz must start with https://, http://, file://; fix it"),
         ("submit", "extra", "--component=planner", "--version=v2.2.0"): (
             "convoy submit takes no arguments, got: extra; run: convoy help"),
     }
@@ -117,11 +117,11 @@ def test_show_cancel_retry_events_bad_inputs(repo):
     queued = repo.submit("--component=firmware", "--version=v3.1.0", "--configuration=rover")
     cases = {
         ("show",): "convoy show takes one request id (got none); for example: convoy show 3",
-        ("show", "abc"): "'abc' is not a request id (a positive number); see them with: convoy status",
+        ("show", "abc"): "'abc' is not a request id (a number from 1 to 9223372036854775807); see them with: convoy status",
         ("show", "1", "2"): "convoy show takes one request id (got: 1 2); for example: convoy show 3",
         ("show", "999"): "no request #999 in this checkout's queue; see them with: convoy status",
         ("cancel", "999"): "no request #999 in this checkout's queue; see them with: convoy status",
-        ("cancel", "0"): "'0' is not a request id (a positive number); see them with: convoy status",
+        ("cancel", "0"): "'0' is not a request id (a number from 1 to 9223372036854775807); see them with: convoy status",
         ("retry", "999"): "no request #999 in this checkout's queue; see them with: convoy status",
         ("retry", str(queued)): (f"request #{queued} (firmware v3.1.0 [rover]) is queued; only a rejected or "
                                  "errored request can be retried"),
@@ -144,7 +144,7 @@ def test_process_bad_inputs_and_the_process_lock(repo):
     assert error(repo, "process", "--once", "--all") == (
         "--once and --all exclude each other; pass one of --once, --all, --forever")
     assert error(repo, "process", "--poll_interval=0") == (
-        "--poll_interval=0 must be more than 0 seconds; e.g. --poll_interval=10")
+        "--poll_interval=0 must be more than 0 and at most 86400 seconds; e.g. --poll_interval=10")
     with ProcessLock(repo.checkout):
         message = error(repo, "process", "--once")
     assert message.startswith("another convoy process is already processing this queue (pid ")

@@ -85,7 +85,7 @@ def bump_manifest(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> tuple
     """
     manifest = parse_manifest(text, shown)
     _check_bump(manifest, bump, shown)
-    root = YAML(typ="rt").compose(text)
+    root = YAML(typ="safe", pure=True).compose(text)  # linear; parse_manifest bounded the text first
     editor = _Editor(text, shown)
     if bump.configuration is None:
         component = _value(_value(root, "components"), bump.component)

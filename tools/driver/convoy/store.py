@@ -16,7 +16,12 @@ not the store's choice but a `QueuePolicy`'s (`SerialPolicy`: the oldest
 queued request); speculative or batched policies are other policies.
 
 `SQLiteStore` keeps `<checkout>/.convoy/state.db` in WAL mode (readers never
-block the writer), one connection per thread.
+block the writer), one connection per thread. `open_store(..., readonly=True)`
+(convoy status, convoy show) opens it with SQLite's mode=ro: no write lock,
+nothing created or migrated. A failure of the world at this boundary (the
+database locked past the busy timeout, damaged, not convoy's, read-only, the
+disk full) is a one-line ConvoyError that says what to do; a transaction it
+interrupts is rolled back.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -39,11 +45,13 @@ from convoy.models import (
     Build, BuildState, Event, Phase, Release, Request, RequestState, Stage, StageState, TargetOutcome, Task,
     TaskState,
 )
+from convoy.untrusted import printable
 
 SCHEMA_VERSION = 1
 STATE_DIR = ".convoy"
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 30_000
+MAX_ID = 2**63 - 1  # SQLite's largest integer; no row has a larger id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -317,19 +325,48 @@ def policy_for(queue_mode: str) -> QueuePolicy:
         ) from None
 
 
-def state_dir(checkout: Path) -> Path:
-    return checkout / STATE_DIR
-
-
-def open_store(checkout: Path, *, create: bool = True) -> "SQLiteStore":
-    """The store of the integration checkout `checkout` (.convoy/state.db)."""
-    path = state_dir(checkout) / DB_NAME
-    if not create and not path.exists():
+def state_dir(checkout: Path, *, create: bool = True) -> Path:
+    """The checkout's `.convoy` directory, made if missing and `create`
+    (mode 0700: the queue, logs and events are this user's alone).
+    ConvoyError if it is not a directory, or cannot be made."""
+    path = checkout / STATE_DIR
+    if path.is_dir():
+        return path
+    if path.exists() or path.is_symlink():
         raise ConvoyError(
-            f"no convoy state in {checkout} ({STATE_DIR}/{DB_NAME} does not exist): nothing was submitted here yet; "
-            "run: convoy submit --component=<name> --version=<version>"
+            f"{printable(path)} is not a directory (convoy keeps its state there); move it aside "
+            f"(mv {printable(path)} {printable(path)}.old) and run the command again"
         )
-    return SQLiteStore(path)
+    if create:
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another convoy
+            return state_dir(checkout, create=False)
+        except OSError as e:
+            raise ConvoyError(
+                f"cannot create {printable(path)} ({e.strerror}); make {printable(checkout)} writable for this "
+                "user, or run convoy as the checkout's owner"
+            ) from None
+    return path
+
+
+def has_state(checkout: Path) -> bool:
+    """Whether the checkout has a state database (something was submitted)."""
+    return (state_dir(checkout, create=False) / DB_NAME).exists()
+
+
+def open_store(checkout: Path, *, create: bool = True, readonly: bool = False) -> "SQLiteStore":
+    """The store of the integration checkout `checkout` (.convoy/state.db).
+
+    `readonly`: SQLite's mode=ro, for commands that only look (no write
+    lock taken, nothing created or migrated); it implies not `create`.
+    """
+    if not has_state(checkout) and (readonly or not create):
+        raise ConvoyError(
+            f"no convoy state in {printable(checkout)} ({STATE_DIR}/{DB_NAME} does not exist): nothing was "
+            "submitted here yet; run: convoy submit --component=<name> --version=<version>"
+        )
+    return SQLiteStore(state_dir(checkout, create=not readonly) / DB_NAME, readonly=readonly)
 
 
 # --- SQLite -------------------------------------------------------------------
@@ -346,46 +383,175 @@ _TASK_COLUMNS = {
     "started_at", "finished_at",
 }
 _RENAMED = {"commit": "commit_sha"}
+_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
+
+# SQLite's failures of the world, by primary result code (and by message,
+# for Pythons before 3.11 that do not give the code). Any other sqlite3.Error
+# is a bug in convoy and keeps its traceback.
+_FAILURES = {
+    sqlite3.SQLITE_BUSY: "locked", sqlite3.SQLITE_LOCKED: "locked", sqlite3.SQLITE_PERM: "readonly",
+    sqlite3.SQLITE_READONLY: "readonly", sqlite3.SQLITE_IOERR: "io", sqlite3.SQLITE_CORRUPT: "damaged",
+    sqlite3.SQLITE_FULL: "full", sqlite3.SQLITE_CANTOPEN: "cantopen", sqlite3.SQLITE_NOTADB: "damaged",
+} if hasattr(sqlite3, "SQLITE_NOTADB") else {}
+_FAILURE_TEXTS = (
+    ("is locked", "locked"), ("readonly database", "readonly"), ("disk I/O error", "io"),
+    ("malformed", "damaged"), ("not a database", "damaged"), ("disk is full", "full"),
+    ("unable to open", "cantopen"),
+)
+
+
+def _failure(error: sqlite3.Error) -> Optional[str]:
+    """What kind of failure of the world `error` is, or None (a bug)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None and _FAILURES:
+        return _FAILURES.get(code & 0xFF)
+    return next((kind for text, kind in _FAILURE_TEXTS if text in str(error)), None)
+
+
+def _move_aside(path: Path) -> str:
+    shown = printable(path)
+    return (f"move it aside (mv {shown} {shown}.damaged, and its -wal and -shm files if there are any) and run "
+            "the command again: convoy starts a new, empty queue")
+
+
+def _world_error(path: Path, error: sqlite3.Error) -> Optional[ConvoyError]:
+    """The one-line ConvoyError, with what to do, for SQLite's `error` on the
+    database at `path`; None if `error` is a bug rather than the world's."""
+    kind = _failure(error)
+    shown, folder, what = printable(path), printable(path.parent), printable(error)
+    if kind is not None and path.is_dir():  # SQLite says "unable to open", or "disk I/O error" read-only
+        return ConvoyError(f"{shown} is a directory, not convoy's state database; move it aside "
+                           f"(mv {shown} {shown}.old) and run the command again")
+    if kind == "locked":
+        return ConvoyError(
+            f"{shown}: another convoy holds the state database (locked for more than {BUSY_TIMEOUT_MS / 1000:g} s); "
+            "wait for it to finish, or stop it, then run the command again"
+        )
+    if kind == "damaged":
+        return ConvoyError(f"{shown}: the state database is damaged or is not convoy's ({what}); {_move_aside(path)}")
+    if kind == "readonly":
+        return ConvoyError(
+            f"{shown}: cannot write the state database ({what}); make it and {folder} writable for this user "
+            f"(chmod u+w {shown} {folder}; or remount the disk read-write), then run the command again"
+        )
+    if kind == "full":
+        return ConvoyError(f"{shown}: the disk is full ({what}); nothing was changed: free space on it (df -h "
+                           f"{folder}), then run the command again")
+    if kind == "io":
+        return ConvoyError(f"{shown}: the disk failed to read or write the state database ({what}); check the disk "
+                           "(dmesg), then run the command again")
+    if kind == "cantopen":
+        return ConvoyError(f"{shown}: cannot open the state database ({what}); {folder} must be a directory this "
+                           "user can read and write (and the disk mounted read-write)")
+    return None
 
 
 class SQLiteStore(Store):
-    """The state in one SQLite file (WAL), a connection per thread."""
+    """The state in one SQLite file (WAL), a connection per thread.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    `readonly`: opened with SQLite's mode=ro; the file must hold convoy's
+    schema already, and `transaction()` is not allowed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self._uri: Optional[str] = None
         self._local = threading.local()
         # Each thread's connection, held weakly: a thread that ends (a task's
         # worker thread) drops its locals and so closes its connection.
         self._held: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
+        try:
+            with self._errors():
+                if readonly:
+                    self._open_readonly()
+                else:
+                    self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        """Checks the schema; creates it in a new (empty) database. An
+        existing database is only read here: opening takes no write lock."""
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConvoyError(f"cannot create {printable(self.path.parent)} ({e.strerror}); it must be a "
+                              "directory this user can write") from None
         conn = self._connection()
+        if self._has_schema(conn):
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
         conn.execute("PRAGMA journal_mode=WAL")
-        with self._begin(conn):
+        with self._begin(conn):  # two convoys may create it at once: both statements are idempotent
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise ConvoyError(
-                    f"{self.path}: state schema {row[0]} is not {SCHEMA_VERSION} (written by another convoy); "
-                    "use that convoy, or move the file away to start afresh"
-                )
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+
+    def _open_readonly(self) -> None:
+        self._uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        try:
+            found = self._has_schema(self._connection())
+        except sqlite3.Error as e:
+            # A WAL database in a read-only directory, without its -shm file:
+            # SQLite cannot make one. Nobody can be writing it there (a
+            # writer keeps a -wal file), so read the file as it is.
+            if _failure(e) != "cantopen" or not self.path.is_file() or Path(f"{self.path}-wal").exists():
+                raise
+            self.close()
+            self._uri += "&immutable=1"
+            found = self._has_schema(self._connection())
+        if not found:
+            raise ConvoyError(
+                f"no convoy state in {printable(self.path)} (the database is empty): nothing was submitted here "
+                "yet; run: convoy submit --component=<name> --version=<version>"
+            )
+
+    def _has_schema(self, conn: sqlite3.Connection) -> bool:
+        """Whether the database holds convoy's schema (False: it is empty).
+        ConvoyError if it is another program's database, another convoy's
+        (schema version), or lacks tables; nothing is changed then."""
+        shown = printable(self.path)
+        with self._begin(conn, "DEFERRED"):
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return False
+            row = None
+            if "meta" in tables:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise ConvoyError(f"{shown} is not convoy's state database (an SQLite database without convoy's "
+                              f"schema version); {_move_aside(self.path)}")
+        if str(row[0]) != str(SCHEMA_VERSION):
+            raise ConvoyError(
+                f"{shown}: state schema {printable(row[0])} is not {SCHEMA_VERSION} (written by another convoy); "
+                f"use that convoy, or {_move_aside(self.path)}"
+            )
+        missing = [table for table in _TABLES if table not in tables]
+        if missing:
+            raise ConvoyError(f"{shown}: the state database is damaged (no table {', '.join(missing)}); "
+                              f"{_move_aside(self.path)}")
+        return True
 
     def _connection(self) -> sqlite3.Connection:
         held = getattr(self._local, "held", None)
         if held is None or held.conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
+            target = self._uri if self._uri is not None else self.path
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False, uri=self._uri is not None)
+            held = _ThreadConnection(conn)  # closed with the store, even if a pragma below fails
+            with self._lock:
+                self._held.add(held)
+            self._local.held = held
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            held = self._local.held = _ThreadConnection(conn)
-            with self._lock:
-                self._held.add(held)
         return held.conn
 
     @contextlib.contextmanager
@@ -393,28 +559,45 @@ class SQLiteStore(Store):
         conn.execute(f"BEGIN {mode}")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk, say)
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's failures of the world as one-line ConvoyErrors; others (bugs) as they are."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            error = _world_error(self.path, e)
+            if error is None:
+                raise
+            raise error from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["SQLiteTransaction"]:
-        conn = self._connection()
-        tx = SQLiteTransaction(conn)
-        with self._begin(conn):
-            yield tx
+        if self.readonly:
+            raise RuntimeError(f"{self.path} is open read-only: no write transaction")
+        with self._errors():
+            conn = self._connection()
+            tx = SQLiteTransaction(conn)
+            with self._begin(conn):
+                yield tx
         if tx.added_events:
             self._committed()
 
     @contextlib.contextmanager
     def read(self) -> Iterator["SQLiteTransaction"]:
-        conn = self._connection()
-        if conn.in_transaction:  # a read inside this thread's write transaction sees it
-            yield SQLiteTransaction(conn, readonly=True)
-            return
-        with self._begin(conn, "DEFERRED"):
-            yield SQLiteTransaction(conn, readonly=True)
+        with self._errors():
+            conn = self._connection()
+            if conn.in_transaction:  # a read inside this thread's write transaction sees it
+                yield SQLiteTransaction(conn, readonly=True)
+                return
+            with self._begin(conn, "DEFERRED"):
+                yield SQLiteTransaction(conn, readonly=True)
 
     def close(self) -> None:
         with self._lock:
@@ -486,6 +669,8 @@ class SQLiteTransaction(Transaction):
         return self.request(cursor.lastrowid)
 
     def request(self, request_id: int) -> Optional[Request]:
+        if request_id > MAX_ID:  # SQLite cannot even compare it (OverflowError)
+            return None
         row = self._one("SELECT * FROM requests WHERE id = ?", (request_id,))
         return None if row is None else _request(row)
 

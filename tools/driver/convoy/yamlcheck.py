@@ -4,6 +4,15 @@ A Checker subclass walks a document loaded by `parse_yaml` (ruamel.yaml's
 round-trip loader, which keeps line numbers) and calls `problem()` for each
 mistake; the caller raises one ConvoyError with all of them. Used by the
 manifest (convoy.manifest) and by convoy.yaml (convoy.config).
+
+No file may exhaust the host: a file larger than MAX_BYTES, nested deeper
+than MAX_DEPTH, or whose aliases (`*name`) repeat more than MAX_ALIAS_NODES
+values in all (a "billion laughs" of nested aliases expands ten lines into
+10**9 values) is refused in one line, from the parser's events, before
+any node is built. The document is composed by ruamel's C parser (linear in
+the size of the file; the round-trip parser is quadratic in a run of
+comments) and constructed by the round-trip constructor, which keeps line
+numbers.
 """
 
 from __future__ import annotations
@@ -11,16 +20,22 @@ from __future__ import annotations
 import datetime
 import os
 import re
-from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, TypeVar
+import stat
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, Event, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from convoy.errors import ConvoyError
+from convoy.untrusted import printable
 
+
+MAX_BYTES = 8 * 1024 * 1024  # a manifest is a few KiB; convoy.yaml less
+MAX_DEPTH = 64  # levels of nested mappings and lists; convoy's files need five
+MAX_ALIAS_NODES = 10_000  # values that aliases may repeat, in all
 
 _CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
 
@@ -38,6 +53,9 @@ def parse_checked(text: str, checker: "Checker", build: Callable[[Any], T]) -> T
     `build` walks); raises one ConvoyError with every problem, sorted by
     line. A merge conflict marker is reported alone, before parsing."""
     shown = checker.shown
+    size = len(text) if len(text) > MAX_BYTES else len(text.encode("utf-8"))
+    if size > MAX_BYTES:
+        raise _too_large(shown, size)
     marker = conflict_marker_line(text)
     if marker is not None:
         raise ConvoyError(
@@ -53,11 +71,21 @@ def parse_checked(text: str, checker: "Checker", build: Callable[[Any], T]) -> T
 def read_text(path: str | os.PathLike[str], shown: str, missing: str) -> str:
     """The UTF-8 text of a person's file; ConvoyError (`missing` if it does not exist)."""
     try:
-        raw = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
     except FileNotFoundError:
         raise ConvoyError(missing) from None
     except OSError as e:
         raise ConvoyError(f"{shown}: cannot read it ({e.strerror}); check the path and its permissions") from None
+    with open(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConvoyError(f"{shown}: not a regular file; replace it with the YAML file")
+        try:
+            raw = f.read(MAX_BYTES + 1)  # no more: the size is checked before anything is parsed
+        except OSError as e:
+            raise ConvoyError(f"{shown}: cannot read it ({e.strerror}); check the disk") from None
+    if len(raw) > MAX_BYTES:
+        raise _too_large(shown, max(info.st_size, len(raw)))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -74,8 +102,9 @@ def parse_yaml(shown: str, text: str, checker: "Checker") -> Any:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = True
     try:
-        checker.duplicate_keys(_compose(text) or yaml.compose(text), "")
-        return yaml.load(text)
+        node = _compose(shown, text)
+        checker.duplicate_keys(node, "")
+        return None if node is None else _construct(shown, yaml, node)
     except ReaderError as e:  # a character YAML does not allow
         line = text.count("\n", 0, e.position) + 1
         raise ConvoyError(
@@ -90,14 +119,103 @@ def parse_yaml(shown: str, text: str, checker: "Checker") -> Any:
         raise ConvoyError(f"{shown}:{line}: invalid YAML: {what}; fix the YAML syntax") from None
 
 
-def _compose(text: str) -> Optional[Node]:
-    """The node tree from ruamel's C parser (ten times faster than the pure
-    one on a large manifest), or None when it is not there or fails: the
-    pure parser then composes again and reports the error as usual."""
+def _compose(shown: str, text: str) -> Optional[Node]:
+    """The node tree (None for an empty document), from ruamel's C parser;
+    if it is not there or fails, from the pure one, which raises the error
+    to report (both are linear: neither keeps comments)."""
     try:
-        return YAML(typ="safe", pure=False).compose(text)
+        return _checked_compose(shown, text, pure=False)
+    except ConvoyError:
+        raise
     except Exception:  # any failure: leave the diagnosis to the pure parser
-        return None
+        return _checked_compose(shown, text, pure=True)
+
+
+def _checked_compose(shown: str, text: str, *, pure: bool) -> Optional[Node]:
+    """Composes `text` once its events pass `_check_events` (the composers
+    recurse: the C one crashes the process on 100000 nested '[', the pure
+    one raises RecursionError)."""
+    _check_events(shown, YAML(typ="safe", pure=pure).parse(text))
+    return YAML(typ="safe", pure=pure).compose(text)
+
+
+def _check_events(shown: str, events: Iterable[Event]) -> None:
+    """Refuses nesting deeper than MAX_DEPTH (with aliases expanded), aliases
+    that repeat more than MAX_ALIAS_NODES values in all, and an alias inside
+    what it names (a cycle). Stops at the first: the parser reads no further."""
+    named: dict[Any, tuple[int, int]] = {}  # anchor -> (values, levels) of what it names
+    open_ = [[None, 0, 0]]  # [anchor, values, levels below] per open collection, the stream first
+    repeated = 0
+    for event in events:
+        line = event.start_mark.line + 1
+        if isinstance(event, CollectionStartEvent):
+            if len(open_) > MAX_DEPTH:
+                raise _too_deep(shown, line)
+            open_.append([event.anchor, 1, 0])
+            continue
+        if isinstance(event, CollectionEndEvent):
+            anchor, values, levels = open_.pop()
+            size = (values, levels + 1)
+        elif isinstance(event, AliasEvent):
+            if any(event.anchor == entry[0] for entry in open_):
+                raise ConvoyError(f"{shown}:{line}: YAML alias '*{event.anchor}' is inside what it names (a "
+                                  "cycle, which never ends); write the value out")
+            anchor, size = None, named.get(event.anchor, (1, 0))  # an unknown one: the composer reports it
+            repeated += size[0]
+            if repeated > MAX_ALIAS_NODES:
+                raise ConvoyError(
+                    f"{shown}:{line}: YAML aliases repeat more than {MAX_ALIAS_NODES} values (a file must not "
+                    "expand far beyond what it shows); write the values out, or use fewer aliases"
+                )
+            if len(open_) - 1 + size[1] > MAX_DEPTH:
+                raise _too_deep(shown, line)
+        elif isinstance(event, ScalarEvent):
+            anchor, size = event.anchor, (1, 0)
+        else:  # the stream's and documents' start and end
+            continue
+        if anchor is not None:
+            named[anchor] = size
+        parent = open_[-1]
+        parent[1] += size[0]
+        parent[2] = max(parent[2], size[1])
+
+
+def _construct(shown: str, yaml: YAML, node: Node) -> Any:
+    """The round-trip document of `node`. A scalar YAML resolves but Python
+    cannot build (a date 2024-13-45, an int of 5000 digits) is a ConvoyError
+    at its line."""
+    try:
+        return yaml.constructor.construct_document(node)
+    except (ValueError, OverflowError):
+        pass
+    nodes = [node]
+    while nodes:  # find the first such scalar (no deeper than MAX_DEPTH, no cycle: the events were checked)
+        item = nodes.pop()
+        if isinstance(item, MappingNode):
+            nodes.extend(reversed([n for pair in item.value for n in pair]))
+        elif isinstance(item, SequenceNode):
+            nodes.extend(reversed(item.value))
+        else:
+            try:
+                YAML(typ="rt").constructor.construct_object(item)
+            except (ValueError, OverflowError):
+                kind = str(item.tag).rsplit(":", 1)[-1]
+                value = item.value if len(item.value) <= 40 else item.value[:37] + "..."
+                raise ConvoyError(f"{shown}:{item.start_mark.line + 1}: '{printable(value)}' is not a valid YAML "
+                                  f"{kind}; fix it, or put it in quotes to make it a string") from None
+    raise ConvoyError(f"{shown}: a value cannot be read; fix it, or put it in quotes to make it a string")
+
+
+def _too_deep(shown: str, line: int) -> ConvoyError:
+    return ConvoyError(f"{shown}:{line}: nested more than {MAX_DEPTH} levels deep (convoy's YAML files need a "
+                       "few); remove the extra levels")
+
+
+def _too_large(shown: str, size: int) -> ConvoyError:
+    return ConvoyError(
+        f"{shown}: {size} bytes, more than the {MAX_BYTES // 2**20} MiB convoy reads in a manifest or convoy.yaml; "
+        "make it smaller (remove long comments and what is no longer used)"
+    )
 
 
 def key_line(mapping: Any, key: Any) -> int:

@@ -19,7 +19,8 @@ from absl import flags
 
 from convoy.config import CONFIG_NAME, Config, load_config
 from convoy.errors import ConvoyError
-from convoy.store import SQLiteStore, open_store
+from convoy.store import MAX_ID, SQLiteStore, has_state, open_store
+from convoy.untrusted import printable
 
 FLAGS = flags.FLAGS
 
@@ -61,8 +62,15 @@ def config(root: Path) -> Config:
     return load_config(root / CONFIG_NAME, shown=_shown(root / CONFIG_NAME))
 
 
-def store(root: Path, *, create: bool = False) -> SQLiteStore:
-    return open_store(root, create=create)
+def store(root: Path, *, create: bool = False, readonly: bool = False) -> SQLiteStore:
+    """The checkout's store; `readonly` for commands that only look (no
+    write lock, nothing created or migrated)."""
+    return open_store(root, create=create, readonly=readonly)
+
+
+def has_store(root: Path) -> bool:
+    """Whether anything was submitted in this checkout (it has a state database)."""
+    return has_state(root)
 
 
 def manifest_path(root: Path) -> Path:
@@ -89,12 +97,16 @@ def no_arguments(command: str, args: Sequence[str]) -> None:
 def request_id(command: str, args: Sequence[str]) -> int:
     """The one positional argument: a request id."""
     if len(args) != 1:
-        got = f"got: {' '.join(args)}" if args else "got none"
+        got = f"got: {printable(' '.join(args))}" if args else "got none"
         raise ConvoyError(f"convoy {command} takes one request id ({got}); for example: convoy {command} 3")
     text = args[0].lstrip("#")
-    if not text.isdigit() or int(text) == 0:
-        raise ConvoyError(f"'{args[0]}' is not a request id (a positive number); see them with: convoy status")
-    return int(text)
+    digits = text.lstrip("0")
+    # ASCII digits only ('²'.isdigit()), and few of them: int() refuses more
+    # than 4300 digits, and SQLite any number above MAX_ID.
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(MAX_ID)) or not 0 < int(digits or 0) <= MAX_ID:
+        raise ConvoyError(f"'{printable(args[0])}' is not a request id (a number from 1 to {MAX_ID}); see them "
+                          "with: convoy status")
+    return int(digits)
 
 
 def not_found(request: int) -> ConvoyError:

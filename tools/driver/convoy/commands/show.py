@@ -13,12 +13,13 @@ from typing import Any
 from convoy.commands import common
 from convoy.models import Request
 from convoy.store import Transaction
+from convoy.untrusted import printable as p
 
 
 def run(args: list[str]) -> int:
     request_id = common.request_id("show", args)
     root = common.checkout()
-    with common.store(root) as store, store.read() as tx:
+    with common.store(root, readonly=True) as store, store.read() as tx:  # no write lock, nothing created
         request = tx.request(request_id)
         if request is None:
             raise common.not_found(request_id)
@@ -83,39 +84,43 @@ def _secs(value) -> str:
 
 
 def print_text(data: dict[str, Any]) -> None:
+    """Every value from the state goes through untrusted.printable (`p`): a
+    newline or a terminal escape stored in a request cannot forge a line."""
     r = data["request"]
-    scope = f" in {r['configuration']}" if r["configuration"] else ""
-    print(f"request #{r['id']}: {r['component']} {r['version']}{scope}"
-          + (f" @ {r['commit']}" if r["commit"] else "") + (f" from {r['archive_url']}" if r["archive_url"] else ""))
-    print(f"  requested by {r['requested_by']} at {_when(r['created_at'])}")
+    scope = f" in {p(r['configuration'])}" if r["configuration"] else ""
+    print(f"request #{r['id']}: {p(r['component'])} {p(r['version'])}{scope}"
+          + (f" @ {p(r['commit'])}" if r["commit"] else "")
+          + (f" from {p(r['archive_url'])}" if r["archive_url"] else ""))
+    print(f"  requested by {p(r['requested_by'])} at {_when(r['created_at'])}")
     state = r["state"] + (f" ({r['phase']})" if r["phase"] and r["state"] == "testing" else "")
-    print(f"  state: {state}; attempts: {r['attempts']}")
+    print(f"  state: {p(state)}; attempts: {r['attempts']}")
     if r["detail"]:
-        print(f"  {r['detail']}")
+        print(f"  {p(r['detail'])}")
     if r["tag"]:
-        print(f"  tag: {r['tag']} on {r['candidate_commit']}")
+        print(f"  tag: {p(r['tag'])} on {p(r['candidate_commit'])}")
     t = data["timings"]
     print(f"  time: {t['total_seconds']:.1f} s total = {t['bazel_seconds']:.1f} s Bazel + {t['git_seconds']:.1f} s "
           f"git + {t['driver_seconds']:.1f} s convoy")
     for build in data["builds"]:
-        print(f"  build {build['number']}: {build['state']} in {_secs(build['duration'])}; candidate "
-              f"{build['candidate_commit'][:12]} on {build['base_commit'][:12]}")
+        print(f"  build {build['number']}: {p(build['state'])} in {_secs(build['duration'])}; candidate "
+              f"{p(build['candidate_commit'][:12])} on {p(build['base_commit'][:12])}")
         if build["detail"]:
-            print(f"    {build['detail']}")
+            print(f"    {p(build['detail'])}")
         for stage in build["stages"]:
-            print(f"    stage {stage['name']} ({stage['command']}): {stage['state']} {_secs(stage['duration'])}")
+            print(f"    stage {p(stage['name'])} ({p(stage['command'])}): {p(stage['state'])} "
+                  f"{_secs(stage['duration'])}")
             for task in stage["tasks"]:
                 runs = f", run {task['runs']} times" if task["runs"] > 1 else ""
-                print(f"      {task['configuration']}: {task['state']}"
-                      + (f" {task['outcome']}" if task["outcome"] else "")
+                print(f"      {p(task['configuration'])}: {p(task['state'])}"
+                      + (f" {p(task['outcome'])}" if task["outcome"] else "")
                       + f" {_secs(task['duration'])}" + (f" slot {task['slot']}" if task["slot"] is not None else "")
-                      + runs + (f": {task['detail']}" if task["detail"] else ""))
+                      + runs + (f": {p(task['detail'])}" if task["detail"] else ""))
                 for target in task["failing_targets"]:
-                    logs = ", ".join(target["log_paths"]) or "no test log"
-                    print(f"        {target['label']} {target['status'].upper()}: {logs}")
+                    logs = ", ".join(p(log) for log in target["log_paths"]) or "no test log"
+                    print(f"        {p(target['label'])} {p(target['status'].upper())}: {logs}")
                 if task["state"] == "failed" and task["log_path"]:
-                    print(f"        Bazel log: {task['log_path']}")
+                    print(f"        Bazel log: {p(task['log_path'])}")
     for release in data["releases"]:
-        print(f"  release {release['tag']}:")
-        for line in release["notes"].splitlines():
-            print(f"    {line}")
+        print(f"  release {p(release['tag'])}:")
+        for line in release["notes"].removesuffix("\n").split("\n"):  # its lines, indented; a \r escaped
+            print(f"    {p(line)}")

@@ -1,4 +1,6 @@
-"""`convoy status`: the queue as a table (or --json).
+"""`convoy status`: the queue as a table (or --json). It opens the state
+read-only (no write lock: it works while `convoy process` writes; nothing is
+created), and escapes every value from it for the terminal.
 
     ID  COMPONENT  VERSION  STATE     STAGE        AGE  NOTE
     4   messages   v1.6.0   rejected  integration  3m   stage integration failed in rover: ...
@@ -13,6 +15,7 @@ from typing import Any, Optional
 from convoy.commands import common
 from convoy.models import Phase, Request, RequestState, StageState
 from convoy.store import Transaction, now
+from convoy.untrusted import printable
 
 NOTE_WIDTH = 70
 
@@ -20,8 +23,10 @@ NOTE_WIDTH = 70
 def run(args: list[str]) -> int:
     common.no_arguments("status", args)
     root = common.checkout()
-    with common.store(root, create=True) as store, store.read() as tx:
-        rows = [row(tx, r) for r in tx.requests()]
+    rows = []
+    if common.has_store(root):  # read-only: works while convoy process writes, creates nothing
+        with common.store(root, readonly=True) as store, store.read() as tx:
+            rows = [row(tx, r) for r in tx.requests()]
     if common.FLAGS.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -29,13 +34,13 @@ def run(args: list[str]) -> int:
         print("no requests yet; add one with: convoy submit --component=<name> --version=<version>")
         return 0
     table = [("ID", "COMPONENT", "VERSION", "STATE", "STAGE", "AGE", "NOTE")]
-    for r in rows:
-        version = r["version"] + (f" [{r['configuration']}]" if r["configuration"] else "")
-        note = r["note"] or ""
+    for r in rows:  # every value from the state is escaped: a newline or escape in it cannot forge a line
+        version = printable(r["version"]) + (f" [{printable(r['configuration'])}]" if r["configuration"] else "")
+        note = printable(r["note"] or "")
         if len(note) > NOTE_WIDTH:
             note = note[: NOTE_WIDTH - 3] + "..."
-        table.append((str(r["id"]), r["component"], version, r["state"], r["stage"] or "-",
-                      common.age(r["age_seconds"]), note))
+        table.append((str(r["id"]), printable(r["component"]), version, printable(r["state"]),
+                      printable(r["stage"] or "-"), common.age(r["age_seconds"]), note))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])

@@ -40,6 +40,8 @@ def run(args: list[str]) -> int:
         if existing:
             print(f"{tip[:12]} is already released as {existing[0]}; nothing to do")
             return 0
+        with store.transaction():  # the state must take the record before the tag goes out (locked, read-only)
+            pass
         name, notes = push_release_tag(root, config, store, tip, request=request, today=datetime.date.today())
         with store.transaction() as tx:
             if not any(r.tag == name for r in tx.releases()):
