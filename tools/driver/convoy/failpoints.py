@@ -6,7 +6,8 @@ When the environment variable CONVOY_FAILPOINT names a failpoint, the process
 sends itself SIGKILL on reaching it: no cleanup, no `finally`, no flushed
 buffers, exactly like a machine that loses power. Unset (always, outside
 tests), `hit()` is one dictionary lookup. Several names may be given,
-separated by commas.
+separated by commas. `raise:<name>` raises FailpointError there instead
+(an unexpected exception: a bug, as far as the driver can tell).
 
 The failpoints, in the order a request meets them:
 
@@ -31,11 +32,22 @@ ENV = "CONVOY_FAILPOINT"
 NAMES = ("after_candidate", "task_running", "after_build", "before_push", "after_push", "after_tag", "after_tag_push")
 
 
+class FailpointError(RuntimeError):
+    """Raised at a failpoint named `raise:<name>`: stands for a bug in convoy."""
+
+
 def hit(name: str) -> None:
-    """Dies with SIGKILL if CONVOY_FAILPOINT names `name`."""
+    """Dies with SIGKILL if CONVOY_FAILPOINT names `name`; raises
+    FailpointError if it names `raise:<name>` (an unexpected exception, to
+    prove that a bug ends one request and not the queue)."""
     wanted = os.environ.get(ENV)
-    if wanted and name in wanted.split(","):
+    if not wanted:
+        return
+    names = wanted.split(",")
+    if name in names:
         assert name in NAMES, name
         sys.stdout.flush()
         sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGKILL)
+    if f"raise:{name}" in names:
+        raise FailpointError(f"failpoint {name} raised")

@@ -13,7 +13,7 @@ that can be run again after a crash without doing anything twice:
 | --- | --- | --- |
 | candidate | fetch the branch, make the candidate commit, create the build | made again from scratch (the worktree is reset) |
 | building | run the construction plan | the same candidate again; finished tasks kept, interrupted ones re-run |
-| merging | push the candidate to the branch (fast-forward only) | the remote decides: at the candidate -> pushed; at the base -> push; elsewhere -> rebuild on the new tip |
+| merging | push the candidate to the branch (fast-forward only) | the remote decides: at the candidate, or at a tip that contains it -> pushed; at the base -> push; elsewhere -> rebuild on the new tip |
 | pushed | make and push the release tag | a tag on the remote at the candidate is recorded; else one is made |
 
 Testing requests are resumed before a new one is claimed (one at a time).
@@ -42,9 +42,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from convoy import candidate as cand
+from convoy import crashlog
 from convoy import failpoints
 from convoy import gitutil
 from convoy import models
+from convoy import untrusted
 from convoy.config import Config
 from convoy.errors import ConvoyError
 from convoy.events import Dispatcher, describe
@@ -79,8 +81,14 @@ class ProcessLock:
         self.fd: Optional[int] = None
 
     def __enter__(self) -> "ProcessLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise ConvoyError(
+                f"cannot open convoy's process lock {self.path} ({e.strerror}); it must be a writable file: "
+                "remove or fix it, then run convoy process again"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,8 +98,15 @@ class ProcessLock:
                 f"another convoy process is already processing this queue (pid {holder}, lock {self.path}); "
                 "wait for it to finish, or stop it"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            os.close(fd)
+            raise ConvoyError(
+                f"cannot write convoy's process lock {self.path} ({e.strerror}); free space on its disk "
+                "or make .convoy writable, then run convoy process again"
+            ) from None
         self.fd = fd
         return self
 
@@ -132,6 +147,7 @@ class Processor:
         self._print_lock = threading.Lock()
         self._lease_stop = threading.Event()
         self._lease_thread: Optional[threading.Thread] = None
+        self.internal_errors = 0  # requests ended by an unexpected exception (a bug): see _internal_error
 
     def out(self, line: str) -> None:
         """Prints a progress line; a closed stdout (`convoy process | head`) never stops the driver."""
@@ -250,6 +266,8 @@ class Processor:
                 raise
             except (InfraError, gitutil.GitError, ConvoyError) as e:
                 requeued = self._infrastructure_error(request_id, _reason(e))
+            except Exception as e:  # a bug, or a request no check foresaw: it must not block the queue
+                self._internal_error(request_id, e)
             finally:
                 with self.store.transaction() as tx:
                     tx.add_request_time(request_id, meter.elapsed(), meter.seconds("bazel"), meter.seconds("git"))
@@ -375,31 +393,48 @@ class Processor:
         remote, branch = self.config.remote, self.config.branch
         tip = cand.remote_branch(self.checkout, remote, branch)
         if tip == request.candidate_commit:
-            self._pushed(request)  # the push landed before the driver died
+            self._pushed(request, tip)  # the push landed before the driver died
             return
         if tip != request.base_commit:
-            self._rebuild(request, tip)
+            if self._contains(tip, request.candidate_commit):
+                self._pushed(request, tip)  # it landed, then the branch moved on before the driver restarted
+            else:
+                self._rebuild(request, tip)
             return
         failpoints.hit("before_push")
         try:
-            gitutil.run(["push", "--quiet", remote, f"{request.candidate_commit}:refs/heads/{branch}"],
+            gitutil.run(["push", "--quiet", "--", remote, f"{request.candidate_commit}:refs/heads/{branch}"],
                         cwd=self.checkout)
         except gitutil.GitError as e:
             tip = cand.remote_branch(self.checkout, remote, branch)
-            if tip == request.candidate_commit:
-                pass
-            elif tip != request.base_commit:
+            if tip == request.base_commit:
+                raise InfraError(f"git push to {remote} {branch} failed: {e.detail}") from None
+            if tip != request.candidate_commit and not self._contains(tip, request.candidate_commit):
                 self._rebuild(request, tip)
                 return
-            else:
-                raise InfraError(f"git push to {remote} {branch} failed: {e.detail}") from None
+        else:
+            tip = request.candidate_commit
         failpoints.hit("after_push")
-        self._pushed(request)
+        self._pushed(request, tip)
 
-    def _pushed(self, request: Request) -> None:
+    def _contains(self, tip: Optional[str], commit: str) -> bool:
+        """Whether the remote branch, now at `tip`, has `commit` in its history
+        (fetched first: the tip may be a commit this checkout has not seen)."""
+        if tip is None:
+            return False
+        tip = cand.fetch_branch(self.checkout, self.config.remote, self.config.branch)
+        ancestor = gitutil.run(["merge-base", "--is-ancestor", "--", commit, tip], cwd=self.checkout,
+                               check=False)
+        if ancestor.returncode not in (0, 1):
+            raise InfraError(f"cannot tell whether {self.config.branch} contains {commit[:12]} (git merge-base: "
+                             f"{ancestor.stderr.strip() or ancestor.returncode})")
+        return ancestor.returncode == 0
+
+    def _pushed(self, request: Request, tip: str) -> None:
+        """Records that the branch has the candidate (at its tip, or below a
+        tip `tip` that others pushed since); the next phase tags the candidate."""
         remote, branch = self.config.remote, self.config.branch
-        gitutil.run(["update-ref", f"refs/remotes/{remote}/{branch}", request.candidate_commit], cwd=self.checkout,
-                    check=False)
+        gitutil.run(["update-ref", "--", f"refs/remotes/{remote}/{branch}", tip], cwd=self.checkout, check=False)
         build = self._latest_build(request)
         with self.store.transaction() as tx:
             tx.update_request(request.id, phase=Phase.PUSHED)
@@ -522,6 +557,33 @@ class Processor:
             return True
 
 
+    def _internal_error(self, request_id: int, error: Exception) -> None:
+        """Ends a request that raised an unexpected exception in `error`, so
+        that the queue goes on; the traceback goes to a crash log. A request
+        that passed its build (merging, pushed) is not ended: its push may
+        have landed, so `convoy process` stops with it at its phase."""
+        log = crashlog.write(state_dir(self.checkout) / "logs", error, context=f"processing request #{request_id}")
+        where = f"details in {log}" if log else "no crash log could be written"
+        reason = f"internal error ({crashlog.summary(error)}); a bug in convoy, {where}"
+        self.internal_errors += 1
+        with self.store.transaction() as tx:
+            request = tx.request(request_id)
+            if request.state != RequestState.TESTING:
+                return
+            if request.phase in (Phase.MERGING, Phase.PUSHED):
+                raise StuckError(f"request #{request_id} passed its build but its {request.phase.value} step hit an "
+                                 f"{reason}; it stays at that step: report the bug, then run: convoy process")
+            for build in tx.builds(request_id):
+                if build.state == BuildState.BUILDING:
+                    self._end_build(tx, request, build, BuildState.FAILED, reason=reason)
+            tx.update_request(request_id, state=RequestState.ERROR, phase=None, attempts=request.attempts + 1,
+                              finished_at=now(), detail=reason)
+            tx.add_event(models.REQUEST_ERROR, request_id=request_id,
+                         data={"attempts": request.attempts + 1, "limit": self.config.infra_retries,
+                               "reason": reason, "internal": True, "log": str(log) if log else None})
+        self.out(f"convoy: #{request_id} ended in error: {reason}")
+
+
 class _Requeue(InfraError):
     pass
 
@@ -574,29 +636,29 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
             return name, release_notes_for(checkout, store, fmt, name, commit, tags, request=request)
         name = release.next_tag(fmt, list(tags), today)
         notes = release_notes_for(checkout, store, fmt, name, commit, tags, request=request)
-        local = gitutil.run(["rev-parse", "-q", "--verify", f"refs/tags/{name}^{{commit}}"], cwd=checkout,
-                            check=False).stdout.strip()
+        local = gitutil.run(["rev-parse", "-q", "--verify", "--end-of-options", f"refs/tags/{name}^{{commit}}"],
+                            cwd=checkout, check=False).stdout.strip()
         if local and local != commit:
-            gitutil.run(["tag", "-d", name], cwd=checkout)  # not on the remote: a leftover of a killed driver
+            gitutil.run(["tag", "-d", "--", name], cwd=checkout)  # not on the remote: a leftover of a killed driver
             local = ""
         if not local:
             with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False,
                                              dir=state_dir(checkout)) as f:
                 f.write(notes)
             try:
-                gitutil.run([*cand.identity_args(checkout), "tag", "-a", "-F", f.name, "--cleanup=verbatim", name,
-                             commit], cwd=checkout)
+                gitutil.run([*cand.identity_args(checkout), "tag", "-a", "-F", f.name, "--cleanup=verbatim", "--",
+                             name, commit], cwd=checkout)
             finally:
                 os.unlink(f.name)
             failpoints.hit("after_tag")
         try:
-            gitutil.run(["push", "--quiet", remote, f"refs/tags/{name}:refs/tags/{name}"], cwd=checkout)
+            gitutil.run(["push", "--quiet", "--", remote, f"refs/tags/{name}:refs/tags/{name}"], cwd=checkout)
         except gitutil.GitError as e:
             now_tags = cand.remote_tags(checkout, remote)
             if now_tags.get(name) == commit:
                 pass
             elif name in now_tags:  # someone took the name meanwhile: the next one
-                gitutil.run(["tag", "-d", name], cwd=checkout, check=False)
+                gitutil.run(["tag", "-d", "--", name], cwd=checkout, check=False)
                 continue
             else:
                 raise InfraError(f"git push of tag {name} to {remote} failed: {e.detail}") from None
@@ -631,7 +693,8 @@ def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, c
     if previous is not None:
         old_lock, since = cand.lock_at(checkout, tags[previous]), previous
     else:  # the first release: what changed since the commit before it
-        parent = gitutil.run(["rev-parse", "-q", "--verify", f"{commit}^"], cwd=checkout, check=False).stdout.strip()
+        parent = gitutil.run(["rev-parse", "-q", "--verify", "--end-of-options", f"{commit}^"], cwd=checkout,
+                             check=False).stdout.strip()
         old_lock = cand.lock_at(checkout, parent) if parent else None
         since = f"{parent[:12]} (no earlier release)" if parent else None
     new_lock = cand.lock_at(checkout, commit) or {}
@@ -644,7 +707,7 @@ def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, c
         before = sorted({c.old_version for c in changes if c.component == request.component and c.old_version})
         line = (f"{request.component} {'/'.join(before) + ' -> ' if before else ''}{request.version}"
                 + (f" in {request.configuration}" if request.configuration else "")
-                + f" (request {request.id}, by {request.requested_by}"
+                + f" (request {request.id}, by {untrusted.printable(request.requested_by)}"
                 + (f", commit {request.commit[:12]}" if request.commit else "") + ")")
     else:
         line = f"tagged by hand on {commit[:12]}"
@@ -666,7 +729,7 @@ def previous_release(checkout: Path, tag_format: str, commit: str, tags: dict[st
         if parsed is not None:
             candidates.append((tuple(parsed.get(f, 0) for f in ("year", "month", "day", "n")), name))
     for _, name in sorted(candidates, reverse=True):  # newest first: usually the first one is it
-        ancestor = gitutil.run(["merge-base", "--is-ancestor", tags[name], commit], cwd=checkout, check=False)
+        ancestor = gitutil.run(["merge-base", "--is-ancestor", "--", tags[name], commit], cwd=checkout, check=False)
         if ancestor.returncode == 0:
             return name
     return None

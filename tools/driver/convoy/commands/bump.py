@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from convoy import fsutil
 from convoy.commands import common
+from convoy.commands.submit import check_bump_flags
 from convoy.errors import ConvoyError
 from convoy.lock import LOCK_NAME, lock_manifest, read_lock, write_lock
 from convoy.manifest import load_manifest
@@ -21,16 +22,7 @@ def run(args: list[str]) -> int:
     from convoy.manifest_edit import Bump, bump_manifest
 
     common.no_arguments("bump", args)
-    if not common.FLAGS.component:
-        raise ConvoyError("--component is required: the component to bump; for example --component=messages")
-    if not common.FLAGS.version:
-        raise ConvoyError("--version is required: the component's new version; for example --version=v1.5.0")
-    problem = common.version_problem(common.FLAGS.version)
-    if problem:
-        raise ConvoyError(f"{problem}; fix --version")
-    if common.FLAGS.commit is not None and not common.COMMIT.fullmatch(common.FLAGS.commit):
-        raise ConvoyError(f"--commit={common.FLAGS.commit} is not a commit id (40 lowercase hex digits); pass the "
-                          "full id (git rev-parse <ref>)")
+    check_bump_flags()
     root = common.checkout()
     path = common.manifest_path(root)
     shown = common.shown_manifest(root)

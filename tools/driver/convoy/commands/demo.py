@@ -206,7 +206,7 @@ def run(args: list[str]) -> int:
     if tags:
         newest = tags[-1][0]
         _say(f"\n== release notes of {newest}")
-        notes = gitutil.run(["tag", "-l", "--format=%(contents)", newest], cwd=integration.bare).stdout
+        notes = gitutil.run(["tag", "-l", "--format=%(contents)", "--", newest], cwd=integration.bare).stdout
         _say("   " + notes.strip().replace("\n", "\n   "))
 
     wrong = _outcomes(repo, MORNING + AFTERNOON)

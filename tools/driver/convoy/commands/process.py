@@ -23,6 +23,7 @@ from convoy.errors import ConvoyError
 from convoy.processor import ProcessLock, Processor, StuckError
 
 FLAGS = flags.FLAGS
+MAX_POLL_INTERVAL = 86400.0  # seconds
 flags.DEFINE_bool("once", False, "Process one request, then stop.")
 flags.DEFINE_bool("all", False, "Process requests until the queue is empty (the default).")
 flags.DEFINE_bool("forever", False, "Keep processing; wait --poll_interval seconds when the queue is empty.")
@@ -36,8 +37,9 @@ def run(args: list[str]) -> int:
     if len(modes) > 1:
         raise ConvoyError(f"--{' and --'.join(modes)} exclude each other; pass one of --once, --all, --forever")
     mode = modes[0] if modes else "all"
-    if FLAGS.poll_interval is not None and FLAGS.poll_interval <= 0:
-        raise ConvoyError(f"--poll_interval={FLAGS.poll_interval:g} must be more than 0 seconds; e.g. --poll_interval=10")
+    if FLAGS.poll_interval is not None and not 0 < FLAGS.poll_interval <= MAX_POLL_INTERVAL:  # NaN fails too
+        raise ConvoyError(f"--poll_interval={FLAGS.poll_interval:g} must be more than 0 and at most "
+                          f"{MAX_POLL_INTERVAL:g} seconds; e.g. --poll_interval=10")
     root = common.checkout()
     config = common.config(root)
     poll = FLAGS.poll_interval if FLAGS.poll_interval is not None else config.poll_interval
@@ -64,6 +66,9 @@ def run(args: list[str]) -> int:
                     processor.out("convoy: stopped; the next convoy process resumes where this one left off")
                 elif done == 0:
                     processor.out("convoy: the queue is empty")
+                if processor.internal_errors:
+                    processor.out(f"convoy: {processor.internal_errors} request(s) ended in error because of a bug "
+                                  "in convoy (see convoy status); please report the crash logs they name")
             finally:
                 processor.finish()
         except StuckError:

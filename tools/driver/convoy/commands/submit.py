@@ -30,6 +30,7 @@ from absl import flags
 from convoy import fetch
 from convoy import gitutil
 from convoy import models
+from convoy import untrusted
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lock import remote_has_commit
@@ -66,22 +67,50 @@ def run(args: list[str]) -> int:
     return 0
 
 
+MAX_TEXT = 200  # characters of --requested_by
+
+
+def check_bump_flags() -> None:
+    """Checks the form of the flags `submit` and `bump` share, before anything
+    reads the manifest or the network; raises ConvoyError (one line)."""
+    if not FLAGS.component:
+        raise ConvoyError("--component is required: the component to bump; for example --component=messages")
+    if not FLAGS.version:
+        raise ConvoyError("--version is required: the component's new version; for example --version=v1.5.0")
+    for flag in ("component", "version", "commit", "configuration", "archive_url", "strip_prefix", "requested_by"):
+        value = getattr(FLAGS, flag)
+        problem = untrusted.text_problem(value) if value is not None else None
+        if problem:
+            raise ConvoyError(f"--{flag}={untrusted.printable(value)} {problem}; pass it without them")
+    problem = common.version_problem(FLAGS.version)
+    if problem:
+        raise ConvoyError(f"{problem}; fix --version")
+    if FLAGS.commit is not None and not common.COMMIT.fullmatch(FLAGS.commit):
+        raise ConvoyError(f"--commit={FLAGS.commit} is not a commit id (40 lowercase hex digits); pass the full id "
+                          "(git rev-parse <ref>)")
+    if FLAGS.archive_url is not None:
+        problem = untrusted.url_problem(FLAGS.archive_url, untrusted.ARCHIVE_SCHEMES)
+        if problem:
+            raise ConvoyError(f"--archive_url={FLAGS.archive_url} {problem}; fix it")
+    prefix = FLAGS.strip_prefix
+    if prefix is not None and (not prefix.strip("/") or prefix.startswith("/") or ".." in prefix.split("/")):
+        raise ConvoyError(f"--strip_prefix={prefix} must be a directory inside the archive (relative, no '..'); "
+                          "fix it")
+    if FLAGS.requested_by is not None and not (0 < len(FLAGS.requested_by) <= MAX_TEXT):
+        raise ConvoyError(f"--requested_by must be 1 to {MAX_TEXT} characters (got {len(FLAGS.requested_by)}); "
+                          "shorten it, e.g. ci@messages")
+
+
 def validate(root: Path, manifest: Manifest) -> dict:
     """The request's fields, checked; raises ConvoyError (one line) otherwise."""
+    check_bump_flags()
     name, version = FLAGS.component, FLAGS.version
-    if not name:
-        raise ConvoyError("--component is required: the component to bump; for example --component=messages")
-    if not version:
-        raise ConvoyError("--version is required: the component's new version; for example --version=v1.5.0")
     component = manifest.components.get(name)
     if component is None:
         raise ConvoyError(
             f"--component={name}: no such component in {common.shown_manifest(root)} (known: "
             f"{', '.join(sorted(manifest.components))}); fix the name"
         )
-    problem = common.version_problem(version)
-    if problem:
-        raise ConvoyError(f"{problem}; fix --version")
     configuration = FLAGS.configuration
     if configuration is not None:
         if configuration not in manifest.configurations:
@@ -96,9 +125,6 @@ def validate(root: Path, manifest: Manifest) -> dict:
                 f"{', '.join(having) or 'none'}); pick one of them or leave --configuration out"
             )
     commit = FLAGS.commit
-    if commit is not None and not common.COMMIT.fullmatch(commit):
-        raise ConvoyError(f"--commit={commit} is not a commit id (40 lowercase hex digits); pass the full id "
-                          "(git rev-parse <ref>)")
     if FLAGS.strip_prefix is not None and FLAGS.archive_url is None:
         raise ConvoyError("--strip_prefix needs --archive_url (it names a directory inside the archive); "
                           "add --archive_url or drop --strip_prefix")
@@ -106,8 +132,6 @@ def validate(root: Path, manifest: Manifest) -> dict:
     if archive_url is not None:
         if commit is not None:
             raise ConvoyError("--commit and --archive_url exclude each other (an archive has no commit); drop one")
-        if not archive_url.startswith(("http://", "https://", "file://")):
-            raise ConvoyError(f"--archive_url={archive_url} must start with http://, https:// or file://; fix it")
         _check_archive(name, archive_url, FLAGS.strip_prefix)
     elif component.source == "git":
         commit = _resolve_git(root, component, version, commit)
@@ -165,8 +189,8 @@ def _check_archive(name: str, url: str, strip_prefix) -> None:
         try:
             download = fetch.download(url, tmp, timeout=GIT_TIMEOUT)
         except fetch.FetchError as e:
-            raise ConvoyError(f"component '{name}': cannot download {url} ({e}); check the URL or your network") \
-                from None
+            raise ConvoyError(f"component '{name}': cannot download {untrusted.redact_userinfo(url)} ({e}); check the "
+                              "URL or your network") from None
         if strip_prefix is None:
             return
         try:
@@ -190,8 +214,8 @@ def enqueue(store, fields: dict):
         request = tx.insert_request(**fields)
         tx.add_event(
             models.REQUEST_QUEUED, request_id=request.id,
-            data={k: fields[k] for k in ("component", "version", "commit", "configuration", "requested_by",
-                                         "archive_url")},
+            data={**{k: fields[k] for k in ("component", "version", "commit", "configuration", "requested_by")},
+                  "archive_url": untrusted.redact_userinfo(fields["archive_url"]) if fields["archive_url"] else None},
         )
         superseded = []
         for old in queued:
