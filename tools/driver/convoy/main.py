@@ -16,15 +16,18 @@ import sys
 from absl import app
 from absl import flags
 
+import convoy
 from convoy.errors import ConvoyError
 
 # command name -> module under convoy.commands. Commands are added here as
 # they are built; `convoy help` lists them.
 COMMANDS = {
+    "bazel4": "bazel4",
     "bump": "bump",
     "cancel": "cancel",
     "demo": "demo",
     "events": "events",
+    "init": "init",
     "lab": "lab",
     "lock": "lock",
     "process": "process",
@@ -52,13 +55,17 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[1] in ("help", "-h", "--help"):
         print(USAGE)
         return 0 if len(argv) >= 2 else 2
+    if argv[1] in ("--version", "version"):
+        print(f"convoy {convoy.__version__}")
+        return 0
     name = argv[1]
     if name not in COMMANDS:
         _error(f"unknown command '{name}'; run: convoy help")
         return 2
     module = importlib.import_module(f"convoy.commands.{COMMANDS[name]}")
     try:
-        args = _parse_flags(argv)
+        # A command may take arguments absl cannot (init: --component repeated).
+        args = _parse_flags(getattr(module, "preparse", list)(argv))
         return module.run(args[2:])
     except ConvoyError as e:
         _error(str(e))
@@ -89,6 +96,8 @@ def _check_flags(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """Console-script entry point (`convoy`)."""
+    if sys.argv[1:2] == ["--version"]:  # before absl, which defines --version for convoy submit
+        sys.exit(main(sys.argv[:2]))
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=_check_flags)
 
 

@@ -7,17 +7,25 @@
 Without --manifest, the integration repo root is the nearest directory at or
 above the current one that has manifests/manifest.yaml; with it, the root is
 the parent of the manifest's directory. On any error nothing is written.
+
+Where the repository's .bazelrc imports it (as `convoy init` makes it), the
+lock also writes manifests/configurations.bazelrc: a `--config=<name>` per
+configuration. A local component that git does not track gets a warning: the
+candidate worktree of `convoy process` holds only what is committed.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from absl import flags
 
+from convoy import bazelrc, localpaths
+from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lock import FIX, LOCK_NAME, lock_manifest, read_lock, stale_lines, write_lock
 from convoy.manifest import Manifest, load_manifest
@@ -58,15 +66,30 @@ def run(args: list[str]) -> int:
         print(f"{name}: {len(pins)} components ({versions})")
     write_lock(paths.lock, lock)
     print(f"wrote {paths.lock}")
+    if _imports_configurations(paths.root):  # a .bazelrc made by `convoy init` does
+        print(f"wrote {os.path.relpath(bazelrc.write_configurations(paths.lock, lock))}")
+    for line in localpaths.warnings(paths.root, lock):
+        print(f"convoy: warning: {line}", file=sys.stderr)
     return 0
 
 
+def _imports_configurations(root: Path) -> bool:
+    """Whether the repository's .bazelrc imports manifests/configurations.bazelrc."""
+    try:
+        return bazelrc.NAME in (root / ".bazelrc").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
 def _check(paths: _Paths, manifest: Manifest) -> int:
+    """Compares the lock with the manifest entry by entry (not only by the
+    manifest's digest, which a lock edited by hand keeps)."""
     lock = read_lock(paths.lock)
-    if lock.manifest_sha256 == manifest.sha256:
+    lines = stale_lines(manifest, lock)
+    if not lines:
         print(f"{paths.lock} is up to date")
         return 0
-    for line in stale_lines(manifest, lock):
+    for line in lines:
         print(line)
     print(f"{paths.lock} is stale; run: {FIX}")
     return 1
@@ -78,13 +101,7 @@ def _find_paths(manifest_flag: Optional[str], lock_flag: Optional[str]) -> _Path
         resolved = Path(manifest_flag).resolve()
         root = resolved.parent.parent
     else:
-        cwd = Path.cwd()
-        root = next((d for d in (cwd, *cwd.parents) if (d / DEFAULT_MANIFEST).is_file()), None)
-        if root is None:
-            raise ConvoyError(
-                f"{DEFAULT_MANIFEST} not found in {cwd} or any directory above it; "
-                "run convoy from the integration repository or pass --manifest"
-            )
+        root = common.checkout()  # --repo, or the nearest directory with the manifest
         resolved = root / DEFAULT_MANIFEST
         manifest = os.path.relpath(resolved)
     lock = lock_flag or os.path.join(os.path.dirname(manifest), LOCK_NAME)

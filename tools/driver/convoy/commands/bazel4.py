@@ -1,0 +1,32 @@
+"""`convoy bazel4`: Debian's offline Bazel 4.2 in this integration checkout.
+
+    convoy bazel4             # where the Bazel on PATH is 4.x: write .convoy/bazel4/ and .bazelrc.local
+    convoy bazel4 --repo=DIR
+
+The `bazel4` config of .bazelrc (made by `convoy init`) overrides the
+repositories Debian's bazel-bootstrap asks for and cannot download. Three of
+them are stand-ins that Bazel 4.2 takes only by absolute path, so they are
+per checkout and machine: this command writes them under .convoy/bazel4/ and
+turns the config on in the git-ignored .bazelrc.local. `convoy init` does the
+same; run this in a fresh clone, or after moving the checkout. With another
+Bazel it does nothing (and says so).
+"""
+
+from __future__ import annotations
+
+from convoy import bazel4
+from convoy.commands import common
+
+
+def run(args: list[str]) -> int:
+    """Writes the local part of the bazel4 config where Bazel is 4.x; exit 0."""
+    common.no_arguments("bazel4", args)
+    root = common.checkout()
+    version = bazel4.bazel_version()
+    if not bazel4.is_bazel4(version):
+        print(f"Bazel {version or '(none on PATH)'}: the bazel4 config is for Bazel 4.x only; nothing to do")
+        return 0
+    for path in bazel4.write_local_config(root, version):
+        print(f"wrote {bazel4.shown(path, root)}")
+    print(f"Bazel {version}: the bazel4 config is on (.bazelrc.local)")
+    return 0

@@ -1,0 +1,154 @@
+"""`convoy init DIR`: a new integration repository that works at once.
+
+    convoy init robot --rules=dist/convoy-0.2.0.tar.gz \\
+        --component=codec=https://git.example.com/robot/codec.git@v1.0.0 \\
+        --component=telemetry=https://git.example.com/robot/telemetry.git@v2.0.0
+    cd robot && bazel test //integration/...
+
+Writes MODULE.bazel and WORKSPACE.bazel (both pointing at convoy's rules:
+--rules is a convoy-<version>.tar.gz, as a path or a URL, or a convoy
+directory; default: the convoy checkout this driver runs from), WORKSPACE.bzlmod,
+.bazelrc, .bazelignore, .gitignore, convoy.yaml, manifests/manifest.yaml and
+manifests/BUILD.bazel, integration/BUILD.bazel (a test of the pins, and a
+commented example of each macro) and integration/pins_test.py. Each
+`--component NAME=REMOTE@VERSION` (repeatable) goes into the manifest, which
+is then locked (manifests/manifest.lock.json, manifests/configurations.bazelrc).
+Where the Bazel on PATH is 4.x, it also writes the offline `bazel4` config's
+local part (`convoy bazel4`). A directory that is not in a git repository
+gets `git init` (branch main); nothing is committed.
+
+A file that exists is never overwritten: init names every one and writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from absl import flags
+
+import convoy
+from convoy import bazel4, bazelrc, fsutil, gitutil, scaffold
+from convoy.errors import ConvoyError
+from convoy.lock import lock_manifest, write_lock
+from convoy.manifest import parse_manifest
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "rules", None,
+    "init: where the new repository gets convoy's rules: convoy-<version>.tar.gz (a path or an http(s)/file URL) "
+    "or a convoy directory (default: the convoy checkout this driver runs from).",
+)
+flags.DEFINE_string("rules_sha256", None, "init: the sha256 of the --rules archive (default: computed from it).")
+
+MANIFEST = "manifests/manifest.yaml"
+LOCK = "manifests/manifest.lock.json"
+
+# The --component values of this run. `--component` is also convoy submit's
+# single-valued flag (absl flags are global), so main hands them over here
+# through preparse() instead of absl keeping only the last one.
+_COMPONENTS: List[str] = []
+
+
+def preparse(argv: Sequence[str]) -> List[str]:
+    """Takes every `--component=X` / `--component X` out of argv (they may repeat); returns the rest."""
+    _COMPONENTS.clear()
+    rest, args = [], list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg.startswith("--component="):
+            _COMPONENTS.append(arg[len("--component="):])
+        elif arg == "--component":
+            if i + 1 >= len(args):
+                raise ConvoyError("--component needs a value: NAME=REMOTE@VERSION")
+            _COMPONENTS.append(args[i + 1])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return rest
+
+
+def run(args: list[str]) -> int:
+    """Makes the integration repository in DIR; exit 0, or 2 with what is wrong."""
+    if len(args) != 1:
+        got = f"got: {' '.join(args)}" if args else "got none"
+        raise ConvoyError(f"convoy init takes one directory ({got}); for example: convoy init robot-integration")
+    directory = Path(args[0]).absolute()
+    components = [scaffold.ComponentSpec.parse(text) for text in _COMPONENTS]
+    duplicates = sorted({c.name for c in components if [d.name for d in components].count(c.name) > 1})
+    if duplicates:
+        raise ConvoyError(f"--component names {', '.join(duplicates)} more than once; give each component once")
+    rules = scaffold.RulesSource.of(*_rules_flag())
+    name = scaffold.module_name(directory)
+    files = scaffold.scaffold_files(name, rules, components)
+
+    if directory.exists() and not directory.is_dir():
+        raise ConvoyError(f"{args[0]} exists and is not a directory; choose another place")
+    existing = sorted(p for p in [*files, LOCK, f"manifests/{bazelrc.NAME}"] if (directory / p).exists()
+                      or (directory / p).is_symlink())
+    if existing:
+        raise ConvoyError(f"{args[0]} already has {', '.join(existing)}; convoy init never overwrites a file. "
+                          "Remove them, or choose another directory")
+
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = None
+    if components:
+        # Resolved before anything is written: a remote that cannot be reached
+        # leaves no half-made repository behind.
+        manifest = parse_manifest(files[MANIFEST], shown=os.path.join(args[0], MANIFEST))
+        lock = lock_manifest(manifest, directory, MANIFEST)
+    for relative, text in files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.atomic_write(path, text)
+    print(f"wrote {len(files)} files in {args[0]}: {', '.join(sorted(files))}")
+    if lock is not None:
+        write_lock(directory / LOCK, lock)
+        bazelrc.write_configurations(directory / LOCK, lock)
+        for configuration, pins in sorted(lock.configurations.items()):
+            versions = ", ".join(f"{c} {pin['version']}" for c, pin in sorted(pins.items()))
+            print(f"locked {configuration}: {versions}")
+
+    version = bazel4.bazel_version()
+    if bazel4.is_bazel4(version):
+        bazel4.write_local_config(directory, version)
+        print(f"Bazel {version}: wrote the bazel4 config's local part (.bazelrc.local, .convoy/bazel4/)")
+    if not _in_git_work_tree(directory):
+        gitutil.run(["init", "--quiet", "--initial-branch=main", "--", str(directory)], cwd=directory)
+        print(f"git init {args[0]} (branch main; nothing committed)")
+    _next_steps(args[0], bool(components))
+    return 0
+
+
+def _rules_flag() -> tuple[str, Optional[str]]:
+    if FLAGS.rules:
+        return FLAGS.rules, FLAGS.rules_sha256
+    checkout = Path(convoy.__file__).resolve().parents[2]  # tools/driver/convoy -> the checkout
+    if (checkout / "rules" / "defs.bzl").is_file() and (checkout / "MODULE.bazel").is_file():
+        return str(checkout), None
+    raise ConvoyError("pass --rules=<convoy-<version>.tar.gz, its URL, or a convoy directory>: this convoy is "
+                      "installed, not run from a checkout, so it cannot point at its own rules "
+                      "(scripts/release-rules in a convoy checkout makes the archive)")
+
+
+def _in_git_work_tree(directory: Path) -> bool:
+    result = gitutil.run(["rev-parse", "--is-inside-work-tree"], cwd=directory, check=False)
+    return result.returncode == 0 and result.stdout.strip() == "true"
+
+
+def _next_steps(shown: str, locked: bool) -> None:
+    print("next:")
+    print(f"  cd {shown}")
+    if not locked:
+        print(f"  edit {MANIFEST} (add your components), then: convoy lock")
+    print("  bazel test //integration/...")
+    print("  git add -A && git commit -m 'Integration repository' && git remote add origin <url> && "
+          "git push -u origin main")
+    print("  convoy submit --component=<name> --version=<tag> && convoy process --once")
