@@ -433,7 +433,7 @@ class Bad:
         self.good += 1
         request_id = self.it.submit("--component=messages", f"--version={version}", "--configuration=rover",
                                     "--requested_by=bad-inputs")
-        run = self.it.process("--once")
+        run = self.it.convoy("process", "--once")  # in this process: no interpreter start per case
         assert run.code == 0, run
         request = self.it.request(request_id)
         assert request.state == RequestState.MERGED and request.tag, (request, run)
