@@ -249,7 +249,8 @@ def run_bazel(
     bep_path.unlink(missing_ok=True)
     environ = {**os.environ, **(env or {})}
     withheld = withheld_env(environ, secret_env=secret_env, pass_env=pass_env)
-    environ = bazel_environment(environ, secret_env=secret_env, pass_env=pass_env)
+    for name in withheld:
+        del environ[name]
     started = time.monotonic()
 
     def result(outcome: Outcome, exit_code: Optional[int], detail: str,

@@ -56,10 +56,7 @@ def plugin_name(plugin: Any, index: int) -> str:
 
 def replays(plugin: Any) -> bool:
     """Whether a new `plugin` is to get the whole event history."""
-    replay = getattr(plugin, "replay", None)
-    if replay is None:
-        replay = getattr(getattr(plugin, "spec", None), "replay", False)
-    return replay is True
+    return getattr(plugin, "replay", False) is True
 
 
 def error_text(error: BaseException) -> str:

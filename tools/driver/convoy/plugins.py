@@ -271,22 +271,23 @@ class _Watchdog:
                 pass
 
 
-class _WatchedHTTP(urllib.request.HTTPHandler):
+class _Watched:
+    """Mixed into an urllib handler: its connections come from the watchdog's `track`."""
+
     def __init__(self, track: Callable[[type], Callable[..., http.client.HTTPConnection]]) -> None:
         super().__init__()
         self._track = track
 
     def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(self._track(http_class), req, **kwargs)
+        return super().do_open(self._track(http_class), req, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, track: Callable[[type], Callable[..., http.client.HTTPConnection]]) -> None:
-        super().__init__()
-        self._track = track
+class _WatchedHTTP(_Watched, urllib.request.HTTPHandler):
+    pass
 
-    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(self._track(http_class), req, **kwargs)
+
+class _WatchedHTTPS(_Watched, urllib.request.HTTPSHandler):
+    pass
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

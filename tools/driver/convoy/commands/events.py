@@ -6,7 +6,7 @@
     convoy events --json            # one JSON object per line, as plugins get them
 
 Stored event data is untrusted text: a line shows every control character
-in it escaped (untrusted.printable), and JSON escapes them (and every
+in it escaped (events.describe), and JSON escapes them (and every
 non-ASCII character) as \\u escapes, so no value can forge a line or
 reach the terminal as an escape sequence.
 """
@@ -21,7 +21,6 @@ from absl import flags
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.events import describe
-from convoy.untrusted import printable
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("follow", False, "Keep printing new events as they come (Ctrl-C to stop).")
@@ -49,7 +48,7 @@ def run(args: list[str]) -> int:
                     if FLAGS.json:
                         print(json.dumps(event.to_dict(), sort_keys=True, ensure_ascii=True), flush=True)
                     else:
-                        print(printable(f"{event.id:>5} {event.ts} {describe(event)}"), flush=True)
+                        print(f"{event.id:>5} {event.ts} {describe(event)}", flush=True)  # describe escapes
                     last = event.id
                 if not FLAGS.follow:
                     return 0
