@@ -28,12 +28,12 @@ from typing import Iterator, Optional
 import pytest
 
 from convoy import main, models
-from convoy import store as store_module
 from convoy.config import parse_config
 from convoy.errors import ConvoyError
 from convoy.manifest import parse_manifest
 from convoy.models import BuildState, RequestState, StageState, TaskState
 from convoy.store import SQLiteStore
+from convoy.store import sqlite as store_module
 
 CONVOY = Path(sys.executable).parent / "convoy"
 MANIFEST = """\

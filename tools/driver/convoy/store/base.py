@@ -1,0 +1,197 @@
+"""The store's interface: `Store` (where the state lives) and `Transaction`
+(the reads and writes of one transaction), which every backend implements,
+and what does not depend on a backend: timestamps (`now`, `iso`), the
+checkout's state directory (`state_dir`, `has_state`) and `MAX_ID`.
+
+All of a backend's SQL lives behind the methods of `Transaction`; callers see
+only the records of convoy.models. A write transaction commits when its block
+ends and rolls back if it raises; `Store.read()` is a read-only snapshot.
+Which request runs next is not the store's choice: the queue decides it,
+with these methods.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import datetime
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+from convoy.errors import ConvoyError
+from convoy.models import Build, Event, Release, Request, RequestState, Stage, Task, TaskState
+from convoy.untrusted import printable
+
+STATE_DIR = ".convoy"
+DB_NAME = "state.db"
+MAX_ID = 2**63 - 1  # SQLite's largest integer; no row has a larger id
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float) -> str:
+    """A timestamp as ISO 8601 UTC with milliseconds ("2024-05-17T09:00:00.123Z")."""
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Transaction(abc.ABC):
+    """The reads and writes of one transaction. Returned records are
+    snapshots; `update_*` take the fields to change as keyword arguments."""
+
+    # requests
+    @abc.abstractmethod
+    def insert_request(self, **fields: Any) -> Request: ...
+
+    @abc.abstractmethod
+    def request(self, request_id: int) -> Optional[Request]: ...
+
+    @abc.abstractmethod
+    def requests(
+        self, states: Optional[Iterable[RequestState]] = None, component: Optional[str] = None,
+    ) -> list[Request]:
+        """Requests (in these states, of this component), oldest first."""
+
+    @abc.abstractmethod
+    def update_request(self, request_id: int, **fields: Any) -> Request: ...
+
+    @abc.abstractmethod
+    def add_request_time(self, request_id: int, total: float, bazel: float, git: float) -> None: ...
+
+    # builds, stages, tasks
+    @abc.abstractmethod
+    def insert_build(self, request_id: int, base_commit: str, candidate_commit: str) -> Build: ...
+
+    @abc.abstractmethod
+    def build(self, build_id: int) -> Optional[Build]: ...
+
+    @abc.abstractmethod
+    def builds(self, request_id: int) -> list[Build]: ...
+
+    @abc.abstractmethod
+    def builds_of_commit(self, candidate_commit: str) -> list[Build]: ...
+
+    @abc.abstractmethod
+    def update_build(self, build_id: int, **fields: Any) -> Build: ...
+
+    @abc.abstractmethod
+    def insert_stage(self, build_id: int, position: int, name: str, command: str) -> Stage: ...
+
+    @abc.abstractmethod
+    def stages(self, build_id: int) -> list[Stage]: ...
+
+    @abc.abstractmethod
+    def update_stage(self, stage_id: int, **fields: Any) -> Stage: ...
+
+    @abc.abstractmethod
+    def insert_task(self, stage_id: int, build_id: int, configuration: str) -> Task: ...
+
+    @abc.abstractmethod
+    def task(self, task_id: int) -> Optional[Task]: ...
+
+    @abc.abstractmethod
+    def tasks(self, *, build_id: Optional[int] = None, stage_id: Optional[int] = None,
+              states: Optional[Iterable[TaskState]] = None) -> list[Task]: ...
+
+    @abc.abstractmethod
+    def update_task(self, task_id: int, **fields: Any) -> Task: ...
+
+    # events and plugin cursors
+    @abc.abstractmethod
+    def add_event(
+        self, type: str, *, request_id: Optional[int] = None, build_id: Optional[int] = None,
+        stage_id: Optional[int] = None, task_id: Optional[int] = None, data: Optional[Mapping[str, Any]] = None,
+    ) -> Event: ...
+
+    @abc.abstractmethod
+    def events(self, *, after: int = 0, request_id: Optional[int] = None, limit: Optional[int] = None) -> list[Event]: ...
+
+    @abc.abstractmethod
+    def last_event_id(self) -> int: ...
+
+    @abc.abstractmethod
+    def cursor(self, plugin: str) -> Optional[int]: ...
+
+    @abc.abstractmethod
+    def set_cursor(self, plugin: str, event_id: int) -> None: ...
+
+    # releases
+    @abc.abstractmethod
+    def insert_release(self, *, request_id: Optional[int], build_id: Optional[int], tag: str, commit: str,
+                       notes: str) -> Release: ...
+
+    @abc.abstractmethod
+    def releases(self, *, request_id: Optional[int] = None) -> list[Release]: ...
+
+    # leases: who processes the queue (one holder per name until it expires)
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Optional[str]:
+        """Takes or renews the lease; returns None, or the other live holder."""
+
+    @abc.abstractmethod
+    def release_lease(self, name: str, owner: str) -> None: ...
+
+
+class Store(abc.ABC):
+    """Where the driver's state lives."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+
+    @abc.abstractmethod
+    def read(self) -> contextlib.AbstractContextManager[Transaction]:
+        """A read-only snapshot."""
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Calls `listener()` after every committed transaction that added events."""
+        self._listeners = [*getattr(self, "_listeners", []), listener]
+
+    def _committed(self) -> None:
+        for listener in getattr(self, "_listeners", []):
+            try:
+                listener()
+            except Exception:  # a listener (progress lines, plugin wake-up) never undoes a commit's caller
+                logging.getLogger("convoy.store").exception("a commit listener failed")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def state_dir(checkout: Path, *, create: bool = True) -> Path:
+    """The checkout's `.convoy` directory, made if missing and `create`
+    (mode 0700: the queue, logs and events are this user's alone).
+    ConvoyError if it is not a directory, or cannot be made."""
+    path = checkout / STATE_DIR
+    if path.is_dir():
+        return path
+    if path.exists() or path.is_symlink():
+        raise ConvoyError(
+            f"{printable(path)} is not a directory (convoy keeps its state there); move it aside "
+            f"(mv {printable(path)} {printable(path)}.old) and run the command again"
+        )
+    if create:
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another convoy
+            return state_dir(checkout, create=False)
+        except OSError as e:
+            raise ConvoyError(
+                f"cannot create {printable(path)} ({e.strerror}); make {printable(checkout)} writable for this "
+                "user, or run convoy as the checkout's owner"
+            ) from None
+    return path
+
+
+def has_state(checkout: Path) -> bool:
+    """Whether the checkout has a state database (something was submitted)."""
+    return (state_dir(checkout, create=False) / DB_NAME).exists()
