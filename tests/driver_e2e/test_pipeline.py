@@ -17,7 +17,7 @@ from convoy.bep import TargetResult
 from convoy.config import parse_config
 from convoy.manifest import load_manifest
 from convoy.models import StageState, TaskState
-from convoy.pipeline import BuildRunner, RunContext, construction_plan, create_build
+from convoy.pipeline import BuildResult, BuildRunner, RunContext, construction_plan, create_build
 from convoy.store import SQLiteStore
 from convoy.timing import Meter
 
@@ -129,7 +129,7 @@ def test_all_pass_in_order_on_preferred_slots(world):
     config, request, build = start_build(world)
     bazel = FakeBazel(delay=0.1)
     outcome = run(world, config, request, build, bazel)
-    assert outcome.state == "succeeded"
+    assert outcome.result == BuildResult.SUCCEEDED
     stages = [c["stage"] for c in bazel.calls]
     assert stages == sorted(stages, key=["build", "convoy-integration", "convoy-hardware", "lint"].index)
     assert bazel.most == 2  # two slots
@@ -153,9 +153,9 @@ def test_a_failed_stage_ends_the_build_and_skips_the_rest(world):
     config, request, build = start_build(world)
     bazel = FakeBazel({("convoy-integration", "drone"): Outcome.TESTS_FAILED})
     outcome = run(world, config, request, build, bazel)
-    assert (outcome.state, outcome.stage) == ("failed", "integration")
+    assert (outcome.result, outcome.stage) == (BuildResult.FAILED, "integration")
     [failure] = outcome.failures
-    assert failure["configuration"] == "drone" and failure["targets"][0]["label"] == "//integration:t"
+    assert failure.configuration == "drone" and failure.targets[0]["label"] == "//integration:t"
     states = task_states(world[2], build)
     assert states[("integration", "drone")] == TaskState.FAILED
     assert states[("integration", "boat")] == states[("integration", "rover")] == TaskState.SUCCEEDED
@@ -173,7 +173,7 @@ def test_an_infrastructure_error_stops_the_siblings(world):
     started = time.monotonic()
     outcome = run(world, config, request, build, bazel)
     assert time.monotonic() - started < 5  # the siblings did not run their 10 s
-    assert (outcome.state, outcome.stage) == ("infra", "build")
+    assert (outcome.result, outcome.stage) == (BuildResult.INFRA, "build")
     assert outcome.reason.startswith("build/boat: INFRA_ERROR (infra_error detail)")
     with world[2].read() as tx:
         outcomes = {t.configuration: t.outcome for t in tx.tasks(build_id=build.id) if t.outcome}
@@ -194,7 +194,7 @@ def test_a_resumed_build_keeps_finished_tasks(world):
         for task in rest:
             tx.update_task(task.id, state=TaskState.READY)
     bazel = FakeBazel()
-    assert run(world, config, request, build, bazel).state == "succeeded"
+    assert run(world, config, request, build, bazel).result == BuildResult.SUCCEEDED
     ran = {(c["stage"], c["configuration"]) for c in bazel.calls}
     assert not any(stage == "build" for stage, _ in ran)
     assert ("convoy-integration", done.configuration) not in ran
@@ -212,7 +212,7 @@ def test_the_pool_check_runs_before_its_stage_and_its_failure_is_infrastructure(
     bazel = FakeBazel()
     outcome = run(world, config, request, build, bazel, pool_check=pool_check)
     assert calls == [("hardware", ("drone",), "slot-0")]
-    assert outcome.state == "infra"
+    assert outcome.result == BuildResult.INFRA
     assert outcome.reason == "pool check before stage hardware failed: no healthy worker in pool drone-rigs"
     assert not any(c["stage"] == "convoy-hardware" for c in bazel.calls)
 
@@ -250,7 +250,7 @@ py_test(
 
 
 def test_pools_come_from_the_selected_compatible_tests():
-    from convoy.pipeline import pools_in_query
+    from convoy.lab.stage import pools_in_query
 
     assert pools_in_query(QUERY_OUTPUT, "convoy-hardware") == {"drone-rigs", "bench"}
     assert pools_in_query(QUERY_OUTPUT, "convoy-hardware,-manual") == {"drone-rigs"}

@@ -24,7 +24,7 @@ import pytest
 from convoy import models
 from convoy.lab import pools
 from convoy.models import RequestState
-from convoy.pipeline import lab_address, lab_invocation
+from convoy.lab.stage import lab_address, lab_invocation
 
 # The integration repository fixtures of the driver's end-to-end tests (imported: they are fixtures here too).
 from driver_e2e.conftest import (  # noqa: F401

@@ -1,4 +1,4 @@
-"""Running one Bazel command and telling its outcomes apart.
+"""Running Bazel: a build or test command, a query, a leftover client.
 
 `run_bazel` runs
 
@@ -8,16 +8,14 @@
 in a workspace (an argument list, never a shell), with its output (stdout
 and stderr) in a log file, a time limit and a cancel event, and returns a
 BazelResult: an Outcome, the per-target results from the build event file,
-and one line saying why.
+and one line saying why. Every Bazel process of the driver is this
+module's: besides run_bazel, `query` (a short `bazel query` whose output
+the driver reads, e.g. the pools a hardware stage needs) and
+`kill_leftover_client` (the client a killed driver left running).
 
-Outcomes follow Bazel's exit codes (https://bazel.build/run/scripts): 0
-passed, 1 build failed, 3 tests failed, 4 no tests (a `bazel test` whose tag
-filter matches nothing), 8 interrupted; everything else (2: a flag or the
-command line, which is the pipeline's configuration, not the component; 9,
-32-39, 45: the machine, the remote services, Bazel itself; a client killed
-by a signal) is an infrastructure error. Exit 1 is an infrastructure error
-too when the log shows that an external repository could not be fetched
-(the network or a git server, not the candidate).
+How the outcomes are told apart (Bazel's exit codes, a repository that
+failed to fetch) is convoy.bazel_result's: Outcome, BazelResult, classify
+and is_fetch_failure are re-exported here.
 
 On timeout or cancel the client gets SIGINT (Bazel stops the command in an
 orderly way and exits 8, usually within a second), then after
@@ -40,7 +38,6 @@ their directory are private to the driver's user (0600, 0700).
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 import shlex
@@ -48,11 +45,13 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from convoy import bep, fsutil
+from convoy.bazel_result import (  # noqa: F401 (Outcome, BazelResult, classify, is_fetch_failure: re-exported)
+    BazelResult, Outcome, classify, is_fetch_failure, outcome_detail, read_log,
+)
 
 DEFAULT_TIMEOUT = 3600.0
 INTERRUPT_GRACE = 30.0  # seconds between SIGINT and SIGKILL
@@ -60,105 +59,6 @@ _POLL = 0.1  # seconds between looks at the client, the clock and the cancel eve
 # A variable whose name says it holds a credential (CONVOY_WEBHOOK_SECRET,
 # GITHUB_TOKEN, db_password, AWS_SECRET_ACCESS_KEY, ...).
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
-
-
-class Outcome(enum.Enum):
-    """How one Bazel invocation ended."""
-
-    PASSED = "passed"
-    TESTS_FAILED = "tests_failed"
-    BUILD_FAILED = "build_failed"
-    NO_TESTS = "no_tests"
-    INFRA_ERROR = "infra_error"
-    TIMEOUT = "timeout"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def is_infrastructure(self) -> bool:
-        """Not the candidate's fault: retry it rather than reject it."""
-        return self in (Outcome.INFRA_ERROR, Outcome.TIMEOUT, Outcome.INTERRUPTED)
-
-    @property
-    def is_success(self) -> bool:
-        return self in (Outcome.PASSED, Outcome.NO_TESTS)
-
-
-@dataclass(frozen=True)
-class BazelResult:
-    """One Bazel invocation. `exit_code` is None if Bazel could not be
-    started, negative (-signal) if the client was killed; `duration` is in
-    seconds; `detail` is one line saying why, fit for a user."""
-
-    outcome: Outcome
-    exit_code: Optional[int]
-    duration: float
-    log_path: Path
-    bep_path: Path
-    targets: tuple[bep.TargetResult, ...]
-    detail: str
-    command: tuple[str, ...] = ()
-
-    @property
-    def failing_targets(self) -> tuple[bep.TargetResult, ...]:
-        return tuple(t for t in self.targets if t.failing)
-
-
-# Bazel's exit codes (names as in its ExitCode class and docs).
-EXIT_NAMES = {
-    0: "success",
-    1: "build failed",
-    2: "command line error",
-    3: "tests failed",
-    4: "no tests found",
-    8: "interrupted",
-    9: "server lock held",
-    32: "remote environment error",
-    33: "out of memory",
-    34: "remote error",
-    36: "local environment error",
-    37: "internal error",
-    38: "transient error publishing build events",
-    39: "remote cache evicted blobs",
-    45: "persistent error publishing build events",
-}
-
-# A repository fetch failure in Bazel's output. Each alternative is a line
-# Bazel 4.2-7 prints only when fetching an external repository failed (a
-# download, a git clone, a missing local_repository path, a repository rule
-# that failed); "could not be resolved" (an undeclared repository, the
-# candidate's own mistake) matches none of them.
-_FETCH_FAILURE = re.compile(
-    r"^ERROR: An error occurred during the fetch of repository '"
-    r"|^ERROR: Error fetching repository: "
-    r"|in repository @\S+ which failed to fetch"
-    r"|no such package '@[^']*': .*(?:failed to fetch|[Ee]rror downloading|[Ee]rror fetching|"
-    r"Download from \S+ failed|Unknown host|Connection refused|connect timed out)",
-    re.MULTILINE,
-)
-_ERROR_LINE = re.compile(r"^(?:ERROR|FATAL): (.*)$", re.MULTILINE)
-_MAX_ERROR = 200  # characters of a Bazel error line quoted in a detail
-_MAX_LABELS = 5
-
-
-def classify(exit_code: Optional[int], log_text: str = "") -> Outcome:
-    """The Outcome of a Bazel exit code; `log_text` (the command's output)
-    tells a repository fetch failure from a build failure on exit 1."""
-    if exit_code == 0:
-        return Outcome.PASSED
-    if exit_code == 1:
-        return Outcome.INFRA_ERROR if is_fetch_failure(log_text) else Outcome.BUILD_FAILED
-    if exit_code == 3:
-        return Outcome.TESTS_FAILED
-    if exit_code == 4:
-        return Outcome.NO_TESTS
-    if exit_code == 8:
-        return Outcome.INTERRUPTED
-    return Outcome.INFRA_ERROR
-
-
-def is_fetch_failure(log_text: str) -> bool:
-    """Whether Bazel's output says an external repository failed to fetch."""
-    return _FETCH_FAILURE.search(log_text) is not None
 
 
 def is_secret_name(name: str) -> bool:
@@ -294,10 +194,86 @@ def run_bazel(
         return result(Outcome.TIMEOUT, exit_code, f"timed out after {timeout:g} s (Bazel stopped); see {log_path}")
     if stopped == "cancel":
         return result(Outcome.INTERRUPTED, exit_code, f"cancelled (Bazel stopped); see {log_path}")
-    log_text = _read(log_path) if exit_code not in (0, 3, 4) else ""
+    log_text = read_log(log_path) if exit_code not in (0, 3, 4) else ""
     outcome = classify(exit_code, log_text)
     targets = bep.read_bep(bep_path).targets
-    return result(outcome, exit_code, _detail(outcome, exit_code, command, targets, log_text, log_path), targets)
+    return result(outcome, exit_code, outcome_detail(outcome, exit_code, command, targets, log_text, log_path),
+                  targets)
+
+
+class BazelNotRun(Exception):
+    """`query` got no answer from Bazel: it could not start, or it timed out
+    (and was killed). The message says which, as the OS or subprocess put it."""
+
+
+def query(
+    workspace: Path,
+    args: Sequence[str],
+    *,
+    startup_flags: Sequence[str] = (),
+    output_base: Optional[Path] = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    secret_env: Iterable[str] = (),
+    pass_env: Iterable[str] = (),
+    bazel: str = "bazel",
+) -> subprocess.CompletedProcess:
+    """Runs `bazel [startup flags] [--output_base=...] query <args>` in
+    `workspace` and returns what it printed (text; `returncode`, `stdout`,
+    `stderr`), whatever its exit status.
+
+    A short command whose output the driver reads, unlike run_bazel's: no
+    log file, no cancel event, the output kept in memory. Bazel gets the
+    driver's environment less `withheld_env(secret_env=..., pass_env=...)`
+    (`bazel_environment`). Raises BazelNotRun if Bazel cannot start or
+    runs past `timeout` seconds (the client is then killed).
+    """
+    argv = [bazel, *startup_flags]
+    if output_base is not None:
+        argv.append(f"--output_base={os.fspath(output_base)}")
+    argv += ["query", *args]
+    try:
+        return subprocess.run(argv, cwd=workspace, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout,
+                              env=bazel_environment(os.environ, secret_env=secret_env, pass_env=pass_env))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BazelNotRun(str(e)) from None
+
+
+def is_bazel_client(pid: int, marker: Optional[str] = None) -> bool:
+    """Whether `pid` is a live Bazel client (and, with `marker`, one whose
+    command line has it: the task's own build event file)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode("utf-8", "replace")
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                return False  # a zombie: it is gone already
+    except (OSError, IndexError):
+        return False
+    return "bazel" in cmdline and (marker is None or marker in cmdline)
+
+
+def kill_leftover_client(pid: int, marker: Optional[str]) -> bool:
+    """Stops a Bazel client that a killed driver left running; returns
+    whether there was one. SIGINT first (the client asks its server to stop
+    the command, in about a second), SIGKILL if that does not do it: a
+    client killed outright leaves its server busy for about a minute."""
+    if not is_bazel_client(pid, marker):
+        return False
+    for sig, wait in ((signal.SIGINT, 20.0), (signal.SIGKILL, 10.0)):
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not is_bazel_client(pid, marker):
+                return True
+            time.sleep(0.1)
+    return True
 
 
 def _wait(
@@ -367,84 +343,3 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
     except PermissionError:
         proc.send_signal(sig)
-
-
-def _detail(
-    outcome: Outcome,
-    exit_code: Optional[int],
-    command: str,
-    targets: Sequence[bep.TargetResult],
-    log_text: str,
-    log_path: Path,
-) -> str:
-    failing = [t for t in targets if t.failing]
-    if outcome is Outcome.PASSED:
-        if command == "test":
-            tests = [t for t in targets if t.status in (bep.PASSED, bep.FLAKY)]
-            flaky = [t.label for t in targets if t.status == bep.FLAKY]
-            cached = sum(1 for t in tests if t.cached)
-            extra = [f"{cached} cached"] if cached else []
-            if flaky:
-                extra.append(f"{len(flaky)} flaky: {_labels(flaky)}")
-            skipped = len([t for t in targets if t.status == bep.SKIPPED])
-            if skipped:
-                extra.append(f"{skipped} skipped")
-            more = f" ({'; '.join(extra)})" if extra else ""
-            return f"{_count(len(tests), 'test')} passed{more}"
-        built = [t for t in targets if t.status == bep.BUILT]
-        return f"built {_count(len(built), 'target')}"
-    if outcome is Outcome.NO_TESTS:
-        return "no test matched the targets and tag filters"
-    if outcome is Outcome.TESTS_FAILED:
-        if failing:
-            return f"{_count(len(failing), 'test')} failed: {_labels([t.label for t in failing])}"
-        return f"tests failed (exit 3); see {log_path}"
-    if outcome is Outcome.BUILD_FAILED:
-        error = _first_error(log_text)
-        if failing:
-            return f"build failed: {_labels([t.label for t in failing])} did not build" + (
-                f" ({error})" if error else "")
-        return f"build failed: {error}" if error else f"build failed (exit 1); see {log_path}"
-    if outcome is Outcome.INTERRUPTED:
-        return f"Bazel was interrupted (exit 8); see {log_path}"
-    # INFRA_ERROR
-    if exit_code == 1:
-        fetch = _FETCH_FAILURE.search(log_text)
-        line = log_text[log_text.rfind("\n", 0, fetch.start()) + 1:].split("\n", 1)[0] if fetch else ""
-        return f"an external repository could not be fetched: {_strip_error(line)}; see {log_path}"
-    if exit_code is not None and exit_code < 0:
-        return f"Bazel was killed by signal {-exit_code}; see {log_path}"
-    name = EXIT_NAMES.get(exit_code, "unknown exit code") if exit_code is not None else "did not run"
-    error = _first_error(log_text)
-    return f"bazel exited {exit_code} ({name})" + (f": {error}" if error else "") + f"; see {log_path}"
-
-
-def _first_error(log_text: str) -> str:
-    """Bazel's first ERROR (or FATAL) line, without the prefix, clipped."""
-    match = _ERROR_LINE.search(log_text)
-    return _clip(match.group(1)) if match else ""
-
-
-def _strip_error(line: str) -> str:
-    return _clip(re.sub(r"^(?:ERROR|FATAL): ", "", line.strip()))
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
-
-
-def _labels(labels: Sequence[str]) -> str:
-    shown = ", ".join(labels[:_MAX_LABELS])
-    return shown + (f" and {len(labels) - _MAX_LABELS} more" if len(labels) > _MAX_LABELS else "")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""

@@ -1,8 +1,12 @@
-"""The one error type for a user's mistakes and the world's refusals.
+"""The driver's two error types: a user's mistakes and the world's refusals
+(ConvoyError), and a build's trouble that is not the candidate's fault
+(InfraError).
 
 A ConvoyError is shown as one line per problem (no traceback) and exits with
 status 2. Anything else that escapes a command is a bug: main keeps its
-traceback.
+traceback. An InfraError is the queue's to catch (convoy.queue): it
+re-queues the request (once `retries: infrastructure` is used up, it ends
+it in `error`).
 """
 
 from __future__ import annotations
@@ -27,3 +31,8 @@ class ConvoyError(Exception):
     @classmethod
     def of(cls, problems: Iterable[str]) -> "ConvoyError":
         return cls(*problems)
+
+
+class InfraError(Exception):
+    """Not the candidate's fault: Bazel crashed or timed out, git or a pool
+    is unreachable. The request goes back to the queue."""

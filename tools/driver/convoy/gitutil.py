@@ -7,6 +7,10 @@ means are allowed (never `ext::` or `fd::`, which run commands). Callers put
 `--` (or `--end-of-options`) before every remote and ref. A failure raises
 GitError carrying the full output for the log and a one-line `detail`
 (git's first line on stderr) for the user.
+
+`run` counts its time as git time on the meter of the request it runs for
+(convoy.timing.current(), when a Meter is active); `_run_git` is the git
+call itself, unmeasured.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from convoy import untrusted
+from convoy import timing, untrusted
 
 DEFAULT_TIMEOUT = 120.0  # seconds, per git call
 
@@ -58,8 +62,25 @@ def run(
 
     `env` adds to (or overrides) the environment; untrusted.GIT_ENV is
     always added last. Raises GitError if git cannot start, exceeds
-    `timeout`, or (with `check`) exits with a non-zero status.
+    `timeout`, or (with `check`) exits with a non-zero status. The time it
+    takes is git time on the current request's meter (timing.current()).
     """
+    meter = timing.current()
+    if meter is None:
+        return _run_git(args, cwd=cwd, timeout=timeout, check=check, env=env)
+    with meter.measure("git"):
+        return _run_git(args, cwd=cwd, timeout=timeout, check=check, env=env)
+
+
+def _run_git(
+    args: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    timeout: float,
+    check: bool,
+    env: Mapping[str, str] | None,
+) -> GitResult:
+    """`run` without the meter: git itself."""
     command = ("git", *args)
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {}), **untrusted.GIT_ENV}
     try:

@@ -25,52 +25,35 @@ The run resumes: stages that succeeded are kept, tasks that finished are
 kept, and tasks found `ready` (a restarted driver sets interrupted ones back
 to ready) run again.
 
-A stage with `check_pools: true` is the hardware lab's stage. Before it the
-pool check runs (a seam for the lab, see `lab_pool_check`); if it raises,
-the stage fails as an infrastructure error. Each of its tasks runs Bazel
-inside `lab_invocation` (`--invocation_id=<id>`; on exit the lab cancels
-whatever that run left queued, so that an interrupted, timed-out or killed
-run leaves nothing for a rig). Both ask the lab that the stage's flags name
-(`lab_address`). A context without a pool check (`pool_check=None`: no lab,
-e.g. a stand-in Bazel) runs such a stage plainly.
+A stage with `check_pools: true` is the hardware lab's stage: the pool
+check runs before it (a failure is an infrastructure error), and each of its
+tasks runs Bazel inside the lab's invocation. That is convoy.lab.stage's;
+here it is a seam of RunContext (`pool_check`, `lab_run`), and a context
+without a pool check (`pool_check=None`: no lab, e.g. a stand-in Bazel)
+runs such a stage plainly. One task (its slot, its Bazel run, its end in
+the store) is convoy.tasks'.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import json
-import logging
-import os
-import re
-import subprocess
+import contextvars
+import enum
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from convoy import failpoints
-from convoy import fsutil
 from convoy import models
-from convoy.bazel import bazel_environment
 from convoy.config import Config, StageSpec
-from convoy.lab import pools as lab_pools
+from convoy.errors import InfraError  # noqa: F401 (still importable from here, as before it moved)
+from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
+from convoy.lab.stage import needed_pools  # noqa: F401 (tests/driver_e2e/test_recovery.py imports it from here)
 from convoy.manifest import Manifest
-from convoy.models import Build, Request, Stage, StageState, Task, TaskState, TargetOutcome
+from convoy.models import Build, Request, Stage, StageState, Task, TaskState
 from convoy.store import Store, Transaction, now
+from convoy.tasks import Abort, Slots, TaskRunner, is_infra, slot_output_base, target_summary
 from convoy.timing import Meter
-
-log = logging.getLogger("convoy.pipeline")
-
-SLOTS_DIR = Path(".convoy") / "bazel"
-LOGS_DIR = Path(".convoy") / "logs"
-CONFIGURATION_ENV = "CONVOY_CONFIGURATION"
-
-
-class InfraError(Exception):
-    """Not the candidate's fault: Bazel crashed or timed out, git or a pool
-    is unreachable. The request goes back to the queue."""
 
 
 @dataclass(frozen=True)
@@ -119,125 +102,6 @@ def create_build(tx: Transaction, request: Request, base_commit: str, candidate_
     return build
 
 
-_RULE = re.compile(r"^\w+\(\n(?P<body>.*?)^\)$", re.MULTILINE | re.DOTALL)
-_NAME = re.compile(r'^  name = "(?P<name>[^"]+)"', re.MULTILINE)
-_TAGS = re.compile(r"^  tags = \[(?P<tags>[^\]]*)\]", re.MULTILINE)
-
-
-def pools_in_query(build_output: str, tag_filter: Optional[str]) -> set[str]:
-    """The pools (`convoy-pool=<pool>` tags) of the tests in `bazel query
-    --output=build` output that `tag_filter` (Bazel's --test_tag_filters
-    syntax) selects; tests incompatible with the configuration are left out."""
-    wanted = [t for t in (tag_filter or "").split(",") if t and not t.startswith("-")]
-    unwanted = [t[1:] for t in (tag_filter or "").split(",") if t.startswith("-")]
-    pools = set()
-    for rule in _RULE.finditer(build_output):
-        body = rule.group("body")
-        if "@platforms//:incompatible" in body:
-            continue
-        match = _TAGS.search(body)
-        tags = re.findall(r'"([^"]*)"', match.group("tags")) if match else []
-        if wanted and not any(t in tags for t in wanted) or any(t in tags for t in unwanted):
-            continue
-        pools |= lab_pools.pools_from_tags(tags)
-    return pools
-
-
-def needed_pools(workspace: Path, stage: StageSpec, configuration: str, config: Config, output_base: Path) -> set[str]:
-    """The hardware pools the stage's tests need in `configuration` (one `bazel query`)."""
-    expression = "tests(" + " + ".join(stage.targets) + ")"
-    argv = ["bazel", *config.bazel_startup_flags, f"--output_base={output_base}", "query",
-            f"--repo_env={CONFIGURATION_ENV}={configuration}", "--output=build", expression]
-    try:
-        proc = subprocess.run(argv, cwd=workspace, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=stage.timeout,
-                              env=bazel_environment(os.environ, secret_env=config.secret_env,
-                                                    pass_env=config.bazel_pass_env))
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise InfraError(f"bazel query for the pools of stage {stage.name} failed: {e}") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InfraError(f"bazel query for the pools of stage {stage.name} in {configuration} failed "
-                         f"(exit {proc.returncode}): {last}")
-    return pools_in_query(proc.stdout, stage.tag_filter)
-
-
-def lab_pool_check(workspace: Path, stage: StageSpec, configurations: Sequence[str], config: Config,
-                   output_base: Path) -> None:
-    """The default pool check (the seam for the hardware lab): finds the
-    pools the stage's tests need in each configuration (`bazel query`, the
-    `convoy-pool=<pool>` tags) and asks `convoy.lab.pools.check_pools(pools)`,
-    which raises (NoHealthyWorker: "no healthy worker in pool X") when one
-    has no healthy worker; the stage then fails as an infrastructure error."""
-    needed: set[str] = set()
-    for configuration in configurations:
-        needed |= needed_pools(workspace, stage, configuration, config, output_base)
-    if needed:
-        lab_pools.check_pools(sorted(needed), lab_address(task_flags(config, stage)))
-
-
-def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
-    """The lab that Bazel run with `flags` executes on, as a
-    convoy.lab.pools.LabAddress: the last `--remote_executor=grpc://host:port`
-    and `--remote_instance_name=<name>` in `flags`, else the local lab's (the
-    `hil` config's 127.0.0.1:50051, instance convoy). Taken from the flags so
-    that the pool check and the cancel ask the server the run queues on; an
-    executor set only in a bazelrc is not seen (name it in the stage's flags,
-    after --config=hil)."""
-    local = lab_pools.LabAddress.local()
-    server, instance = local.server, local.instance
-    for flag in flags:
-        name, _, value = flag.partition("=")
-        if name == "--remote_executor" and value:
-            server = value.split("://", 1)[1] if "://" in value else value
-        elif name == "--remote_instance_name":
-            instance = value
-    return lab_pools.LabAddress.local(server=server, instance=instance)
-
-
-@contextlib.contextmanager
-def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ...]]:
-    """The lab's side of one task's Bazel run (a stage with `check_pools:
-    true`): yields the flags to add, `--invocation_id=<id>`; on exit
-    `convoy.lab.pools.invocation` cancels whatever the run left unfinished on
-    the lab (Bazel 4.2 leaves its queued actions there when it is
-    interrupted or times out, and a rig would run them later for nobody).
-
-    A driver that is killed cancels nothing on exit: `ledger` (beside the
-    task's log) holds the id and the lab while the run is under way, and the
-    next run of the same stage and configuration, in any build, cancels
-    every ledger a killed run left (`<stage>-<configuration>.invocation`
-    under .convoy/logs) before it starts."""
-    logs = ledger.parents[2]  # log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
-    for left in sorted(logs.glob(f"request-*/build-*/{ledger.name}")):
-        try:
-            entry = json.loads(left.read_text())
-        except (OSError, ValueError):  # half-written: the run had not started Bazel
-            left.unlink(missing_ok=True)
-            continue
-        stale = entry["invocation_id"]
-        try:
-            cancelled = lab_pools.cancel_invocation(
-                lab_pools.LabAddress.local(server=entry["server"], instance=entry["instance"]), stale)
-        except Exception as e:  # the lab did not answer: the stale actions may still be queued there
-            raise InfraError(f"{e}; it may still hold the queued actions of an interrupted run: cancel them "
-                             f"(convoy lab cancel --invocation_id={stale}) or, if that lab is gone, delete {left}"
-                             ) from None
-        log.info("cancelled %d operation(s) that interrupted run %s left on the lab", len(cancelled), stale)
-        left.unlink(missing_ok=True)
-    lab = lab_address(flags)
-    with lab_pools.invocation(lab) as invocation_id:
-        ledger.parent.mkdir(parents=True, exist_ok=True)
-        ledger.write_text(json.dumps({"invocation_id": invocation_id, "server": lab.server,
-                                      "instance": lab.instance}) + "\n")
-        yield (f"--invocation_id={invocation_id}",)
-    ledger.unlink(missing_ok=True)  # only once the cancel on exit has answered
-
-
-PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Path], None]
-LabRun = Callable[[Sequence[str], Path], ContextManager[tuple[str, ...]]]
-
-
 @dataclass
 class RunContext:
     """What a build run needs besides the build itself."""
@@ -259,124 +123,47 @@ class RunContext:
         return self.run_bazel
 
 
-@dataclass(frozen=True)
-class BuildOutcome:
+class BuildResult(str, enum.Enum):
     """How a build run ended: `succeeded`, `failed` (a stage failed: reject),
     `infra` (re-queue), `cancelled` (the request was cancelled) or `stopped`
     (the driver is shutting down; the build resumes at the next start)."""
 
-    state: str
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INFRA = "infra"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed task of the stage that failed a build: what a rejection
+    names. `targets` are its failing targets (label, status, log_paths)."""
+
+    configuration: str
+    outcome: Optional[str]
+    exit_code: Optional[int]
+    targets: tuple[dict, ...]
+    log_path: Optional[str]
+    detail: Optional[str]
+
+    def to_dict(self) -> dict:
+        """The failure as the REQUEST_REJECTED event carries it."""
+        return {
+            "configuration": self.configuration, "outcome": self.outcome, "exit_code": self.exit_code,
+            "targets": list(self.targets), "log_path": self.log_path, "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """How a build run ended (`result`), in which stage, why (`reason`) and,
+    for a failed build, the failed tasks of that stage (`failures`)."""
+
+    result: BuildResult
     stage: Optional[str] = None
-    failures: tuple[dict, ...] = ()
+    failures: tuple[Failure, ...] = ()
     reason: str = ""
-
-
-class Slots:
-    """`count` task slots; a configuration prefers its own slot."""
-
-    def __init__(self, count: int, configurations: Sequence[str]) -> None:
-        self.count = count
-        self.order = sorted(configurations)
-        self.free = set(range(count))
-        self.cond = threading.Condition()
-
-    def preferred(self, configuration: str) -> int:
-        index = self.order.index(configuration) if configuration in self.order else 0
-        return index % self.count
-
-    def acquire(self, configuration: str) -> int:
-        with self.cond:
-            while not self.free:
-                self.cond.wait()
-            slot = self.preferred(configuration)
-            if slot not in self.free:
-                slot = min(self.free)
-            self.free.remove(slot)
-            return slot
-
-    def release(self, slot: int) -> None:
-        with self.cond:
-            self.free.add(slot)
-            self.cond.notify()
-
-
-def slot_output_base(checkout: Path, slot: int) -> Path:
-    return checkout / SLOTS_DIR / f"slot-{slot}"
-
-
-def log_paths(checkout: Path, request_id: int, build_number: int, stage: str, configuration: str) -> tuple[Path, Path]:
-    directory = checkout / LOGS_DIR / f"request-{request_id}" / f"build-{build_number}"
-    return directory / f"{stage}-{configuration}.log", directory / f"{stage}-{configuration}.bep.json"
-
-
-def task_flags(config: Config, spec: StageSpec) -> tuple[str, ...]:
-    """Bazel flags of a task: convoy.yaml's, then the stage's (tag filter, flags)."""
-    flags = tuple(config.bazel_flags) + tuple(spec.bazel_flags())
-    if not any(f.startswith("--symlink_prefix") for f in flags):
-        flags = ("--symlink_prefix=/",) + flags  # no bazel-* symlinks in the worktree
-    return flags
-
-
-def is_bazel_client(pid: int, marker: Optional[str] = None) -> bool:
-    """Whether `pid` is a live Bazel client (and, with `marker`, one whose
-    command line has it: the task's own build event file)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().decode("utf-8", "replace")
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
-                return False  # a zombie: it is gone already
-    except (OSError, IndexError):
-        return False
-    return "bazel" in cmdline and (marker is None or marker in cmdline)
-
-
-def kill_leftover_client(pid: int, marker: Optional[str]) -> bool:
-    """Stops a Bazel client that a killed driver left running; returns
-    whether there was one. SIGINT first (the client asks its server to stop
-    the command, in about a second), SIGKILL if that does not do it: a
-    client killed outright leaves its server busy for about a minute."""
-    import signal
-
-    if not is_bazel_client(pid, marker):
-        return False
-    for sig, wait in ((signal.SIGINT, 20.0), (signal.SIGKILL, 10.0)):
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not is_bazel_client(pid, marker):
-                return True
-            time.sleep(0.1)
-    return True
-
-
-def keep_test_logs(label: str, paths: Sequence[str], task_log: Path) -> tuple[str, ...]:
-    """Copies a failing target's test logs beside the task's log (the slot's
-    bazel-testlogs are overwritten by the next run); returns the copies'
-    paths (an original's where it cannot be copied)."""
-    directory = task_log.parent / (task_log.name[: -len(".log")] + ".testlogs")
-    name = label.lstrip("/@").replace("/", "_").replace(":", ".")
-    kept = []
-    for index, path in enumerate(paths, 1):
-        suffix = f".attempt-{index}" if len(paths) > 1 else ""
-        dest = directory / f"{name}{suffix}.test.log"
-        try:
-            fsutil.private_dir(directory)
-            fsutil.private_copy(path, dest)
-            kept.append(str(dest))
-        except OSError:
-            kept.append(str(path))
-    return tuple(kept)
-
-
-def _summary(t: TargetOutcome) -> dict:
-    return {"label": t.label, "status": t.status, "log_paths": list(t.log_paths)}
 
 
 class BuildRunner:
@@ -390,12 +177,9 @@ class BuildRunner:
         self.worktree = worktree
         self.cancel = cancel or threading.Event()
         self.out = out
-        self.abort = threading.Event()  # stops the Bazel runs of the stage under way
-        self.abort_reason: Optional[str] = None
-        self._abort_lock = threading.Lock()
+        self.abort = Abort()  # stops the Bazel runs of the stage under way
+        self.tasks = TaskRunner(ctx, request, build, worktree, self.abort)
         self._watcher_done = threading.Event()
-
-    # -- the build -------------------------------------------------------------
 
     def run(self) -> BuildOutcome:
         watcher = threading.Thread(target=self._watch, name="abort-watch", daemon=True)
@@ -410,16 +194,10 @@ class BuildRunner:
         """Turns a cancel or a shutdown into an abort of the running tasks."""
         while not self._watcher_done.is_set():
             if self.ctx.stop.is_set():
-                self._abort("stop")
+                self.abort.set("stop")
             elif self.cancel.is_set():
-                self._abort("cancel")
+                self.abort.set("cancel")
             self._watcher_done.wait(0.2)
-
-    def _abort(self, reason: str) -> None:
-        with self._abort_lock:
-            if self.abort_reason is None:
-                self.abort_reason = reason
-            self.abort.set()
 
     def _run(self) -> BuildOutcome:
         with self.ctx.store.read() as tx:
@@ -443,12 +221,12 @@ class BuildRunner:
             stage = self._start_stage(stage)
             outcome = self._run_stage(stage, spec, slots)
             if outcome is not None:
-                if outcome.state == "stopped":
+                if outcome.result is BuildResult.STOPPED:
                     return outcome
                 later = stages[index + 1:]
                 self._skip(later)
                 return outcome
-        return BuildOutcome("succeeded")
+        return BuildOutcome(BuildResult.SUCCEEDED)
 
     def _tasks_of_build(self) -> list[Task]:
         with self.ctx.store.read() as tx:
@@ -481,23 +259,25 @@ class BuildRunner:
             except Exception as e:  # the lab's check failed: not the candidate's fault
                 reason = f"pool check before stage {stage.name} failed: {str(e) or type(e).__name__}"
                 for task in pending:
-                    self._finish_task(stage, task, state=TaskState.FAILED, outcome="INFRA_ERROR", exit_code=None,
+                    self.tasks.finish(stage, task, state=TaskState.FAILED, outcome="INFRA_ERROR", exit_code=None,
                                       targets=(), detail=reason, duration=0.0)
                 return self._complete_stage(stage, infra_reason=reason)
         if pending:
             workers = min(len(pending), self.ctx.config.parallelism)
             with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="task") as pool:
-                futures = [pool.submit(self._run_task, stage, spec, task, slots) for task in pending]
+                # each in a copy of this context: git time in a task is still the request's (timing.current())
+                futures = [pool.submit(contextvars.copy_context().run, self.tasks.run, stage, spec, task, slots)
+                           for task in pending]
                 for future in futures:
                     future.result()
-        if self.abort_reason == "stop":
-            return BuildOutcome("stopped", stage=stage.name, reason="the driver is shutting down")
+        if self.abort.reason == "stop":
+            return BuildOutcome(BuildResult.STOPPED, stage=stage.name, reason="the driver is shutting down")
         return self._complete_stage(stage)
 
     def _complete_stage(self, stage: Stage, infra_reason: Optional[str] = None) -> Optional[BuildOutcome]:
         with self.ctx.store.transaction() as tx:
             tasks = tx.tasks(stage_id=stage.id)
-            infra = [t for t in tasks if t.outcome is not None and _is_infra(t.outcome)]
+            infra = [t for t in tasks if t.outcome is not None and is_infra(t.outcome)]
             failed = [t for t in tasks if t.state != TaskState.SUCCEEDED]
             state = StageState.FAILED if failed else StageState.SUCCEEDED
             finished = now()
@@ -510,26 +290,24 @@ class BuildRunner:
             )
         if not failed:
             return None
-        if self.abort_reason == "cancel":
-            return BuildOutcome("cancelled", stage=stage.name, reason="cancelled by request")
+        if self.abort.reason == "cancel":
+            return BuildOutcome(BuildResult.CANCELLED, stage=stage.name, reason="cancelled by request")
         if infra_reason is not None or infra:
             reason = infra_reason or "; ".join(
                 f"{stage.name}/{t.configuration}: {t.outcome}" + (f" ({t.detail})" if t.detail else "")
                 for t in infra
             )
-            return BuildOutcome("infra", stage=stage.name, reason=reason)
-        return BuildOutcome("failed", stage=stage.name, failures=self._failures(stage),
+            return BuildOutcome(BuildResult.INFRA, stage=stage.name, reason=reason)
+        return BuildOutcome(BuildResult.FAILED, stage=stage.name, failures=self._failures(stage),
                             reason=f"stage {stage.name} failed")
 
-    def _failures(self, stage: Stage) -> tuple[dict, ...]:
+    def _failures(self, stage: Stage) -> tuple[Failure, ...]:
         with self.ctx.store.read() as tx:
             tasks = tx.tasks(stage_id=stage.id)
         return tuple(
-            {
-                "configuration": t.configuration, "outcome": t.outcome, "exit_code": t.exit_code,
-                "targets": [_summary(x) for x in t.failing_targets], "log_path": t.log_path,
-                "detail": t.detail,
-            }
+            Failure(configuration=t.configuration, outcome=t.outcome, exit_code=t.exit_code,
+                    targets=tuple(target_summary(x) for x in t.failing_targets), log_path=t.log_path,
+                    detail=t.detail)
             for t in tasks if t.state == TaskState.FAILED
         )
 
@@ -546,119 +324,17 @@ class BuildRunner:
 
     def _end_failed(self, stages: Sequence[Stage], failed: Stage, failures, reason) -> BuildOutcome:
         self._skip([s for s in stages if s.id != failed.id])
-        return BuildOutcome("failed", stage=failed.name, failures=tuple(failures),
+        return BuildOutcome(BuildResult.FAILED, stage=failed.name, failures=tuple(failures),
                             reason=reason or f"stage {failed.name} failed")
 
     def _infra(self, stages: Sequence[Stage], stage: Stage, reason: str) -> BuildOutcome:
         with self.ctx.store.transaction() as tx:
             tx.update_stage(stage.id, state=StageState.FAILED, finished_at=now())
         self._skip([s for s in stages if s.id != stage.id])
-        return BuildOutcome("infra", stage=stage.name, reason=reason)
+        return BuildOutcome(BuildResult.INFRA, stage=stage.name, reason=reason)
 
     def _aborted(self, stages: Sequence[Stage], stage: Stage) -> BuildOutcome:
         if self.ctx.stop.is_set():
-            return BuildOutcome("stopped", stage=stage.name, reason="the driver is shutting down")
+            return BuildOutcome(BuildResult.STOPPED, stage=stage.name, reason="the driver is shutting down")
         self._skip(stages)
-        return BuildOutcome("cancelled", stage=stage.name, reason="cancelled by request")
-
-    # -- one task ------------------------------------------------------------------
-
-    def _run_task(self, stage: Stage, spec: StageSpec, task: Task, slots: Slots) -> None:
-        if self.abort.is_set():
-            self._interrupted(stage, task, "not started: " + (self.abort_reason or "aborted"))
-            return
-        slot = slots.acquire(task.configuration)
-        try:
-            self._run_task_on(stage, spec, task, slot)
-        except Exception as e:  # a bug or an OS failure: an infrastructure error, never a hang
-            log.exception("task %s/%s failed to run", stage.name, task.configuration)
-            self._finish_task(stage, task, state=TaskState.FAILED, outcome="INFRA_ERROR", exit_code=None,
-                              targets=(), detail=f"convoy could not run the task: {e}", duration=0.0)
-            self._abort("infra")
-        finally:
-            slots.release(slot)
-
-    def _run_task_on(self, stage: Stage, spec: StageSpec, task: Task, slot: int) -> None:
-        log_path, bep_path = log_paths(self.ctx.checkout, self.request.id, self.build.number, stage.name,
-                                       task.configuration)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.ctx.store.transaction() as tx:
-            tx.update_task(task.id, state=TaskState.SCHEDULED, slot=slot, pid=None)
-        started = now()
-        with self.ctx.store.transaction() as tx:
-            task = tx.update_task(task.id, state=TaskState.BUILDING, started_at=started, finished_at=None,
-                                  runs=task.runs + 1, log_path=str(log_path), bep_path=str(bep_path))
-            tx.add_event(
-                models.TASK_START, request_id=self.request.id, build_id=self.build.id, stage_id=stage.id,
-                task_id=task.id,
-                data={"stage": stage.name, "configuration": task.configuration, "slot": slot, "run": task.runs,
-                      "log_path": str(log_path)},
-            )
-        run_bazel = self.ctx.bazel()
-
-        def started_client(pid: int) -> None:
-            with self.ctx.store.transaction() as tx:
-                tx.update_task(task.id, pid=pid)
-            failpoints.hit("task_running")
-
-        flags = task_flags(self.ctx.config, spec)
-        on_lab = spec.check_pools and self.ctx.pool_check is not None
-        lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
-        with self.ctx.meter.measure("bazel"), lab as lab_flags:
-            result = run_bazel(
-                self.worktree, spec.command, tuple(spec.targets), log_path=log_path, bep_path=bep_path,
-                flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
-                output_base=slot_output_base(self.ctx.checkout, slot),
-                repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort,
-                on_start=started_client,
-                secret_env=self.ctx.config.secret_env, pass_env=self.ctx.config.bazel_pass_env,
-            )
-        outcome = result.outcome
-        if outcome.name == "INTERRUPTED" and self.abort_reason == "stop":
-            with self.ctx.store.transaction() as tx:  # runs again at the next start
-                tx.update_task(task.id, state=TaskState.READY, pid=None)
-            return
-        targets = tuple(
-            TargetOutcome(label=t.label, status=t.status, cached=t.cached, duration_ms=t.duration_ms,
-                          log_paths=keep_test_logs(t.label, t.log_paths, log_path) if t.failing else tuple(t.log_paths))
-            for t in result.targets
-        )
-        success = bool(outcome.is_success)
-        self._finish_task(
-            stage, task, state=TaskState.SUCCEEDED if success else TaskState.FAILED, outcome=outcome.name,
-            exit_code=result.exit_code, targets=targets, detail=result.detail, duration=result.duration,
-        )
-        if outcome.is_infrastructure:
-            self._abort("infra")
-
-    def _interrupted(self, stage: Stage, task: Task, detail: str) -> None:
-        if self.abort_reason == "stop":
-            return  # stays ready; runs at the next start
-        self._finish_task(stage, task, state=TaskState.FAILED, outcome="INTERRUPTED", exit_code=None, targets=(),
-                          detail=detail, duration=0.0)
-
-    def _finish_task(self, stage: Stage, task: Task, *, state: TaskState, outcome: str, exit_code: Optional[int],
-                     targets: Sequence[TargetOutcome], detail: Optional[str], duration: Optional[float]) -> None:
-        finished = now()
-        with self.ctx.store.transaction() as tx:
-            task = tx.update_task(task.id, state=state, outcome=outcome, exit_code=exit_code, targets=tuple(targets),
-                                  detail=detail, finished_at=finished, pid=None)
-            failing = [_summary(t) for t in task.failing_targets]
-            data = {
-                "stage": stage.name, "configuration": task.configuration, "outcome": outcome,
-                "exit_code": exit_code, "duration": duration if duration is not None else 0.0,
-                "targets": len(targets), "failing_targets": failing, "log_path": task.log_path,
-                "detail": detail,
-            }
-            ids = dict(request_id=self.request.id, build_id=self.build.id, stage_id=stage.id, task_id=task.id)
-            tx.add_event(models.TASK_COMPLETE, data=data, **ids)
-            tx.add_event(models.TASK_SUCCESS if state == TaskState.SUCCEEDED else models.TASK_FAIL, data=data, **ids)
-
-
-def _is_infra(outcome_name: str) -> bool:
-    from convoy.bazel import Outcome
-
-    try:
-        return bool(Outcome[outcome_name].is_infrastructure)
-    except KeyError:
-        return outcome_name == "INFRA_ERROR"
+        return BuildOutcome(BuildResult.CANCELLED, stage=stage.name, reason="cancelled by request")

@@ -6,26 +6,34 @@ are 10 s of Bazel time), so that `total - bazel - git` is the time the
 driver spent on its own work:
 
     meter = Meter()
-    with meter.active():                 # git calls anywhere are measured
+    with meter.active():                 # git calls in this context are measured
         with meter.measure("bazel"):
             run_bazel(...)
     meter.seconds("git")
 
-`active()` routes every `convoy.gitutil.run` call (including the ones made
-by the lock resolver) to the meter, for the duration of the block.
+`active()` makes the meter the current one (`current()`) for the duration
+of the block: every `convoy.gitutil.run` call made there (including the
+ones made by the lock resolver) counts its time as git time on it. The
+current meter is a context variable, not a global: it is the request's own,
+and a thread sees it only when it runs in a copy of the context that set it
+(`contextvars.copy_context().run`, as convoy.pipeline runs its task
+threads). gitutil asks this module; this module imports nothing of convoy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from typing import Iterator, Optional
 
-from convoy import gitutil
+_current: contextvars.ContextVar[Optional[Meter]] = contextvars.ContextVar("convoy.timing.current", default=None)
 
-_original_git_run = gitutil.run
-_current: Optional["Meter"] = None
+
+def current() -> Optional[Meter]:
+    """The meter of the request this code runs for (`Meter.active()`), or None."""
+    return _current.get()
 
 
 class Meter:
@@ -68,21 +76,10 @@ class Meter:
 
     @contextlib.contextmanager
     def active(self) -> Iterator["Meter"]:
-        """Measures every gitutil.run call made while the block runs."""
-        global _current
-        previous, _current = _current, self
-        gitutil.run = _measured_git_run
+        """Measures every gitutil.run call made while the block runs (in
+        this context, and in the copies of it that threads run in)."""
+        token = _current.set(self)
         try:
             yield self
         finally:
-            _current = previous
-            if previous is None:
-                gitutil.run = _original_git_run
-
-
-def _measured_git_run(*args, **kwargs):
-    meter = _current
-    if meter is None:
-        return _original_git_run(*args, **kwargs)
-    with meter.measure("git"):
-        return _original_git_run(*args, **kwargs)
+            _current.reset(token)

@@ -1,0 +1,150 @@
+"""The lab's side of a `check_pools: true` stage: which pools a stage needs,
+the check, and the invocation id/cancel around each task's Bazel run.
+
+A stage with `check_pools: true` is the hardware lab's stage. Before it the
+pool check runs (`lab_pool_check`, the default of convoy.pipeline's
+RunContext.pool_check); if it raises, the stage fails as an infrastructure
+error. Each of its tasks runs Bazel inside `lab_invocation` (the default of
+RunContext.lab_run: `--invocation_id=<id>`; on exit the lab cancels
+whatever that run left queued, so that an interrupted, timed-out or killed
+run leaves nothing for a rig). Both ask the lab that the stage's flags name
+(`lab_address`). A context without a pool check (`pool_check=None`: no lab,
+e.g. a stand-in Bazel) runs such a stage plainly.
+
+The pools a stage needs are the `convoy-pool=<pool>` tags of the tests it
+selects, from one `bazel query --output=build` per configuration
+(`needed_pools`, through convoy.bazel.query; `pools_in_query` reads its
+output). The questions to the lab itself are convoy.lab.pools'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Callable, ContextManager, Iterator, Optional, Sequence
+
+from convoy import bazel
+from convoy.config import Config, StageSpec
+from convoy.errors import InfraError
+from convoy.lab import pools as lab_pools
+from convoy.tasks import CONFIGURATION_ENV, task_flags
+
+log = logging.getLogger("convoy.lab.stage")
+
+PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Path], None]
+LabRun = Callable[[Sequence[str], Path], ContextManager[tuple[str, ...]]]
+
+_RULE = re.compile(r"^\w+\(\n(?P<body>.*?)^\)$", re.MULTILINE | re.DOTALL)
+_NAME = re.compile(r'^  name = "(?P<name>[^"]+)"', re.MULTILINE)
+_TAGS = re.compile(r"^  tags = \[(?P<tags>[^\]]*)\]", re.MULTILINE)
+
+
+def pools_in_query(build_output: str, tag_filter: Optional[str]) -> set[str]:
+    """The pools (`convoy-pool=<pool>` tags) of the tests in `bazel query
+    --output=build` output that `tag_filter` (Bazel's --test_tag_filters
+    syntax) selects; tests incompatible with the configuration are left out."""
+    wanted = [t for t in (tag_filter or "").split(",") if t and not t.startswith("-")]
+    unwanted = [t[1:] for t in (tag_filter or "").split(",") if t.startswith("-")]
+    pools = set()
+    for rule in _RULE.finditer(build_output):
+        body = rule.group("body")
+        if "@platforms//:incompatible" in body:
+            continue
+        match = _TAGS.search(body)
+        tags = re.findall(r'"([^"]*)"', match.group("tags")) if match else []
+        if wanted and not any(t in tags for t in wanted) or any(t in tags for t in unwanted):
+            continue
+        pools |= lab_pools.pools_from_tags(tags)
+    return pools
+
+
+def needed_pools(workspace: Path, stage: StageSpec, configuration: str, config: Config, output_base: Path) -> set[str]:
+    """The hardware pools the stage's tests need in `configuration` (one `bazel query`)."""
+    expression = "tests(" + " + ".join(stage.targets) + ")"
+    try:
+        proc = bazel.query(workspace, [f"--repo_env={CONFIGURATION_ENV}={configuration}", "--output=build",
+                                       expression],
+                           startup_flags=config.bazel_startup_flags, output_base=output_base, timeout=stage.timeout,
+                           secret_env=config.secret_env, pass_env=config.bazel_pass_env)
+    except bazel.BazelNotRun as e:
+        raise InfraError(f"bazel query for the pools of stage {stage.name} failed: {e}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InfraError(f"bazel query for the pools of stage {stage.name} in {configuration} failed "
+                         f"(exit {proc.returncode}): {last}")
+    return pools_in_query(proc.stdout, stage.tag_filter)
+
+
+def lab_pool_check(workspace: Path, stage: StageSpec, configurations: Sequence[str], config: Config,
+                   output_base: Path) -> None:
+    """The default pool check (the seam for the hardware lab): finds the
+    pools the stage's tests need in each configuration (`bazel query`, the
+    `convoy-pool=<pool>` tags) and asks `convoy.lab.pools.check_pools(pools)`,
+    which raises (NoHealthyWorker: "no healthy worker in pool X") when one
+    has no healthy worker; the stage then fails as an infrastructure error."""
+    needed: set[str] = set()
+    for configuration in configurations:
+        needed |= needed_pools(workspace, stage, configuration, config, output_base)
+    if needed:
+        lab_pools.check_pools(sorted(needed), lab_address(task_flags(config, stage)))
+
+
+def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
+    """The lab that Bazel run with `flags` executes on, as a
+    convoy.lab.pools.LabAddress: the last `--remote_executor=grpc://host:port`
+    and `--remote_instance_name=<name>` in `flags`, else the local lab's (the
+    `hil` config's 127.0.0.1:50051, instance convoy). Taken from the flags so
+    that the pool check and the cancel ask the server the run queues on; an
+    executor set only in a bazelrc is not seen (name it in the stage's flags,
+    after --config=hil)."""
+    local = lab_pools.LabAddress.local()
+    server, instance = local.server, local.instance
+    for flag in flags:
+        name, _, value = flag.partition("=")
+        if name == "--remote_executor" and value:
+            server = value.split("://", 1)[1] if "://" in value else value
+        elif name == "--remote_instance_name":
+            instance = value
+    return lab_pools.LabAddress.local(server=server, instance=instance)
+
+
+@contextlib.contextmanager
+def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ...]]:
+    """The lab's side of one task's Bazel run (a stage with `check_pools:
+    true`): yields the flags to add, `--invocation_id=<id>`; on exit
+    `convoy.lab.pools.invocation` cancels whatever the run left unfinished on
+    the lab (Bazel 4.2 leaves its queued actions there when it is
+    interrupted or times out, and a rig would run them later for nobody).
+
+    A driver that is killed cancels nothing on exit: `ledger` (beside the
+    task's log) holds the id and the lab while the run is under way, and the
+    next run of the same stage and configuration, in any build, cancels
+    every ledger a killed run left (`<stage>-<configuration>.invocation`
+    under .convoy/logs) before it starts."""
+    logs = ledger.parents[2]  # convoy.tasks.log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
+    for left in sorted(logs.glob(f"request-*/build-*/{ledger.name}")):
+        try:
+            entry = json.loads(left.read_text())
+        except (OSError, ValueError):  # half-written: the run had not started Bazel
+            left.unlink(missing_ok=True)
+            continue
+        stale = entry["invocation_id"]
+        try:
+            cancelled = lab_pools.cancel_invocation(
+                lab_pools.LabAddress.local(server=entry["server"], instance=entry["instance"]), stale)
+        except Exception as e:  # the lab did not answer: the stale actions may still be queued there
+            raise InfraError(f"{e}; it may still hold the queued actions of an interrupted run: cancel them "
+                             f"(convoy lab cancel --invocation_id={stale}) or, if that lab is gone, delete {left}"
+                             ) from None
+        log.info("cancelled %d operation(s) that interrupted run %s left on the lab", len(cancelled), stale)
+        left.unlink(missing_ok=True)
+    lab = lab_address(flags)
+    with lab_pools.invocation(lab) as invocation_id:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(json.dumps({"invocation_id": invocation_id, "server": lab.server,
+                                      "instance": lab.instance}) + "\n")
+        yield (f"--invocation_id={invocation_id}",)
+    ledger.unlink(missing_ok=True)  # only once the cancel on exit has answered

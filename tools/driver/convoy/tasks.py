@@ -1,0 +1,255 @@
+"""One task of a stage: its slot, its Bazel run, and its end in the store.
+
+    runner = TaskRunner(ctx, request, build, worktree, abort)   # one per build run
+    runner.run(stage, spec, task, slots)                        # in a task thread of the stage
+
+convoy.pipeline's BuildRunner orchestrates the stages and runs each stage's
+tasks side by side, one thread each; a task is this module's. It waits for
+a slot (`Slots`: `parallelism` of them; each slot is its own Bazel output
+base, `.convoy/bazel/slot-<k>`, so parallel tasks do not queue on one
+server, and a configuration prefers the slot `index(sorted(configurations))
+% parallelism`, so it finds a warm server with its own analysis cache),
+records BUILDING and TASK_START, runs Bazel (convoy.bazel.run_bazel, or the
+context's stand-in) with the task's flags (`task_flags`), its log and build
+event file (`log_paths`), the configuration in the repository environment
+(`--repo_env=CONVOY_CONFIGURATION=<configuration>`), inside the lab's
+invocation on a `check_pools: true` stage (convoy.lab.stage), and records
+its end: TASK_COMPLETE with TASK_SUCCESS or TASK_FAIL, the failing targets
+with copies of their test logs (`keep_test_logs`).
+
+`Abort` is the build run's stop: a cancel ("cancel"), a shutdown ("stop")
+or a task's infrastructure error ("infra", which stops its siblings). A
+task that the abort finds not started ends INTERRUPTED; one interrupted by
+a shutdown stays (or goes back to) ready, and runs at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from convoy import failpoints
+from convoy import fsutil
+from convoy import models
+from convoy.bazel import Outcome
+from convoy.config import Config, StageSpec
+from convoy.models import Build, Request, Stage, Task, TaskState, TargetOutcome
+from convoy.store import now
+
+if TYPE_CHECKING:
+    from convoy.pipeline import RunContext
+
+log = logging.getLogger("convoy.tasks")
+
+SLOTS_DIR = Path(".convoy") / "bazel"
+LOGS_DIR = Path(".convoy") / "logs"
+CONFIGURATION_ENV = "CONVOY_CONFIGURATION"
+
+
+class Slots:
+    """`count` task slots; a configuration prefers its own slot."""
+
+    def __init__(self, count: int, configurations: Sequence[str]) -> None:
+        self.count = count
+        self.order = sorted(configurations)
+        self.free = set(range(count))
+        self.cond = threading.Condition()
+
+    def preferred(self, configuration: str) -> int:
+        index = self.order.index(configuration) if configuration in self.order else 0
+        return index % self.count
+
+    def acquire(self, configuration: str) -> int:
+        with self.cond:
+            while not self.free:
+                self.cond.wait()
+            slot = self.preferred(configuration)
+            if slot not in self.free:
+                slot = min(self.free)
+            self.free.remove(slot)
+            return slot
+
+    def release(self, slot: int) -> None:
+        with self.cond:
+            self.free.add(slot)
+            self.cond.notify()
+
+
+def slot_output_base(checkout: Path, slot: int) -> Path:
+    return checkout / SLOTS_DIR / f"slot-{slot}"
+
+
+def log_paths(checkout: Path, request_id: int, build_number: int, stage: str, configuration: str) -> tuple[Path, Path]:
+    directory = checkout / LOGS_DIR / f"request-{request_id}" / f"build-{build_number}"
+    return directory / f"{stage}-{configuration}.log", directory / f"{stage}-{configuration}.bep.json"
+
+
+def task_flags(config: Config, spec: StageSpec) -> tuple[str, ...]:
+    """Bazel flags of a task: convoy.yaml's, then the stage's (tag filter, flags)."""
+    flags = tuple(config.bazel_flags) + tuple(spec.bazel_flags())
+    if not any(f.startswith("--symlink_prefix") for f in flags):
+        flags = ("--symlink_prefix=/",) + flags  # no bazel-* symlinks in the worktree
+    return flags
+
+
+def keep_test_logs(label: str, paths: Sequence[str], task_log: Path) -> tuple[str, ...]:
+    """Copies a failing target's test logs beside the task's log (the slot's
+    bazel-testlogs are overwritten by the next run); returns the copies'
+    paths (an original's where it cannot be copied)."""
+    directory = task_log.parent / (task_log.name[: -len(".log")] + ".testlogs")
+    name = label.lstrip("/@").replace("/", "_").replace(":", ".")
+    kept = []
+    for index, path in enumerate(paths, 1):
+        suffix = f".attempt-{index}" if len(paths) > 1 else ""
+        dest = directory / f"{name}{suffix}.test.log"
+        try:
+            fsutil.private_dir(directory)
+            fsutil.private_copy(path, dest)
+            kept.append(str(dest))
+        except OSError:
+            kept.append(str(path))
+    return tuple(kept)
+
+
+def target_summary(t: TargetOutcome) -> dict:
+    """A failing target as events and rejections name it: label, status, log paths."""
+    return {"label": t.label, "status": t.status, "log_paths": list(t.log_paths)}
+
+
+def is_infra(outcome_name: str) -> bool:
+    """Whether a task's recorded outcome (an Outcome's name, or INFRA_ERROR
+    for a task convoy could not run) is not the candidate's fault."""
+    try:
+        return bool(Outcome[outcome_name].is_infrastructure)
+    except KeyError:
+        return outcome_name == "INFRA_ERROR"
+
+
+class Abort:
+    """The stop of a build run's Bazel runs: `event` (run_bazel's cancel)
+    and the first `reason` given ("cancel", "stop" or "infra")."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def set(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+class TaskRunner:
+    """Runs the tasks of one build run; see the module docstring. A task
+    that convoy cannot run (a bug, an OS failure) ends as an infrastructure
+    error and aborts its siblings, never as a hang."""
+
+    def __init__(self, ctx: RunContext, request: Request, build: Build, worktree: Path, abort: Abort) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.build = build
+        self.worktree = worktree
+        self.abort = abort
+
+    def run(self, stage: Stage, spec: StageSpec, task: Task, slots: Slots) -> None:
+        """Runs `task` (ready) on a slot of `slots` and records its end."""
+        if self.abort.is_set():
+            self._interrupted(stage, task, "not started: " + (self.abort.reason or "aborted"))
+            return
+        slot = slots.acquire(task.configuration)
+        try:
+            self._run_on(stage, spec, task, slot)
+        except Exception as e:  # a bug or an OS failure: an infrastructure error, never a hang
+            log.exception("task %s/%s failed to run", stage.name, task.configuration)
+            self.finish(stage, task, state=TaskState.FAILED, outcome="INFRA_ERROR", exit_code=None,
+                        targets=(), detail=f"convoy could not run the task: {e}", duration=0.0)
+            self.abort.set("infra")
+        finally:
+            slots.release(slot)
+
+    def _run_on(self, stage: Stage, spec: StageSpec, task: Task, slot: int) -> None:
+        log_path, bep_path = log_paths(self.ctx.checkout, self.request.id, self.build.number, stage.name,
+                                       task.configuration)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.ctx.store.transaction() as tx:
+            tx.update_task(task.id, state=TaskState.SCHEDULED, slot=slot, pid=None)
+        started = now()
+        with self.ctx.store.transaction() as tx:
+            task = tx.update_task(task.id, state=TaskState.BUILDING, started_at=started, finished_at=None,
+                                  runs=task.runs + 1, log_path=str(log_path), bep_path=str(bep_path))
+            tx.add_event(
+                models.TASK_START, request_id=self.request.id, build_id=self.build.id, stage_id=stage.id,
+                task_id=task.id,
+                data={"stage": stage.name, "configuration": task.configuration, "slot": slot, "run": task.runs,
+                      "log_path": str(log_path)},
+            )
+        run_bazel = self.ctx.bazel()
+
+        def started_client(pid: int) -> None:
+            with self.ctx.store.transaction() as tx:
+                tx.update_task(task.id, pid=pid)
+            failpoints.hit("task_running")
+
+        flags = task_flags(self.ctx.config, spec)
+        on_lab = spec.check_pools and self.ctx.pool_check is not None
+        lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
+        with self.ctx.meter.measure("bazel"), lab as lab_flags:
+            result = run_bazel(
+                self.worktree, spec.command, tuple(spec.targets), log_path=log_path, bep_path=bep_path,
+                flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
+                output_base=slot_output_base(self.ctx.checkout, slot),
+                repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort.event,
+                on_start=started_client,
+                secret_env=self.ctx.config.secret_env, pass_env=self.ctx.config.bazel_pass_env,
+            )
+        outcome = result.outcome
+        if outcome.name == "INTERRUPTED" and self.abort.reason == "stop":
+            with self.ctx.store.transaction() as tx:  # runs again at the next start
+                tx.update_task(task.id, state=TaskState.READY, pid=None)
+            return
+        targets = tuple(
+            TargetOutcome(label=t.label, status=t.status, cached=t.cached, duration_ms=t.duration_ms,
+                          log_paths=keep_test_logs(t.label, t.log_paths, log_path) if t.failing else tuple(t.log_paths))
+            for t in result.targets
+        )
+        success = bool(outcome.is_success)
+        self.finish(
+            stage, task, state=TaskState.SUCCEEDED if success else TaskState.FAILED, outcome=outcome.name,
+            exit_code=result.exit_code, targets=targets, detail=result.detail, duration=result.duration,
+        )
+        if outcome.is_infrastructure:
+            self.abort.set("infra")
+
+    def _interrupted(self, stage: Stage, task: Task, detail: str) -> None:
+        if self.abort.reason == "stop":
+            return  # stays ready; runs at the next start
+        self.finish(stage, task, state=TaskState.FAILED, outcome="INTERRUPTED", exit_code=None, targets=(),
+                    detail=detail, duration=0.0)
+
+    def finish(self, stage: Stage, task: Task, *, state: TaskState, outcome: str, exit_code: Optional[int],
+               targets: Sequence[TargetOutcome], detail: Optional[str], duration: Optional[float]) -> None:
+        """Records the task's end: its state and outcome, TASK_COMPLETE, and
+        TASK_SUCCESS or TASK_FAIL (also for a task that never ran, e.g. when
+        the stage's pool check failed)."""
+        finished = now()
+        with self.ctx.store.transaction() as tx:
+            task = tx.update_task(task.id, state=state, outcome=outcome, exit_code=exit_code, targets=tuple(targets),
+                                  detail=detail, finished_at=finished, pid=None)
+            failing = [target_summary(t) for t in task.failing_targets]
+            data = {
+                "stage": stage.name, "configuration": task.configuration, "outcome": outcome,
+                "exit_code": exit_code, "duration": duration if duration is not None else 0.0,
+                "targets": len(targets), "failing_targets": failing, "log_path": task.log_path,
+                "detail": detail,
+            }
+            ids = dict(request_id=self.request.id, build_id=self.build.id, stage_id=stage.id, task_id=task.id)
+            tx.add_event(models.TASK_COMPLETE, data=data, **ids)
+            tx.add_event(models.TASK_SUCCESS if state == TaskState.SUCCEEDED else models.TASK_FAIL, data=data, **ids)
