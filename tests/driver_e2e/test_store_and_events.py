@@ -1,5 +1,4 @@
-"""The store (transactions, the event in the same transaction, leases, the
-serial policy) and event delivery to plugins (cursors, at least once,
+"""The store (transactions, the event in the same transaction, leases) and event delivery to plugins (cursors, at least once,
 PLUGIN_ERROR routing), without Bazel or git."""
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ import pytest
 from convoy import models
 from convoy.events import Dispatcher, describe
 from convoy.models import RequestState
-from convoy.store import SerialPolicy, SQLiteStore, policy_for
-from convoy.errors import ConvoyError
+from convoy.store import SQLiteStore
 from convoy.timing import Meter
 from convoy import gitutil
 
@@ -91,16 +89,6 @@ def test_threads_that_end_do_not_leak_connections(store):
 def _read_requests(store) -> int:
     with store.read() as tx:
         return len(tx.requests())
-
-
-def test_serial_policy_takes_the_oldest_queued_request(store):
-    first, second = queue(store, "messages"), queue(store, "planner")
-    with store.transaction() as tx:
-        tx.update_request(first.id, state=RequestState.TESTING)
-    with store.read() as tx:
-        assert SerialPolicy().next(tx).id == second.id
-    with pytest.raises(ConvoyError, match="queue mode 'speculative' is not implemented"):
-        policy_for("speculative")
 
 
 def test_a_lease_has_one_live_holder(store):

@@ -1,11 +1,13 @@
 """The candidate: the integration repository's branch tip plus one bump, re-locked and committed.
 
 The candidate is made, tested and merged as one commit: what passed is
-exactly what the branch gets. It is made in a worktree of the integration
-checkout at a fixed path, `<checkout>/.convoy/worktrees/candidate`, reused
-for every request (reset and cleaned each time; a half-made one left by a
-crash is removed and made again), so Bazel's output bases always see the
-same workspace path:
+exactly what the branch gets. It is made on the base commit the queue mode
+gives (the serial mode: the branch tip), in a worktree of the integration
+checkout of its own lane: `<checkout>/.convoy/worktrees/candidate` for lane
+0, `candidate-<k>` for lane k, so that several candidates can exist at once.
+A lane's worktree is reused for each candidate it holds (reset and cleaned
+each time; a half-made one left by a crash is removed and made again), so
+Bazel's output bases always see the same workspace path:
 
     tip = fetch_branch(checkout, "origin", "main")
     candidate = make_candidate(checkout, request, tip)     # commit "Bump messages to v1.5.0 (request 3)"
@@ -97,14 +99,15 @@ def identity_args(checkout: Path) -> list[str]:
     return ["-c", f"user.name={name}", "-c", f"user.email={email}"]
 
 
-def worktree_path(checkout: Path) -> Path:
-    return checkout / WORKTREE
+def worktree_path(checkout: Path, lane: int = 0) -> Path:
+    """The candidate worktree of `lane`."""
+    return checkout / (WORKTREE if lane == 0 else WORKTREE.with_name(f"{WORKTREE.name}-{lane}"))
 
 
-def prepare_worktree(checkout: Path, commit: str) -> Path:
-    """The candidate worktree, detached at `commit`, clean, with the
-    checkout's machine-local Bazel files copied in."""
-    path = worktree_path(checkout)
+def prepare_worktree(checkout: Path, commit: str, *, lane: int = 0) -> Path:
+    """The candidate worktree of `lane`, detached at `commit`, clean, with
+    the checkout's machine-local Bazel files copied in."""
+    path = worktree_path(checkout, lane)
     if not _reset_existing(path, commit):
         _remove(checkout, path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,8 +168,8 @@ def bump_of(request: Request):
     )
 
 
-def make_candidate(checkout: Path, request: Request, base_commit: str) -> Candidate:
-    """Makes the candidate of `request` on `base_commit`: the worktree at
+def make_candidate(checkout: Path, request: Request, base_commit: str, *, lane: int = 0) -> Candidate:
+    """Makes the candidate of `request` on `base_commit`: the worktree of `lane` at
     the base, the bump applied to the manifest, the lock re-resolved (only
     the bumped component asks the network), one commit.
 
@@ -175,7 +178,7 @@ def make_candidate(checkout: Path, request: Request, base_commit: str) -> Candid
     """
     from convoy.manifest_edit import bump_manifest
 
-    worktree = prepare_worktree(checkout, base_commit)
+    worktree = prepare_worktree(checkout, base_commit, lane=lane)
     manifest_path = worktree / MANIFEST
     try:
         text = manifest_path.read_text(encoding="utf-8")

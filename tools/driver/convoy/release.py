@@ -18,18 +18,35 @@ The notes become the annotated tag's message:
     Tests:
       build: 2 tasks passed
       integration: 6 tests passed
+
+`push_release_tag` makes sure one release tag points at a commit on the
+remote (the queue after a merge, and `convoy tag` by hand, both call it; it
+is idempotent, so a driver killed half-way tags once); `release_notes_for`
+writes the notes from the locks at the previous release and at the commit,
+and from the stages of the build that tested it. Recording the release in
+the store is `convoy.requests.record_release`.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import string
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from convoy.errors import ConvoyError
+from convoy import candidate as cand
+from convoy import failpoints
+from convoy import gitutil
+from convoy import untrusted
+from convoy.config import Config
+from convoy.errors import ConvoyError, InfraError
 from convoy.manifest import tag_format_problem, tag_format_spec_problem
+from convoy.models import BuildState, Request
+from convoy.store import Store, state_dir
 
 FIELDS = ("year", "month", "day", "n")
 _HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")
@@ -211,3 +228,127 @@ def _str(fields: Optional[Mapping[str, Any]], key: str) -> Optional[str]:
         return None
     value = fields.get(key)
     return None if value is None else str(value)
+
+
+# -- tagging a commit on the remote ----------------------------------------------------------
+
+
+def tag_format_of(checkout: Path, config: Config) -> str:
+    """convoy.yaml's release.tag_format, else the manifest's (as locked on the branch)."""
+    if config.tag_format:
+        return config.tag_format
+    lock = cand.lock_at(checkout, f"refs/remotes/{config.remote}/{config.branch}") or {}
+    return (lock.get("release") or {}).get("tag_format") or "v{year}.{month}.{n}"
+
+
+def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, *, request: Optional[Request],
+                     today: datetime.date) -> tuple[str, str]:
+    """Makes sure a release tag points at `commit` on the remote; returns
+    (its name, its notes). Idempotent: a release tag already there at
+    `commit` is returned as it is (never a second tag for one commit); a
+    local tag left by a killed driver is pushed or replaced; a name taken
+    meanwhile on the remote moves on to the next one."""
+    fmt = tag_format_of(checkout, config)
+    remote = config.remote
+    for _ in range(3):
+        tags = cand.remote_tags(checkout, remote)
+        ours = sorted(name for name, target in tags.items()
+                      if target == commit and parse_tag(fmt, name) is not None)
+        if ours:
+            name = ours[0]
+            return name, release_notes_for(checkout, store, fmt, name, commit, tags, request=request)
+        name = next_tag(fmt, list(tags), today)
+        notes = release_notes_for(checkout, store, fmt, name, commit, tags, request=request)
+        local = gitutil.run(["rev-parse", "-q", "--verify", "--end-of-options", f"refs/tags/{name}^{{commit}}"],
+                            cwd=checkout, check=False).stdout.strip()
+        if local and local != commit:
+            gitutil.run(["tag", "-d", "--", name], cwd=checkout)  # not on the remote: a leftover of a killed driver
+            local = ""
+        if not local:
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False,
+                                             dir=state_dir(checkout)) as f:
+                f.write(notes)
+            try:
+                gitutil.run([*cand.identity_args(checkout), "tag", "-a", "-F", f.name, "--cleanup=verbatim", "--",
+                             name, commit], cwd=checkout)
+            finally:
+                os.unlink(f.name)
+            failpoints.hit("after_tag")
+        try:
+            gitutil.run(["push", "--quiet", "--", remote, f"refs/tags/{name}:refs/tags/{name}"], cwd=checkout)
+        except gitutil.GitError as e:
+            now_tags = cand.remote_tags(checkout, remote)
+            if now_tags.get(name) == commit:
+                pass
+            elif name in now_tags:  # someone took the name meanwhile: the next one
+                gitutil.run(["tag", "-d", "--", name], cwd=checkout, check=False)
+                continue
+            else:
+                raise InfraError(f"git push of tag {name} to {remote} failed: {e.detail}") from None
+        failpoints.hit("after_tag_push")
+        return name, notes
+    raise InfraError("the release tag's name was taken on the remote three times in a row")
+
+
+def stage_summary(store: Store, build_id: Optional[int]) -> list[str]:
+    """One line per stage and configuration of a build: what Bazel said."""
+    if build_id is None:
+        return []
+    lines = []
+    with store.read() as tx:
+        for stage in tx.stages(build_id):
+            for task in tx.tasks(stage_id=stage.id):
+                outcome = (task.outcome or task.state.value).lower().replace("_", " ")
+                detail = f": {task.detail}" if task.detail else ""
+                lines.append(f"{stage.name} / {task.configuration}: {outcome}{detail}")
+    return lines
+
+
+def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, commit: str,
+                      tags: dict[str, str], *, request: Optional[Request] = None) -> str:
+    """The release notes of `tag` on `commit`: the pins that changed since
+    the previous release tag (the newest one of `tag_format` that is an
+    ancestor of `commit`), the request, and the test summary of the build
+    that tested `commit`."""
+    previous = previous_release(checkout, tag_format, commit, tags, exclude=tag)
+    if previous is not None:
+        old_lock, since = cand.lock_at(checkout, tags[previous]), previous
+    else:  # the first release: what changed since the commit before it
+        parent = gitutil.run(["rev-parse", "-q", "--verify", "--end-of-options", f"{commit}^"], cwd=checkout,
+                             check=False).stdout.strip()
+        old_lock = cand.lock_at(checkout, parent) if parent else None
+        since = f"{parent[:12]} (no earlier release)" if parent else None
+    new_lock = cand.lock_at(checkout, commit) or {}
+    changes = pin_changes(old_lock, new_lock)
+    with store.read() as tx:
+        builds = [b for b in tx.builds_of_commit(commit) if b.state == BuildState.SUCCEEDED]
+        if request is None and builds:
+            request = tx.request(builds[-1].request_id)
+    if request is not None:
+        before = sorted({c.old_version for c in changes if c.component == request.component and c.old_version})
+        line = (f"{request.component} {'/'.join(before) + ' -> ' if before else ''}{request.version}"
+                + (f" in {request.configuration}" if request.configuration else "")
+                + f" (request {request.id}, by {untrusted.printable(request.requested_by)}"
+                + (f", commit {request.commit[:12]}" if request.commit else "") + ")")
+    else:
+        line = f"tagged by hand on {commit[:12]}"
+    return release_notes(tag, changes, request_line=line, previous_tag=since,
+                                 test_summary=stage_summary(store, builds[-1].id if builds else None))
+
+
+def previous_release(checkout: Path, tag_format: str, commit: str, tags: dict[str, str],
+                     exclude: Optional[str] = None) -> Optional[str]:
+    """The newest release tag (by its date fields and number) that is an
+    ancestor of `commit` and does not point at it."""
+    candidates = []
+    for name, target in tags.items():
+        if name == exclude or target == commit:
+            continue
+        parsed = parse_tag(tag_format, name)
+        if parsed is not None:
+            candidates.append((tuple(parsed.get(f, 0) for f in ("year", "month", "day", "n")), name))
+    for _, name in sorted(candidates, reverse=True):  # newest first: usually the first one is it
+        ancestor = gitutil.run(["merge-base", "--is-ancestor", "--", tags[name], commit], cwd=checkout, check=False)
+        if ancestor.returncode == 0:
+            return name
+    return None

@@ -1,0 +1,44 @@
+"""The scheduling of one queue: which request is tested next, on which base, and how it moves on.
+
+    from convoy.queue import QueueContext, open_queue
+
+    queue = open_queue(QueueContext(checkout, config, store))   # the mode convoy.yaml's queue.mode names
+
+| module | what it holds |
+| --- | --- |
+| `base.py` | `QueueManager`: the loop every mode shares (claim, resume, step, errors) |
+| `phases.py` | `Steps`: candidate, build, merge and tag of one request; `QueueContext` |
+| `serial.py` | `SerialQueue`: one at a time, oldest first, on the branch tip |
+| `lock.py` | `ProcessLock` (one driver per checkout) and the store's `Lease` |
+
+A new mode (speculative, batch) is a module here with a `QueueManager`
+subclass, registered in `MODES`; nothing outside this package knows which
+mode runs. convoy.yaml's `queue.mode` is checked against the same names.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from convoy.errors import ConvoyError
+from convoy.queue.base import QueueManager
+from convoy.queue.lock import ProcessLock
+from convoy.queue.phases import QueueContext, StuckError
+from convoy.queue.serial import SerialQueue
+
+MODES: dict[str, type[QueueManager]] = {"serial": SerialQueue}
+
+__all__ = ["MODES", "ProcessLock", "QueueContext", "QueueManager", "StuckError", "open_queue"]
+
+
+def open_queue(ctx: QueueContext, *, plugins: Optional[list] = None) -> QueueManager:
+    """The queue of `ctx.config.queue_mode`."""
+    mode = ctx.config.queue_mode
+    try:
+        manager = MODES[mode]
+    except KeyError:
+        raise ConvoyError(
+            f"queue mode '{mode}' is not implemented (known: {', '.join(sorted(MODES))}); "
+            "set queue.mode: serial in convoy.yaml"
+        ) from None
+    return manager(ctx, plugins=plugins)

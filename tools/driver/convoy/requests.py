@@ -1,0 +1,292 @@
+"""Every change of a request's state, each with the event that reports it.
+
+A request moves through these states (see `models.RequestState`):
+
+    queued -> testing (phase candidate -> building -> merging -> pushed) -> merged
+                      \\-> rejected | cancelled | error | superseded | queued again
+
+This module is the one place that writes them. Each function takes an open
+write transaction (`store.transaction()`), changes the rows and adds the
+event in it, so that a change and its report commit together:
+
+    with store.transaction() as tx:
+        request, existing, superseded = requests.queue(tx, submission)
+    with store.transaction() as tx:
+        requests.cancel(tx, tx.request(7))       # CancelOutcome.CANCELLED, or .REQUESTED while testing
+
+Commands (`convoy submit`, `cancel`, `retry`, `tag`), the queue
+(`convoy.queue`) and, later, the HTTP service call these functions; none of
+them calls `tx.update_request` for a state change itself. Checks that
+refuse a change (cancel a merged request, retry a queued one) raise a
+one-line ConvoyError that says what to do.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from convoy import models
+from convoy import untrusted
+from convoy.errors import ConvoyError
+from convoy.models import Build, BuildState, Phase, Request, RequestState, StageState
+from convoy.store import Transaction, now
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A checked request for a bump (what `convoy submit` validated)."""
+
+    component: str
+    version: str
+    commit: Optional[str]
+    commit_given: bool
+    archive_url: Optional[str]
+    strip_prefix: Optional[str]
+    configuration: Optional[str]
+    requested_by: str
+
+    def same_as(self, request: Request) -> bool:
+        """Whether `request` asks for exactly this bump."""
+        return (request.commit, request.version, request.configuration, request.archive_url) == (
+            self.commit, self.version, self.configuration, self.archive_url)
+
+
+class CancelOutcome(enum.Enum):
+    CANCELLED = "cancelled"  # it was queued: ended at once
+    REQUESTED = "requested"  # it is being tested: the running `convoy process` ends it
+
+
+def _queued_data(request: Request, **extra: Any) -> dict[str, Any]:
+    return {"component": request.component, "version": request.version, "commit": request.commit,
+            "configuration": request.configuration, "requested_by": request.requested_by,
+            "archive_url": untrusted.redact_userinfo(request.archive_url) if request.archive_url else None, **extra}
+
+
+# -- entering and leaving the queue ------------------------------------------------------
+
+
+def queue(tx: Transaction, submission: Submission) -> tuple[Request, bool, list[int]]:
+    """Queues the submission, or finds the same bump already queued; a new
+    request supersedes the component's older queued ones. Returns (the
+    request, whether it was already queued, the ids it superseded)."""
+    queued = tx.requests([RequestState.QUEUED], component=submission.component)
+    for request in queued:
+        if submission.same_as(request):
+            return request, True, []
+    request = tx.insert_request(**asdict(submission))
+    tx.add_event(models.REQUEST_QUEUED, request_id=request.id, data=_queued_data(request))
+    for old in queued:
+        supersede(tx, old, request, detail=f"superseded by #{request.id}")
+    return request, False, [old.id for old in queued]
+
+
+def supersede(tx: Transaction, request: Request, newer: Request, *, detail: str,
+              attempts: Optional[int] = None) -> None:
+    """Ends `request` as superseded by `newer` (a newer request of its component)."""
+    fields: dict[str, Any] = {"attempts": attempts} if attempts is not None else {}
+    tx.update_request(request.id, state=RequestState.SUPERSEDED, phase=None, superseded_by=newer.id,
+                      finished_at=now(), detail=detail, **fields)
+    tx.add_event(models.REQUEST_SUPERSEDED, request_id=request.id,
+                 data={"superseded_by": newer.id, "component": newer.component, "version": newer.version})
+
+
+def newer_queued(tx: Transaction, request: Request) -> Optional[Request]:
+    """The newest queued request of the same component made after `request`, if any."""
+    newer = [q for q in tx.requests([RequestState.QUEUED], component=request.component) if q.id > request.id]
+    return newer[-1] if newer else None
+
+
+def cancel(tx: Transaction, request: Request) -> CancelOutcome:
+    """`convoy cancel`: a queued request ends at once; a testing one is
+    asked to stop (before its build passed); anything else is refused."""
+    if request.state == RequestState.QUEUED:
+        tx.update_request(request.id, state=RequestState.CANCELLED, finished_at=now(), detail="cancelled")
+        tx.add_event(models.REQUEST_CANCELLED, request_id=request.id, data={"reason": "cancelled while queued"})
+        return CancelOutcome.CANCELLED
+    if request.state == RequestState.TESTING:
+        if request.phase in (None, Phase.CANDIDATE, Phase.BUILDING):
+            if not request.cancel_requested:
+                tx.update_request(request.id, cancel_requested=True)
+            return CancelOutcome.REQUESTED
+        raise ConvoyError(
+            f"request #{request.id} ({request.title}) passed its build and is being merged "
+            f"({request.phase.value}); it cannot be cancelled now. To undo it, submit the previous version"
+        )
+    raise ConvoyError(
+        f"request #{request.id} ({request.title}) is already {request.state.value}; only a queued or testing "
+        "request can be cancelled"
+    )
+
+
+def retry(tx: Transaction, request: Request) -> Request:
+    """`convoy retry`: a rejected or errored request is queued again, its
+    attempts from zero; refused when a newer one of its component is queued."""
+    if request.state not in (RequestState.REJECTED, RequestState.ERROR):
+        raise ConvoyError(
+            f"request #{request.id} ({request.title}) is {request.state.value}; only a rejected or errored "
+            "request can be retried"
+        )
+    newer = newer_queued(tx, request)
+    if newer is not None:
+        raise ConvoyError(
+            f"request #{newer.id} ({newer.title}) is queued and newer; retrying #{request.id} would be "
+            "superseded by it at once"
+        )
+    queued = tx.update_request(request.id, state=RequestState.QUEUED, phase=None, attempts=0, detail=None,
+                               finished_at=None, cancel_requested=False)
+    tx.add_event(models.REQUEST_QUEUED, request_id=request.id,
+                 data=_queued_data(request, retry_of=request.state.value))
+    return queued
+
+
+# -- the queue's steps -----------------------------------------------------------------------
+
+
+def start(tx: Transaction, request: Request) -> Request:
+    """The queue takes `request`: it is tested from its candidate phase."""
+    return tx.update_request(request.id, state=RequestState.TESTING, phase=Phase.CANDIDATE, detail=None)
+
+
+def building(tx: Transaction, request: Request, *, base_commit: str, candidate_commit: str) -> None:
+    """Its candidate is made (on `base_commit`) and its build created."""
+    tx.update_request(request.id, phase=Phase.BUILDING, base_commit=base_commit, candidate_commit=candidate_commit)
+
+
+def remake_candidate(tx: Transaction, request: Request) -> None:
+    """Back to the candidate phase: the candidate is made again (the branch
+    moved, or the build or its commit is gone)."""
+    tx.update_request(request.id, phase=Phase.CANDIDATE)
+
+
+def passed(tx: Transaction, request: Request, build: Build) -> None:
+    """Every stage passed: the build ends and the request goes to merging."""
+    end_build(tx, request, build, BuildState.SUCCEEDED)
+    tx.update_request(request.id, phase=Phase.MERGING)
+
+
+def pushed(tx: Transaction, request: Request, build: Optional[Build], *, remote: str, branch: str) -> None:
+    """The branch has the candidate: the manifest is updated; the tag is next."""
+    tx.update_request(request.id, phase=Phase.PUSHED)
+    tx.add_event(
+        models.MANIFEST_UPDATED, request_id=request.id, build_id=build.id if build else None,
+        data={"remote": remote, "branch": branch, "commit": request.candidate_commit,
+              "base_commit": request.base_commit, "component": request.component, "version": request.version},
+    )
+
+
+def merged(tx: Transaction, request: Request, build: Optional[Build], *, tag: str, notes: str, branch: str) -> None:
+    """The release tag is on the remote: the request is final, the release recorded."""
+    tx.update_request(request.id, state=RequestState.MERGED, phase=Phase.TAGGED, tag=tag, finished_at=now(),
+                      detail=f"merged to {branch} and tagged {tag}")
+    record_release(tx, request, build, tag=tag, commit=request.candidate_commit, notes=notes)
+
+
+def repair_tagged(tx: Transaction, request: Request) -> None:
+    """A request left at phase `tagged` but not final (a half-written state): final."""
+    tx.update_request(request.id, state=RequestState.MERGED, finished_at=now())
+
+
+def record_release(tx: Transaction, request: Optional[Request], build: Optional[Build], *, tag: str, commit: str,
+                   notes: str, by_hand: bool = False) -> bool:
+    """Records the release `tag` and announces it (RELEASE_TAGGED), once:
+    False if it was already recorded (the queue and `convoy tag` may both
+    see the same tag)."""
+    if any(r.tag == tag for r in tx.releases()):
+        return False
+    request_id, build_id = (request.id if request else None), (build.id if build else None)
+    tx.insert_release(request_id=request_id, build_id=build_id, tag=tag, commit=commit, notes=notes)
+    data: dict[str, Any] = {"tag": tag, "commit": commit, "notes": notes}
+    if request is not None:
+        data.update(component=request.component, version=request.version)
+    if by_hand:
+        data["by_hand"] = True
+    tx.add_event(models.RELEASE_TAGGED, request_id=request_id, build_id=build_id, data=data)
+    return True
+
+
+# -- endings ------------------------------------------------------------------------------------
+
+
+def end_build(tx: Transaction, request: Request, build: Build, state: BuildState, *,
+              reason: Optional[str] = None, stage: Optional[str] = None) -> None:
+    """Ends a build (its waiting stages skipped, running ones failed) with
+    BUILD_COMPLETE and BUILD_SUCCESS or BUILD_FAIL."""
+    finished = now()
+    tx.update_build(build.id, state=state, finished_at=finished, detail=reason)
+    for row in tx.stages(build.id):
+        if row.state in (StageState.WAITING, StageState.BUILDING) and state == BuildState.FAILED:
+            tx.update_stage(row.id, state=StageState.SKIPPED if row.state == StageState.WAITING
+                            else StageState.FAILED, finished_at=finished)
+    data: dict[str, Any] = {"number": build.number, "state": state.value, "duration": finished - build.started_at,
+                            "candidate_commit": build.candidate_commit}
+    if reason:
+        data["reason"] = reason
+    if stage:
+        data["stage"] = stage
+    tx.add_event(models.BUILD_COMPLETE, request_id=request.id, build_id=build.id, data=data)
+    tx.add_event(models.BUILD_SUCCESS if state == BuildState.SUCCEEDED else models.BUILD_FAIL,
+                 request_id=request.id, build_id=build.id, data=data)
+
+
+def end_running_builds(tx: Transaction, request: Request, *, reason: str) -> None:
+    """Fails whatever build of `request` is still under way."""
+    for build in tx.builds(request.id):
+        if build.state == BuildState.BUILDING:
+            end_build(tx, request, build, BuildState.FAILED, reason=reason)
+
+
+def reject(tx: Transaction, request: Request, *, stage: Optional[str], build: Optional[Build],
+           failures: Sequence[Mapping[str, Any]] = (), summary: str, logs: Path) -> None:
+    """Ends `request` as rejected: its candidate failed `stage` (or could
+    not be made); REQUEST_REJECTED tells the component why."""
+    tx.update_request(request.id, state=RequestState.REJECTED, finished_at=now(), detail=summary)
+    tx.add_event(
+        models.REQUEST_REJECTED, request_id=request.id, build_id=build.id if build else None,
+        data={
+            "component": request.component, "version": request.version, "commit": request.commit,
+            "requested_by": request.requested_by, "scope": request.configuration, "stage": stage,
+            "build": build.number if build else None,
+            "candidate_commit": build.candidate_commit if build else None,
+            "base_commit": build.base_commit if build else request.base_commit,
+            "failures": [dict(f) for f in failures], "summary": summary,
+            "logs": str(logs), "show": f"convoy show {request.id}",
+        },
+    )
+
+
+def cancelled(tx: Transaction, request: Request) -> None:
+    """Ends a testing request whose cancel was requested."""
+    tx.update_request(request.id, state=RequestState.CANCELLED, finished_at=now(), detail="cancelled while testing")
+    tx.add_event(models.REQUEST_CANCELLED, request_id=request.id, data={"reason": "cancelled while testing"})
+
+
+def infrastructure_error(tx: Transaction, request: Request, reason: str, *, limit: int) -> bool:
+    """Not the candidate's fault: the request goes back to the queue with
+    one more attempt, is superseded by a newer queued one, or, past `limit`
+    retries, ends in error. Returns whether it was queued again."""
+    attempts = request.attempts + 1
+    end_running_builds(tx, request, reason=f"infrastructure error: {reason}")
+    if attempts > limit:
+        error(tx, request, reason, attempts=attempts, limit=limit)
+        return False
+    newer = newer_queued(tx, request)
+    if newer is not None:
+        supersede(tx, request, newer, detail=reason, attempts=attempts)
+        return False
+    tx.update_request(request.id, state=RequestState.QUEUED, phase=None, attempts=attempts, detail=reason,
+                      cancel_requested=False)
+    tx.add_event(models.REQUEST_REQUEUED, request_id=request.id,
+                 data={"attempts": attempts, "limit": limit, "reason": reason})
+    return True
+
+
+def error(tx: Transaction, request: Request, reason: str, *, attempts: int, limit: int,
+          extra: Optional[Mapping[str, Any]] = None) -> None:
+    """Ends `request` in error (retries spent, or a bug: `extra` says which)."""
+    tx.update_request(request.id, state=RequestState.ERROR, phase=None, attempts=attempts, finished_at=now(),
+                      detail=reason)
+    tx.add_event(models.REQUEST_ERROR, request_id=request.id,
+                 data={"attempts": attempts, "limit": limit, "reason": reason, **(extra or {})})
