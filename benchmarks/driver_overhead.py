@@ -15,7 +15,7 @@ For each size, in a temporary directory (removed at the end):
 
 Then, K times (--requests): `convoy submit` (in this process) a bump of a
 component that both configurations include, and process it with the real
-convoy.processor.Processor (real git: fetch, worktree, re-lock, commit, push,
+convoy.queue's serial mode (real git: fetch, worktree, re-lock, commit, push,
 tag), up to a release tag. Bazel is NOT run: run_bazel is a stand-in that
 returns a passing BazelResult at once, so Bazel time is ~0 by construction;
 git runs for real on local repositories (file:// remotes, no network), and
@@ -58,9 +58,7 @@ from convoy import gitutil  # noqa: E402
 from convoy import lock as lock_module  # noqa: E402
 from convoy import manifest as manifest_module  # noqa: E402
 from convoy import manifest_edit  # noqa: E402
-from convoy import processor as processor_module  # noqa: E402
 from convoy import release as release_module  # noqa: E402
-from convoy import store as store_module  # noqa: E402
 from convoy import timing  # noqa: E402
 from convoy.bazel import BazelResult, Outcome  # noqa: E402
 from convoy.bep import TargetResult  # noqa: E402
@@ -68,8 +66,10 @@ from convoy.config import default_config_text, load_config  # noqa: E402
 from convoy.main import main as convoy_main  # noqa: E402
 from convoy.manifest import load_manifest  # noqa: E402
 from convoy.plugins import make_plugins  # noqa: E402
-from convoy.processor import ProcessLock, Processor  # noqa: E402
-from convoy.store import open_store  # noqa: E402
+from convoy.queue import ProcessLock, QueueContext, QueueManager, open_queue  # noqa: E402
+from convoy.store import checkout_store  # noqa: E402
+from convoy.store import sqlite as sqlite_module  # noqa: E402
+from convoy.store import sqlite_tx as sqlite_tx_module  # noqa: E402
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Convoy Bench",
@@ -179,16 +179,14 @@ CATEGORIES = (  # reported, in this order
     ("lockread", "lock: read / parse JSON (read_lock, lock_at)"),
     ("notes", "release notes (pin changes, notes text)"),
     ("store", "store (SQLite transactions and queries)"),
-    ("progress", "progress lines (Processor._committed)"),
+    ("progress", "progress lines (QueueManager._committed)"),
     ("candidate", "candidate & worktree (python part)"),
 )
 
 
 def instrument(profiler: Profiler) -> None:
     """Wraps the driver functions whose time the breakdown shows (this process only)."""
-    git_run = profiler.wrap(timing._original_git_run, GIT)
-    timing._original_git_run = git_run  # what Meter.active() calls (and restores gitutil.run to)
-    gitutil.run = git_run
+    gitutil._run_git = profiler.wrap(gitutil._run_git, GIT)  # git itself, inside gitutil.run's meter
 
     parse = profiler.wrap(manifest_module.parse_manifest, "manifest")
     manifest_module.parse_manifest = parse  # load_manifest's
@@ -202,20 +200,19 @@ def instrument(profiler: Profiler) -> None:
     cand.make_candidate = profiler.wrap(cand.make_candidate, "candidate")
     cand.prepare_worktree = profiler.wrap(cand.prepare_worktree, "candidate")
 
-    for name in ("release_notes_for", "previous_release", "test_summary"):
-        setattr(processor_module, name, profiler.wrap(getattr(processor_module, name), "notes"))
-    for name in ("pin_changes", "release_notes", "next_tag", "parse_tag"):
+    for name in ("release_notes_for", "previous_release", "stage_summary",
+                 "pin_changes", "release_notes", "next_tag", "parse_tag"):
         setattr(release_module, name, profiler.wrap(getattr(release_module, name), "notes"))
 
-    sqlite_store = store_module.SQLiteStore
+    sqlite_store = sqlite_module.SQLiteStore
     sqlite_store.transaction = profiler.wrap_context(sqlite_store.transaction, "store")
     sqlite_store.read = profiler.wrap_context(sqlite_store.read, "store")
-    tx_class = store_module.SQLiteTransaction
+    tx_class = sqlite_tx_module.SQLiteTransaction
     for name, value in list(vars(tx_class).items()):
         if callable(value) and not name.startswith("__"):
             setattr(tx_class, name, profiler.wrap(value, "store"))
 
-    Processor._committed = profiler.wrap(Processor._committed, "progress")
+    QueueManager._committed = profiler.wrap(QueueManager._committed, "progress")
 
 
 # --- the synthetic integration repository ----------------------------------------------
@@ -381,9 +378,10 @@ def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Fig
         checkout = world.checkout
         config = load_config(checkout / "convoy.yaml")
         lines: List[str] = []
-        with ProcessLock(checkout), open_store(checkout, create=True) as store:
-            processor = Processor(checkout, config, store, out=lines.append, pool_check=None,
-                                  run_bazel=passing_bazel, plugins=list(make_plugins(config.plugins, checkout)))
+        with ProcessLock(checkout), checkout_store(checkout, create=True) as store:
+            processor = open_queue(QueueContext(checkout, config, store, out=lines.append, pool_check=None,
+                                                run_bazel=passing_bazel),
+                                   plugins=list(make_plugins(config.plugins, checkout)))
             processor.start()
             try:
                 processor.recover()

@@ -262,3 +262,12 @@ def test_lock_warns_about_a_local_component_git_does_not_track(convoy, tmp_path,
     subprocess.run(["git", "add", "components"], cwd=root, check=True)
     assert convoy("lock") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_init_without_rules_points_at_the_convoy_checkout_it_runs_from(convoy, remotes, tmp_path, monkeypatch):
+    """Run from a convoy checkout, `convoy init` needs no --rules: the
+    scaffold's rules source is that checkout (a wheel has none and asks)."""
+    monkeypatch.chdir(tmp_path)
+    assert convoy("init", "product", f"--component=codec={remotes['codec'].url}@v1.0.0") == 0
+    module = (tmp_path / "product" / "MODULE.bazel").read_text()
+    assert str(REPO) in module, module

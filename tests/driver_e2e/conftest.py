@@ -39,7 +39,7 @@ from convoy import sample
 from convoy.main import main as convoy_main
 from convoy.manifest import load_manifest
 from convoy.models import Event, Request
-from convoy.store import open_store
+from convoy.store import checkout_store
 
 from e2e.conftest import OUTPUT_USER_ROOT  # the Bazel output user root every e2e test shares
 
@@ -174,11 +174,11 @@ class Integration:
 
     # state
     def request(self, request_id: int) -> Request:
-        with open_store(self.checkout) as store, store.read() as tx:
+        with checkout_store(self.checkout) as store, store.read() as tx:
             return tx.request(request_id)
 
     def events(self, request_id: Optional[int] = None) -> list[Event]:
-        with open_store(self.checkout) as store, store.read() as tx:
+        with checkout_store(self.checkout) as store, store.read() as tx:
             return tx.events(request_id=request_id)
 
     def show(self, request_id: int) -> dict:

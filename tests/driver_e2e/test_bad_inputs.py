@@ -35,7 +35,7 @@ from typing import Callable, Mapping, Optional, Union
 import pytest
 
 from convoy.models import RequestState
-from convoy.store import open_store
+from convoy.store import checkout_store
 
 from .conftest import CONVOY, Integration, config_text
 
@@ -385,7 +385,7 @@ class Bad:
         return (self.it.checkout / name).read_bytes()
 
     def requests(self) -> list[tuple[int, str]]:
-        with open_store(self.it.checkout) as store, store.read() as tx:
+        with checkout_store(self.it.checkout) as store, store.read() as tx:
             return [(r.id, r.state.value) for r in tx.requests()]
 
     def integrity(self) -> str:

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from convoy.models import RequestState
-from convoy.processor import ProcessLock
+from convoy.queue import ProcessLock
 
 from .conftest import Integration
 

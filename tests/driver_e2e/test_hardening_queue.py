@@ -25,7 +25,7 @@ import pytest
 
 from convoy import models
 from convoy.models import Phase, RequestState
-from convoy.store import open_store
+from convoy.store import checkout_store
 
 from .conftest import Integration, config_text, isolated_env
 from .test_recovery import PHASE_AFTER_KILL, assert_merged_once, submit_rover
@@ -122,7 +122,7 @@ def test_a_poisoned_request_in_the_store_does_not_block_the_queue(hard):
     on it with a RuntimeError until someone cancelled it."""
     it, _ = hard
     good = submit_rover(it, skip=("planner",))
-    with open_store(it.checkout) as store, store.transaction() as tx:
+    with checkout_store(it.checkout) as store, store.transaction() as tx:
         poisoned = tx.insert_request(
             component="planner", version="v2.2.0", commit=None, commit_given=False,
             archive_url="file:///tmp/planner.tar.gz\nrelease:\n  tag_format: x{n}", strip_prefix=None,
@@ -149,14 +149,14 @@ def test_a_poisoned_request_in_the_store_does_not_block_the_queue(hard):
 ])
 def test_submit_refuses_control_characters_and_bad_urls(hard, flag, value, message):
     it, _ = hard
-    with open_store(it.checkout) as store, store.read() as tx:
+    with checkout_store(it.checkout) as store, store.read() as tx:
         before = [(r.id, r.state) for r in tx.requests()]
     extra = ("--archive_url=https://example.com/x.tar.gz",) if flag == "--strip_prefix" else ()
     run = it.convoy("submit", "--component=planner", "--version=v2.2.0", "--configuration=rover", *extra,
                     f"{flag}={value}")
     assert run.code == 2, run
     assert len(run.err.splitlines()) == 1 and message in run.err, run.err
-    with open_store(it.checkout) as store, store.read() as tx:
+    with checkout_store(it.checkout) as store, store.read() as tx:
         assert [(r.id, r.state) for r in tx.requests()] == before
 
 

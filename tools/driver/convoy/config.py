@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from convoy.manifest import tag_format_problem
+from convoy.models import EVENT_TYPES
 from convoy.untrusted import WEBHOOK_SCHEMES, printable, redact_userinfo, url_problem
 from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_checked, read_text
 
@@ -46,12 +47,6 @@ PLUGIN_KINDS = ("log", "command", "webhook")
 DEFAULT_TARGETS = ("//integration/...",)
 MAX_NUMBER = 1e9  # seconds (31 years) or a count; more overflows timers (threading.TIMEOUT_MAX)
 
-EVENT_TYPES = (
-    "REQUEST_QUEUED", "BUILD_START", "STAGE_START", "TASK_START", "TASK_COMPLETE", "TASK_SUCCESS",
-    "TASK_FAIL", "STAGE_COMPLETE", "BUILD_COMPLETE", "BUILD_SUCCESS", "BUILD_FAIL", "MANIFEST_UPDATED",
-    "RELEASE_TAGGED", "REQUEST_REJECTED", "PLUGIN_ERROR",
-    "REQUEST_SUPERSEDED", "REQUEST_CANCELLED", "REQUEST_REQUEUED", "REQUEST_ERROR",
-)
 ALL_EVENTS = "*"
 
 _TOP_KEYS = ("queue", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins")
@@ -175,7 +170,8 @@ class Config:
 _DEFAULT_CONFIG_TEXT = """\
 # convoy.yaml: how `convoy process` tests a candidate and where it merges it.
 # Every key is optional; the values below are the defaults. Reference:
-# docs/driver.md. Check it with: convoy status (any command loads it).
+# docs/driver.md. `convoy process` and `convoy tag` load it and name every
+# mistake in it at once; the other commands do not read it.
 
 queue:
   mode: serial          # one candidate at a time, oldest request first (the only mode so far)

@@ -3,10 +3,14 @@
 A ConvoyError is the user's to fix and is shown as one line. Anything else
 that escapes is a bug in convoy; the person who hits it gets one line naming
 a log file that holds what a maintainer needs (after pre-commit's
-`error_handler.py`):
+`error_handler.py`): the traceback, convoy's version, Python's version and
+the command line.
 
     path = crashlog.write(directory, error, context="processing request #4")
-    # convoy: internal error (RuntimeError: ...); a bug in convoy; details in <path>
+    # convoy: internal error (RuntimeError: ...); a bug in convoy, details in <path>
+
+The queue writes one for a request that crashed (convoy.queue, in the
+checkout's .convoy/logs), convoy.main for a command that did.
 """
 
 from __future__ import annotations
@@ -19,19 +23,15 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+import convoy
+
 MAX_SUMMARY = 300  # characters of an exception's message in a one-line summary
 
 
 def version() -> str:
-    """convoy's version, from the installed package's metadata if there is one."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version as installed
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return "unknown"
-    try:
-        return installed("convoy")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
+    """convoy's version: convoy.__version__ (the installed package's, as
+    `convoy --version` says it)."""
+    return convoy.__version__
 
 
 def summary(error: BaseException) -> str:

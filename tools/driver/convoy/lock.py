@@ -42,7 +42,6 @@ FIX = "convoy lock"
 CACHE_DIR = ".convoy/cache/git"  # under the integration repo root
 # The pin that resolution adds to what the manifest declares, per source.
 _RESOLVED_KEY = {"git": "commit", "archive": "sha256"}
-_COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -143,7 +142,7 @@ def pin_problem(pin: Mapping[str, str]) -> Optional[str]:
     checks = {
         "version": version_problem,
         "remote": untrusted.remote_problem,
-        "commit": lambda v: None if _COMMIT.fullmatch(v) else "is not a full commit id (40 lowercase hex digits)",
+        "commit": lambda v: None if untrusted.COMMIT_ID.fullmatch(v) else "is not a full commit id (40 lowercase hex digits)",
         "url": untrusted.url_problem,
         "sha256": lambda v: None if _SHA256.fullmatch(v) else "is not a sha256 (64 lowercase hex digits)",
         "path": untrusted.local_path_problem,

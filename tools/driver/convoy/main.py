@@ -4,20 +4,54 @@ Usage: convoy <command> [--flag=value ...]
 
 Each command is a module in convoy.commands exposing
 `run(args: list[str]) -> int`; flags are absl flags defined at the top of
-that module. A ConvoyError becomes one line per problem on stderr and exit
-status 2; any other exception is a bug and keeps its traceback.
+that module, and only `run` reads them. A ConvoyError (the user's mistake,
+or the world's refusal) becomes one line per problem on stderr and exit
+status 2; so is a git command that fails (a remote that refuses or cannot
+be reached). A closed standard output (`convoy status | head`) ends the
+command quietly with status 141, as SIGPIPE would.
+
+Any other exception is a bug in convoy. Its traceback, convoy's version,
+Python's version and the command line go into a crash log
+(convoy.crashlog), and stderr gets one line that names it, in the words of
+the queue's own crash logs (convoy.queue):
+
+    convoy: internal error (RuntimeError: ...); a bug in convoy, details in <log>
+
+and the exit status is 3. The log is written in the first of these
+directories where that works:
+
+1. `.convoy/logs` of the integration checkout (--repo, else the nearest
+   directory at or above the current one with manifests/manifest.yaml),
+   if there is one;
+2. `$XDG_STATE_HOME/convoy` (an absolute XDG_STATE_HOME), else
+   `~/.local/state/convoy`;
+3. a new private directory (`convoy-crash-*`) in the system's temporary
+   directory.
+
+If none can be written, the line says "no crash log could be written" and
+the traceback follows it. Ctrl-C (KeyboardInterrupt) and SystemExit are not
+bugs and go on as they would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Iterator, Optional
 
 from absl import app
 from absl import flags
 
 import convoy
+from convoy import crashlog
+from convoy import gitutil
 from convoy.errors import ConvoyError
+from convoy.untrusted import printable
 
 # command name -> module under convoy.commands. Commands are added here as
 # they are built; `convoy help` lists them.
@@ -62,14 +96,74 @@ def main(argv: list[str]) -> int:
     if name not in COMMANDS:
         _error(f"unknown command '{name}'; run: convoy help")
         return 2
-    module = importlib.import_module(f"convoy.commands.{COMMANDS[name]}")
     try:
+        module = importlib.import_module(f"convoy.commands.{COMMANDS[name]}")
         # A command may take arguments absl cannot (init: --component repeated).
         args = _parse_flags(getattr(module, "preparse", list)(argv))
         return module.run(args[2:])
     except ConvoyError as e:
         _error(str(e))
         return 2
+    except gitutil.GitError as e:  # a remote that refuses or cannot be reached: the world, not a bug
+        verb = e.command[1] if len(e.command) > 1 else "git"
+        _error(f"git {printable(verb)} failed: {printable(e.detail)}; check the remote, the network and the "
+               "checkout, then run the command again")
+        return 2
+    except BrokenPipeError:  # `convoy status | head`: the reader went away; nothing more to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
+    except Exception as e:  # a bug in convoy: one line, the rest in a crash log
+        return _crashed(e, name, argv)
+
+
+def _crashed(error: Exception, command: str, argv: list[str]) -> int:
+    """Writes the crash log of `error` and names it on stderr in one line; returns 3."""
+    log = None
+    for directory in _crash_log_directories():
+        log = crashlog.write(directory, error, context=f"convoy {command}", argv=argv)
+        if log is not None:
+            break
+    where = f"details in {log}" if log else "no crash log could be written"
+    print(f"convoy: internal error ({crashlog.summary(error)}); a bug in convoy, {where}", file=sys.stderr)
+    if log is None:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    return 3
+
+
+def _crash_log_directories() -> Iterator[Path]:
+    """Where a crash log may go, best first (see the module's docstring)."""
+    logs = _checkout_logs()
+    if logs is not None:
+        yield logs
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    try:
+        state = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    except (RuntimeError, KeyError):  # no home directory
+        state = None
+    if state is not None:
+        yield state / "convoy"
+    try:
+        temporary = Path(tempfile.mkdtemp(prefix="convoy-crash-"))  # made only if it comes to this
+    except OSError:
+        return
+    yield temporary
+
+
+def _checkout_logs() -> Optional[Path]:
+    """`.convoy/logs` of the integration checkout, or None where there is
+    none. Anything that goes wrong here is not the error to report."""
+    try:
+        from convoy.commands import common
+        from convoy.store import state_dir
+
+        try:
+            repo = flags.FLAGS.repo
+        except Exception:  # the flags were not parsed (or not defined) when the crash came
+            repo = None
+        return state_dir(common.checkout(repo)) / "logs"
+    except Exception:
+        return None
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -91,6 +185,8 @@ def _check_flags(argv: list[str]) -> list[str]:
     except ConvoyError as e:
         _error(str(e))
         sys.exit(2)
+    except Exception as e:  # a bug (a command module that does not import): as main's
+        sys.exit(_crashed(e, argv[1] if len(argv) > 1 else "", argv))
     return argv
 
 

@@ -79,7 +79,6 @@ _COMPONENT_NAME_RULE = "a Bazel repository name: a letter, then letters, digits,
 _CONFIGURATION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _CONFIGURATION_NAME_RULE = "a letter, then letters, digits, _ -"
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
-_COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -398,7 +397,7 @@ class _Checker(Checker):
     def source_values(self, spec: Mapping, where: str, values: dict[str, Optional[str]]) -> None:
         """Checks the form of commit, sha256, remote and url; lowercases sha256."""
         checks = (
-            ("commit", _COMMIT.fullmatch, "is not a full commit id (40 lowercase hex digits)",
+            ("commit", untrusted.COMMIT_ID.fullmatch, "is not a full commit id (40 lowercase hex digits)",
              "write the full id, e.g. from git rev-parse <tag>"),
             ("sha256", _SHA256.fullmatch, "is not a sha256 (64 hex digits)",
              "fix it, or remove it to trust the archive as downloaded"),

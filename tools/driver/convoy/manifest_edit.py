@@ -43,9 +43,9 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from convoy.errors import ConvoyError
 from convoy.manifest import Manifest, parse_manifest, version_problem
+from convoy.untrusted import COMMIT_ID
 
 DEFAULT_SHOWN = "manifests/manifest.yaml"
-_COMMIT = re.compile(r"[0-9a-f]{40}")
 _SPACES = re.compile(r" +")
 _URL_SCHEMES = ("http://", "https://", "file://")
 # Keys an archive component does not keep when a bump makes it one.
@@ -132,7 +132,7 @@ def _check_bump(manifest: Manifest, bump: Bump, shown: str) -> None:
     problem = version_problem(bump.version)
     if problem:
         problems.append(f"{problem}; give a version like v1.2.3")
-    if bump.commit is not None and not _COMMIT.fullmatch(bump.commit):
+    if bump.commit is not None and not COMMIT_ID.fullmatch(bump.commit):
         problems.append(
             f"'{bump.commit}' is not a full commit id (40 lowercase hex digits); "
             "give the full id, e.g. from git rev-parse <tag>"

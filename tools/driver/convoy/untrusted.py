@@ -9,6 +9,7 @@ the store or a terminal:
     problem = url_problem(url, ARCHIVE_SCHEMES)
     problem = text_problem(requested_by)        # control characters
     problem = local_path_problem(path)          # inside the integration repository
+    COMMIT_ID.fullmatch(commit)                 # a full commit id (40 lowercase hex digits)
     print(printable(request.requested_by))      # escaped for a terminal
     event_data["url"] = redact_userinfo(url)    # no password in an event
 
@@ -35,6 +36,11 @@ ARCHIVE_SCHEMES = ("https", "http", "file")  # archives, downloaded by Python an
 WEBHOOK_SCHEMES = ("https", "http")
 
 MAX_URL = 4096  # characters; longer is not a remote anyone types
+
+# A full git commit id, as convoy stores and compares it: 40 lowercase hex
+# digits (never an abbreviation, a ref or an option). The manifest, the lock
+# and `convoy submit --commit` check theirs with it.
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 # C0 controls, DEL, C1 controls, and the Unicode controls that reorder or hide
 # text on a terminal (bidi overrides and isolates, zero-width joiners aside).

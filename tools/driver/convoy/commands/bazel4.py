@@ -14,19 +14,26 @@ Bazel it does nothing (and says so).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from convoy import bazel4
 from convoy.commands import common
 
 
 def run(args: list[str]) -> int:
     """Writes the local part of the bazel4 config where Bazel is 4.x; exit 0."""
+    repo = common.FLAGS.repo
     common.no_arguments("bazel4", args)
-    root = common.checkout()
+    for line in configure(common.checkout(repo)):
+        print(line)
+    return 0
+
+
+def configure(root: Path) -> list[str]:
+    """Where the Bazel on PATH is 4.x, writes the bazel4 config's local part
+    into the checkout `root`; returns what was done, a line each."""
     version = bazel4.bazel_version()
     if not bazel4.is_bazel4(version):
-        print(f"Bazel {version or '(none on PATH)'}: the bazel4 config is for Bazel 4.x only; nothing to do")
-        return 0
-    for path in bazel4.write_local_config(root, version):
-        print(f"wrote {bazel4.shown(path, root)}")
-    print(f"Bazel {version}: the bazel4 config is on (.bazelrc.local)")
-    return 0
+        return [f"Bazel {version or '(none on PATH)'}: the bazel4 config is for Bazel 4.x only; nothing to do"]
+    lines = [f"wrote {bazel4.shown(path, root)}" for path in bazel4.write_local_config(root, version)]
+    return [*lines, f"Bazel {version}: the bazel4 config is on (.bazelrc.local)"]

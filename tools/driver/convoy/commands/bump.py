@@ -10,34 +10,43 @@ Nothing is committed. On any error neither file changes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from convoy import fsutil
 from convoy.commands import common
-from convoy.commands.submit import check_bump_flags
+from convoy.commands.submit import BumpArgs, check_bump_args
 from convoy.errors import ConvoyError
 from convoy.lock import LOCK_NAME, lock_manifest, read_lock, write_lock
 from convoy.manifest import load_manifest
 
 
 def run(args: list[str]) -> int:
+    bump_args, repo = BumpArgs.from_flags(), common.FLAGS.repo
+    common.no_arguments("bump", args)
+    check_bump_args(bump_args)  # before looking for the checkout, as submit's checks
+    print(bump(common.checkout(repo), bump_args))
+    return 0
+
+
+def bump(root: Path, args: BumpArgs) -> str:
+    """Bumps the manifest of the checkout `root` as `args` asks and re-locks
+    it (nothing committed); returns what was done, in one line. ConvoyError
+    (one line) if it cannot be done; then neither file changes."""
     from convoy.manifest_edit import Bump, bump_manifest
 
-    common.no_arguments("bump", args)
-    check_bump_flags()
-    root = common.checkout()
+    check_bump_args(args)
     path = common.manifest_path(root)
     shown = common.shown_manifest(root)
     manifest = load_manifest(shown)
-    if common.FLAGS.component not in manifest.components:
-        raise ConvoyError(f"--component={common.FLAGS.component}: no such component in {shown} (known: "
+    if args.component not in manifest.components:
+        raise ConvoyError(f"--component={args.component}: no such component in {shown} (known: "
                           f"{', '.join(sorted(manifest.components))}); fix the name")
     text = path.read_text(encoding="utf-8")
-    bump = Bump(component=common.FLAGS.component, version=common.FLAGS.version, commit=common.FLAGS.commit,
-                configuration=common.FLAGS.configuration, archive_url=common.FLAGS.archive_url,
-                strip_prefix=common.FLAGS.strip_prefix)
-    edited, bumped = bump_manifest(text, bump, shown=shown)
+    edit = Bump(component=args.component, version=args.version, commit=args.commit,
+                configuration=args.configuration, archive_url=args.archive_url, strip_prefix=args.strip_prefix)
+    edited, bumped = bump_manifest(text, edit, shown=shown)
     if edited == text:
-        print(f"{shown} already pins {bump.component} {bump.version}; nothing to do")
-        return 0
+        return f"{shown} already pins {edit.component} {edit.version}; nothing to do"
     lock_path = path.parent / LOCK_NAME
     try:
         previous = read_lock(lock_path)
@@ -46,6 +55,5 @@ def run(args: list[str]) -> int:
     lock = lock_manifest(bumped, root, "manifests/manifest.yaml", previous=previous)
     fsutil.atomic_write(path, edited)
     write_lock(lock_path, lock)
-    scope = f" in {bump.configuration}" if bump.configuration else ""
-    print(f"bumped {bump.component} to {bump.version}{scope}: wrote {shown} and {LOCK_NAME} (not committed)")
-    return 0
+    scope = f" in {edit.configuration}" if edit.configuration else ""
+    return f"bumped {edit.component} to {edit.version}{scope}: wrote {shown} and {LOCK_NAME} (not committed)"

@@ -1,11 +1,14 @@
-"""What the queue commands share: the flags several of them take, finding
-the integration checkout, and reading a request id.
+"""What the commands share: the flags several of them take, finding the
+integration checkout (`checkout`, the one function that does), and reading
+a request id.
 
 Flags are global in absl. These are defined once, here, and shared on
-purpose: `--repo` and `--json` by every queue command; `--component`,
+purpose: `--repo` and `--json` by the queue commands; `--component`,
 `--version`, `--commit`, `--configuration`, `--archive_url` and
 `--strip_prefix` by `convoy submit` and `convoy bump`, where they mean the
-same thing.
+same thing. Only a command's `run(args)` reads them (once, at its top); the
+functions it calls take plain arguments, so that other callers than the
+command line can use them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from absl import flags
 
 from convoy.config import CONFIG_NAME, Config, load_config
 from convoy.errors import ConvoyError
-from convoy.store import MAX_ID, SQLiteStore, has_state, open_store
+from convoy.store import MAX_ID, Store, checkout_store, has_state
 from convoy.untrusted import printable
 
 FLAGS = flags.FLAGS
@@ -37,24 +40,33 @@ flags.DEFINE_string("strip_prefix", None, "The directory inside --archive_url to
 
 MANIFEST = os.path.join("manifests", "manifest.yaml")
 VERSION = re.compile(r"v?\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?")
-COMMIT = re.compile(r"[0-9a-f]{40}")
+NOT_FOUND = ("{manifest} not found in {cwd} or any directory above it; run convoy from the integration checkout "
+             "or pass --repo")
 
 
-def checkout() -> Path:
-    """The integration checkout: --repo, or the nearest directory at or above
-    the current one that has manifests/manifest.yaml."""
-    if FLAGS.repo:
-        root = Path(FLAGS.repo).absolute()
+def checkout(repo: Optional[str], *, manifest: Optional[str] = None, not_found: str = NOT_FOUND) -> Path:
+    """The integration checkout's root. The one place that finds it:
+
+    - `manifest` (a manifest given by path, `convoy lock --manifest`): the
+      parent of its directory, as it is (the manifest is read later);
+    - else `repo` (`--repo`): that directory, which must have
+      manifests/manifest.yaml;
+    - else the nearest directory at or above the current one that has
+      manifests/manifest.yaml; if there is none, ConvoyError with
+      `not_found` (a template of {manifest} and {cwd}), which says what the
+      caller's command takes instead.
+    """
+    if manifest:
+        return Path(manifest).resolve().parent.parent
+    if repo:
+        root = Path(repo).absolute()
         if not (root / MANIFEST).is_file():
-            raise ConvoyError(f"--repo={FLAGS.repo}: {MANIFEST} not found there; pass the integration checkout's root")
+            raise ConvoyError(f"--repo={repo}: {MANIFEST} not found there; pass the integration checkout's root")
         return root
     cwd = Path.cwd()
     root = next((d for d in (cwd, *cwd.parents) if (d / MANIFEST).is_file()), None)
     if root is None:
-        raise ConvoyError(
-            f"{MANIFEST} not found in {cwd} or any directory above it; run convoy from the integration "
-            "checkout or pass --repo"
-        )
+        raise ConvoyError(not_found.format(manifest=MANIFEST, cwd=cwd))
     return root
 
 
@@ -62,10 +74,10 @@ def config(root: Path) -> Config:
     return load_config(root / CONFIG_NAME, shown=_shown(root / CONFIG_NAME))
 
 
-def store(root: Path, *, create: bool = False, readonly: bool = False) -> SQLiteStore:
+def store(root: Path, *, create: bool = False, readonly: bool = False) -> Store:
     """The checkout's store; `readonly` for commands that only look (no
     write lock, nothing created or migrated)."""
-    return open_store(root, create=create, readonly=readonly)
+    return checkout_store(root, create=create, readonly=readonly)
 
 
 def has_store(root: Path) -> bool:

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import flags
 
@@ -97,9 +97,10 @@ def _flow_list(items: Sequence[str]) -> str:
 
 
 def _source_root() -> Path:
-    root = Path(convoy.__file__).resolve().parents[3]
-    if not (root / "examples" / "components").is_dir():
-        raise ConvoyError(f"{root} has no examples/components; run convoy demo from a checkout of convoy")
+    root = convoy.source_checkout()
+    if root is None or not (root / "examples" / "components").is_dir():
+        raise ConvoyError(f"{root or convoy.__file__} has no examples/components; run convoy demo from a checkout "
+                          "of convoy")
     return root
 
 
@@ -171,11 +172,19 @@ def _tags(bare: Path) -> list[tuple[str, str]]:
 
 
 def run(args: list[str]) -> int:
+    workdir = FLAGS.workdir  # read first: the demo's own convoy commands parse the flags anew
     if args:
         raise ConvoyError(f"convoy demo takes no arguments, got: {' '.join(args)}; run: convoy help")
+    return demo(Path(workdir) if workdir else None)
+
+
+def demo(workdir: Optional[Path] = None) -> int:
+    """The day of the sample in `workdir` (made anew; default: demo-work in
+    convoy's checkout), printing as it goes; 0 if every request ended as
+    the story says, else 1."""
     started = time.monotonic()
     source = _source_root()
-    workdir = Path(FLAGS.workdir).absolute() if FLAGS.workdir else source / "demo-work"
+    workdir = workdir.absolute() if workdir else source / "demo-work"
 
     _say(f"== making the sample distributed monolith in {workdir}")
     _fresh(workdir)

@@ -77,38 +77,50 @@ def preparse(argv: Sequence[str]) -> List[str]:
 
 def run(args: list[str]) -> int:
     """Makes the integration repository in DIR; exit 0, or 2 with what is wrong."""
+    components, rules, rules_sha256 = list(_COMPONENTS), FLAGS.rules, FLAGS.rules_sha256
     if len(args) != 1:
         got = f"got: {' '.join(args)}" if args else "got none"
         raise ConvoyError(f"convoy init takes one directory ({got}); for example: convoy init robot-integration")
-    directory = Path(args[0]).absolute()
-    components = [scaffold.ComponentSpec.parse(text) for text in _COMPONENTS]
-    duplicates = sorted({c.name for c in components if [d.name for d in components].count(c.name) > 1})
+    init(args[0], components=components, rules=rules, rules_sha256=rules_sha256)
+    return 0
+
+
+def init(target: str, *, components: Sequence[str] = (), rules: Optional[str] = None,
+         rules_sha256: Optional[str] = None) -> None:
+    """Makes the integration repository in the directory `target` (as the
+    user wrote it: messages show it so), printing what it does.
+    `components` are NAME=REMOTE@VERSION; `rules` and `rules_sha256` are
+    --rules and --rules_sha256 (None: the convoy checkout this runs from).
+    ConvoyError (nothing written) if anything is wrong."""
+    directory = Path(target).absolute()
+    specs = [scaffold.ComponentSpec.parse(text) for text in components]
+    duplicates = sorted({c.name for c in specs if [d.name for d in specs].count(c.name) > 1})
     if duplicates:
         raise ConvoyError(f"--component names {', '.join(duplicates)} more than once; give each component once")
-    rules = scaffold.RulesSource.of(*_rules_flag())
+    source = scaffold.RulesSource.of(*_rules_source(rules, rules_sha256))
     name = scaffold.module_name(directory)
-    files = scaffold.scaffold_files(name, rules, components)
+    files = scaffold.scaffold_files(name, source, specs)
 
     if directory.exists() and not directory.is_dir():
-        raise ConvoyError(f"{args[0]} exists and is not a directory; choose another place")
+        raise ConvoyError(f"{target} exists and is not a directory; choose another place")
     existing = sorted(p for p in [*files, LOCK, f"manifests/{bazelrc.NAME}"] if (directory / p).exists()
                       or (directory / p).is_symlink())
     if existing:
-        raise ConvoyError(f"{args[0]} already has {', '.join(existing)}; convoy init never overwrites a file. "
+        raise ConvoyError(f"{target} already has {', '.join(existing)}; convoy init never overwrites a file. "
                           "Remove them, or choose another directory")
 
     directory.mkdir(parents=True, exist_ok=True)
     lock = None
-    if components:
+    if specs:
         # Resolved before anything is written: a remote that cannot be reached
         # leaves no half-made repository behind.
-        manifest = parse_manifest(files[MANIFEST], shown=os.path.join(args[0], MANIFEST))
+        manifest = parse_manifest(files[MANIFEST], shown=os.path.join(target, MANIFEST))
         lock = lock_manifest(manifest, directory, MANIFEST)
     for relative, text in files.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         fsutil.atomic_write(path, text)
-    print(f"wrote {len(files)} files in {args[0]}: {', '.join(sorted(files))}")
+    print(f"wrote {len(files)} files in {target}: {', '.join(sorted(files))}")
     if lock is not None:
         write_lock(directory / LOCK, lock)
         bazelrc.write_configurations(directory / LOCK, lock)
@@ -122,16 +134,15 @@ def run(args: list[str]) -> int:
         print(f"Bazel {version}: wrote the bazel4 config's local part (.bazelrc.local, .convoy/bazel4/)")
     if not _in_git_work_tree(directory):
         gitutil.run(["init", "--quiet", "--initial-branch=main", "--", str(directory)], cwd=directory)
-        print(f"git init {args[0]} (branch main; nothing committed)")
-    _next_steps(args[0], bool(components))
-    return 0
+        print(f"git init {target} (branch main; nothing committed)")
+    _next_steps(target, bool(specs))
 
 
-def _rules_flag() -> tuple[str, Optional[str]]:
-    if FLAGS.rules:
-        return FLAGS.rules, FLAGS.rules_sha256
-    checkout = Path(convoy.__file__).resolve().parents[2]  # tools/driver/convoy -> the checkout
-    if (checkout / "rules" / "defs.bzl").is_file() and (checkout / "MODULE.bazel").is_file():
+def _rules_source(rules: Optional[str], rules_sha256: Optional[str]) -> tuple[str, Optional[str]]:
+    if rules:
+        return rules, rules_sha256
+    checkout = convoy.source_checkout()
+    if checkout is not None:
         return str(checkout), None
     raise ConvoyError("pass --rules=<convoy-<version>.tar.gz, its URL, or a convoy directory>: this convoy is "
                       "installed, not run from a checkout, so it cannot point at its own rules "

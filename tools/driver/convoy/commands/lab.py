@@ -21,6 +21,7 @@ from typing import Optional
 
 from absl import flags
 
+from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lab import pools
 from convoy.lab.lab import DEFAULT_PORT, DEFAULT_RIGS, Lab, Status, parse_rigs
@@ -42,40 +43,43 @@ flags.DEFINE_string("invocation_id", None, "lab cancel: cancel what this Bazel i
 flags.DEFINE_string("cancel_pool", None, "lab cancel: cancel what is unfinished in this pool.")
 
 ACTIONS = ("up", "down", "status", "cancel")
+# The lab ignores --repo: it is found from the current directory, or given by --lab_dir.
+NO_CHECKOUT = "no integration repository ({manifest}) in {cwd} or above; run convoy there or pass --lab_dir"
 
 
 def run(args: list[str]) -> int:
+    lab_dir, rigs, general_workers, port = FLAGS.lab_dir, FLAGS.rigs, FLAGS.general_workers, FLAGS.lab_port
+    invocation_id, pool = FLAGS.invocation_id, FLAGS.cancel_pool
     if len(args) != 1 or args[0] not in ACTIONS:
         raise ConvoyError(f"usage: convoy lab {'|'.join(ACTIONS)} [flags]; got: {' '.join(args) or 'nothing'}")
-    lab = Lab(_lab_dir(FLAGS.lab_dir))
+    lab = Lab(lab_directory(lab_dir))
     action = args[0]
     if action == "up":
-        return _up(lab)
+        return up(lab, rigs=rigs, general_workers=general_workers, port=port)
     if action == "down":
         stopped = lab.down()
         print(f"lab {lab.dir}: " + (f"stopped {', '.join(stopped)}" if stopped else "nothing was running"))
         return 0
     if action == "cancel":
-        return _cancel(lab)
-    return _print_status(lab.status())
+        return cancel(lab, invocation_id=invocation_id, pool=pool)
+    return print_status(lab.status())
 
 
-def _lab_dir(flag: Optional[str]) -> Path:
-    if flag:
-        return Path(flag)
-    cwd = Path.cwd()
-    root = next((d for d in (cwd, *cwd.parents) if (d / "manifests" / "manifest.yaml").is_file()), None)
-    if root is None:
-        raise ConvoyError(
-            f"no integration repository (manifests/manifest.yaml) in {cwd} or above; run convoy there or pass --lab_dir"
-        )
-    return root / ".convoy" / "lab"
+def lab_directory(lab_dir: Optional[str]) -> Path:
+    """`lab_dir` (--lab_dir), else .convoy/lab of the integration checkout at
+    or above the current directory."""
+    if lab_dir:
+        return Path(lab_dir)
+    return common.checkout(None, not_found=NO_CHECKOUT) / ".convoy" / "lab"
 
 
-def _up(lab: Lab) -> int:
+def up(lab: Lab, *, rigs: Optional[str] = None, general_workers: Optional[int] = None,
+       port: Optional[int] = None) -> int:
+    """Starts (or completes) the lab: `rigs` as pool:count[:board],... (None:
+    the running lab's, else the default); prints where everything is."""
     start = time.monotonic()
-    rigs = parse_rigs(FLAGS.rigs) if FLAGS.rigs is not None else None
-    state = lab.up(rigs, FLAGS.general_workers, FLAGS.lab_port)
+    parsed = parse_rigs(rigs) if rigs is not None else None
+    state = lab.up(parsed, general_workers, port)
     print(f"lab up in {time.monotonic() - start:.1f} s ({lab.dir})")
     print(f"  server    grpc://{state['server']}  instance {pools.DEFAULT_INSTANCE}")
     print(f"  postgres  {state['database']}")
@@ -89,14 +93,16 @@ def _up(lab: Lab) -> int:
     return 0
 
 
-def _cancel(lab: Lab) -> int:
+def cancel(lab: Lab, *, invocation_id: Optional[str] = None, pool: Optional[str] = None) -> int:
+    """Cancels what Bazel invocation `invocation_id` left unfinished, or what
+    is unfinished in `pool`, or (neither) everything unfinished."""
     address = lab.address()
-    if FLAGS.invocation_id and FLAGS.cancel_pool:
+    if invocation_id and pool:
         raise ConvoyError("lab cancel takes --invocation_id or --cancel_pool, not both")
-    if FLAGS.invocation_id:
-        names = pools.cancel_invocation(address, FLAGS.invocation_id)
-    elif FLAGS.cancel_pool:
-        names = pools.cancel_pool(address, FLAGS.cancel_pool)
+    if invocation_id:
+        names = pools.cancel_invocation(address, invocation_id)
+    elif pool:
+        names = pools.cancel_pool(address, pool)
     else:
         names = pools.ask(address, "cancel", "--all")
     print(f"cancelled {len(names)} unfinished operation(s)")
@@ -105,7 +111,7 @@ def _cancel(lab: Lab) -> int:
     return 0
 
 
-def _print_status(status: Status) -> int:
+def print_status(status: Status) -> int:
     if not status.server and not status.workers:
         print("lab: not started (run: convoy lab up)")
         return 1

@@ -30,8 +30,6 @@ from convoy.errors import ConvoyError
 from convoy.lock import FIX, LOCK_NAME, lock_manifest, read_lock, stale_lines, write_lock
 from convoy.manifest import Manifest, load_manifest
 
-DEFAULT_MANIFEST = os.path.join("manifests", "manifest.yaml")
-
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "manifest", None,
@@ -42,7 +40,7 @@ flags.DEFINE_bool("check", False, "Only check, without the network, that the loc
 
 
 @dataclass(frozen=True)
-class _Paths:
+class Paths:
     """Where things are; `manifest` and `lock` are as given or relative to
     the current directory, so that messages show them as the user knows them."""
 
@@ -54,11 +52,19 @@ class _Paths:
 
 def run(args: list[str]) -> int:
     """Writes the lock (exit 0), or with --check compares it (exit 0 or 1)."""
+    repo, manifest, lock_file, check = FLAGS.repo, FLAGS.manifest, FLAGS.lock, FLAGS.check
     if args:
         raise ConvoyError(f"convoy lock takes no arguments, got: {' '.join(args)}; run: convoy help")
-    paths = _find_paths(FLAGS.manifest, FLAGS.lock)
+    return resolve(find_paths(repo, manifest, lock_file), check=check)
+
+
+def resolve(paths: Paths, *, check: bool = False) -> int:
+    """Resolves the manifest at `paths` and writes the lock (and, where
+    .bazelrc imports it, manifests/configurations.bazelrc), printing what it
+    did; returns 0. With `check`, only compares them: 0 if the lock is up
+    to date, else 1."""
     manifest = load_manifest(paths.manifest)
-    if FLAGS.check:
+    if check:
         return _check(paths, manifest)
     lock = lock_manifest(manifest, paths.root, paths.manifest_name)
     for name, pins in sorted(lock.configurations.items()):
@@ -81,7 +87,7 @@ def _imports_configurations(root: Path) -> bool:
         return False
 
 
-def _check(paths: _Paths, manifest: Manifest) -> int:
+def _check(paths: Paths, manifest: Manifest) -> int:
     """Compares the lock with the manifest entry by entry (not only by the
     manifest's digest, which a lock edited by hand keeps)."""
     lock = read_lock(paths.lock)
@@ -95,14 +101,15 @@ def _check(paths: _Paths, manifest: Manifest) -> int:
     return 1
 
 
-def _find_paths(manifest_flag: Optional[str], lock_flag: Optional[str]) -> _Paths:
-    if manifest_flag:
-        manifest = manifest_flag
-        resolved = Path(manifest_flag).resolve()
-        root = resolved.parent.parent
+def find_paths(repo: Optional[str], manifest: Optional[str], lock: Optional[str]) -> Paths:
+    """The paths of `convoy lock --repo --manifest --lock` (None: not given):
+    the checkout is the one --manifest is in, else --repo, else the nearest
+    (common.checkout)."""
+    root = common.checkout(repo, manifest=manifest)
+    if manifest:
+        resolved = Path(manifest).resolve()
     else:
-        root = common.checkout()  # --repo, or the nearest directory with the manifest
-        resolved = root / DEFAULT_MANIFEST
+        resolved = common.manifest_path(root)
         manifest = os.path.relpath(resolved)
-    lock = lock_flag or os.path.join(os.path.dirname(manifest), LOCK_NAME)
-    return _Paths(root=root, manifest=manifest, manifest_name=resolved.relative_to(root).as_posix(), lock=lock)
+    lock = lock or os.path.join(os.path.dirname(manifest), LOCK_NAME)
+    return Paths(root=root, manifest=manifest, manifest_name=resolved.relative_to(root).as_posix(), lock=lock)

@@ -7,7 +7,7 @@
 Prints a line per event (request, stage, task, configuration, elapsed time,
 outcome). Exit status 0 unless the driver itself failed: a rejected
 request is the queue doing its job. Resumes whatever a killed `convoy
-process` left half done (see convoy.processor). Ctrl-C (or SIGTERM) stops
+process` left half done (see convoy.queue). Ctrl-C (or SIGTERM) stops
 the Bazel runs under way; the next `convoy process` runs those tasks again.
 """
 
@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
+from typing import Optional, Sequence
 
 from absl import flags
 
 from convoy.commands import common
 from convoy.errors import ConvoyError
-from convoy.processor import ProcessLock, Processor, StuckError
+from convoy.queue import ProcessLock, QueueContext, StuckError, open_queue
 
 FLAGS = flags.FLAGS
 MAX_POLL_INTERVAL = 86400.0  # seconds
+MODES = ("once", "all", "forever")
 flags.DEFINE_bool("once", False, "Process one request, then stop.")
 flags.DEFINE_bool("all", False, "Process requests until the queue is empty (the default).")
 flags.DEFINE_bool("forever", False, "Keep processing; wait --poll_interval seconds when the queue is empty.")
@@ -32,27 +35,48 @@ flags.DEFINE_float("poll_interval", None, "Seconds between looks at an empty que
 
 
 def run(args: list[str]) -> int:
+    chosen = [name for name in MODES if getattr(FLAGS, name)]
+    poll_interval, repo = FLAGS.poll_interval, FLAGS.repo
     common.no_arguments("process", args)
-    modes = [name for name in ("once", "all", "forever") if getattr(FLAGS, name)]
-    if len(modes) > 1:
-        raise ConvoyError(f"--{' and --'.join(modes)} exclude each other; pass one of --once, --all, --forever")
-    mode = modes[0] if modes else "all"
-    if FLAGS.poll_interval is not None and not 0 < FLAGS.poll_interval <= MAX_POLL_INTERVAL:  # NaN fails too
-        raise ConvoyError(f"--poll_interval={FLAGS.poll_interval:g} must be more than 0 and at most "
+    mode = check_mode(chosen)
+    check_poll_interval(poll_interval)
+    process(common.checkout(repo), mode=mode, poll_interval=poll_interval)
+    return 0
+
+
+def check_mode(chosen: Sequence[str]) -> str:
+    """The one mode of `chosen` (names of MODES), "all" if none; ConvoyError if several."""
+    if len(chosen) > 1:
+        raise ConvoyError(f"--{' and --'.join(chosen)} exclude each other; pass one of --once, --all, --forever")
+    return chosen[0] if chosen else "all"
+
+
+def check_poll_interval(poll_interval: Optional[float]) -> None:
+    if poll_interval is not None and not 0 < poll_interval <= MAX_POLL_INTERVAL:  # NaN fails too
+        raise ConvoyError(f"--poll_interval={poll_interval:g} must be more than 0 and at most "
                           f"{MAX_POLL_INTERVAL:g} seconds; e.g. --poll_interval=10")
-    root = common.checkout()
+
+
+def process(root: Path, *, mode: str = "all", poll_interval: Optional[float] = None) -> int:
+    """Runs the queue of the checkout `root` in `mode` (one of MODES),
+    printing a line per event; returns how many requests it took. Waits
+    `poll_interval` seconds (default: convoy.yaml's) between looks at an
+    empty queue with "forever". One process per checkout (ProcessLock)."""
+    if mode not in MODES:
+        raise ConvoyError(f"{mode!r} is not a mode of convoy process (one of: {', '.join(MODES)})")
+    check_poll_interval(poll_interval)
     config = common.config(root)
-    poll = FLAGS.poll_interval if FLAGS.poll_interval is not None else config.poll_interval
+    poll = poll_interval if poll_interval is not None else config.poll_interval
+    done = 0
     with ProcessLock(root), common.store(root, create=True) as store:
         from convoy.plugins import make_plugins
 
-        processor = Processor(root, config, store, plugins=list(make_plugins(config.plugins, root)))
+        processor = open_queue(QueueContext(root, config, store), plugins=list(make_plugins(config.plugins, root)))
         restore = _handle_signals(processor.stop)
         try:
             processor.start()
             try:
                 processor.recover()
-                done = 0
                 while not processor.stop.is_set():
                     if processor.step() is not None:
                         done += 1
@@ -75,7 +99,7 @@ def run(args: list[str]) -> int:
             raise
         finally:
             restore()
-    return 0
+    return done
 
 
 def _handle_signals(stop: threading.Event):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 from typing import Any
 
 from convoy.commands import common
@@ -17,18 +18,25 @@ from convoy.untrusted import printable as p
 
 
 def run(args: list[str]) -> int:
+    as_json, repo = common.FLAGS.json, common.FLAGS.repo
     request_id = common.request_id("show", args)
-    root = common.checkout()
-    with common.store(root, readonly=True) as store, store.read() as tx:  # no write lock, nothing created
-        request = tx.request(request_id)
-        if request is None:
-            raise common.not_found(request_id)
-        data = describe(tx, request)
-    if common.FLAGS.json:
+    data = show(common.checkout(repo), request_id)
+    if as_json:
         print(json.dumps(data, indent=2))
     else:
         print_text(data)
     return 0
+
+
+def show(root: Path, request_id: int) -> dict[str, Any]:
+    """Request `request_id` of the checkout `root`, described (`describe`);
+    ConvoyError if there is no such request. Read-only: no write lock,
+    nothing created."""
+    with common.store(root, readonly=True) as store, store.read() as tx:
+        request = tx.request(request_id)
+        if request is None:
+            raise common.not_found(request_id)
+        return describe(tx, request)
 
 
 def timings(r: Request) -> dict[str, float]:

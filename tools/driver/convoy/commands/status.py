@@ -10,6 +10,7 @@ created), and escapes every value from it for the terminal.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 from convoy.commands import common
@@ -21,18 +22,31 @@ NOTE_WIDTH = 70
 
 
 def run(args: list[str]) -> int:
+    as_json, repo = common.FLAGS.json, common.FLAGS.repo
     common.no_arguments("status", args)
-    root = common.checkout()
-    rows = []
-    if common.has_store(root):  # read-only: works while convoy process writes, creates nothing
-        with common.store(root, readonly=True) as store, store.read() as tx:
-            rows = [row(tx, r) for r in tx.requests()]
-    if common.FLAGS.json:
+    rows = status(common.checkout(repo))
+    if as_json:
         print(json.dumps(rows, indent=2))
-        return 0
+    else:
+        print_table(rows)
+    return 0
+
+
+def status(root: Path) -> list[dict[str, Any]]:
+    """The queue of the checkout `root`: a row (see `row`) per request, oldest
+    first; none before anything was submitted. Read-only: works while
+    `convoy process` writes, creates nothing."""
+    if not common.has_store(root):
+        return []
+    with common.store(root, readonly=True) as store, store.read() as tx:
+        return [row(tx, r) for r in tx.requests()]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The rows of `status` as the text table."""
     if not rows:
         print("no requests yet; add one with: convoy submit --component=<name> --version=<version>")
-        return 0
+        return
     table = [("ID", "COMPONENT", "VERSION", "STATE", "STAGE", "AGE", "NOTE")]
     for r in rows:  # every value from the state is escaped: a newline or escape in it cannot forge a line
         version = printable(r["version"]) + (f" [{printable(r['configuration'])}]" if r["configuration"] else "")
@@ -44,7 +58,6 @@ def run(args: list[str]) -> int:
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
-    return 0
 
 
 def current_stage(tx: Transaction, request: Request) -> Optional[str]:

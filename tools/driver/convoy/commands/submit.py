@@ -23,19 +23,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Optional
 
 from absl import flags
 
 from convoy import fetch
 from convoy import gitutil
-from convoy import models
+from convoy import requests
 from convoy import untrusted
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lock import remote_has_commit
 from convoy.manifest import Component, Manifest, load_manifest
-from convoy.models import RequestState
+from convoy.models import Request
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("requested_by", None, "Who asks for the bump (default: $USER), e.g. ci@messages.")
@@ -44,14 +46,10 @@ GIT_TIMEOUT = 60.0
 
 
 def run(args: list[str]) -> int:
+    bump, as_json, repo = BumpArgs.from_flags(), FLAGS.json, FLAGS.repo
     common.no_arguments("submit", args)
-    root = common.checkout()
-    manifest = load_manifest(common.shown_manifest(root))
-    fields = validate(root, manifest)
-    with common.store(root, create=True) as store:
-        result = enqueue(store, fields)
-    request, existing, superseded = result
-    if FLAGS.json:
+    request, existing, superseded = submit(common.checkout(repo), bump)
+    if as_json:
         print(json.dumps({"id": request.id, "state": request.state.value, "existing": existing,
                           "superseded": superseded}))
     elif existing:
@@ -67,51 +65,82 @@ def run(args: list[str]) -> int:
     return 0
 
 
+def submit(root: Path, bump: BumpArgs) -> tuple[Request, bool, list[int]]:
+    """Checks `bump` against the checkout `root` (its manifest, the
+    component's remote) and queues it. Returns (the request, whether the
+    same bump was already queued, the ids of the requests it superseded);
+    ConvoyError (one line) if the bump is refused."""
+    manifest = load_manifest(common.shown_manifest(root))
+    submission = validate(root, manifest, bump)
+    with common.store(root, create=True) as store:
+        return enqueue(store, submission)
+
+
 MAX_TEXT = 200  # characters of --requested_by
 
 
-def check_bump_flags() -> None:
-    """Checks the form of the flags `submit` and `bump` share, before anything
+@dataclass(frozen=True)
+class BumpArgs:
+    """What `convoy submit` and `convoy bump` are asked: their shared flags,
+    as given (None: not given). Checked by check_bump_args; the messages
+    name the flags (`--component=...`)."""
+
+    component: Optional[str]
+    version: Optional[str]
+    commit: Optional[str] = None
+    configuration: Optional[str] = None
+    archive_url: Optional[str] = None
+    strip_prefix: Optional[str] = None
+    requested_by: Optional[str] = None
+
+    @classmethod
+    def from_flags(cls) -> BumpArgs:
+        """The parsed absl flags (only a command's run() calls this)."""
+        return cls(**{f.name: getattr(FLAGS, f.name) for f in fields(cls)})
+
+
+def check_bump_args(bump: BumpArgs) -> None:
+    """Checks the form of what `submit` and `bump` are asked, before anything
     reads the manifest or the network; raises ConvoyError (one line)."""
-    if not FLAGS.component:
+    if not bump.component:
         raise ConvoyError("--component is required: the component to bump; for example --component=messages")
-    if not FLAGS.version:
+    if not bump.version:
         raise ConvoyError("--version is required: the component's new version; for example --version=v1.5.0")
-    for flag in ("component", "version", "commit", "configuration", "archive_url", "strip_prefix", "requested_by"):
-        value = getattr(FLAGS, flag)
+    for field in fields(bump):
+        value = getattr(bump, field.name)
         problem = untrusted.text_problem(value) if value is not None else None
         if problem:
-            raise ConvoyError(f"--{flag}={untrusted.printable(value)} {problem}; pass it without them")
-    problem = common.version_problem(FLAGS.version)
+            raise ConvoyError(f"--{field.name}={untrusted.printable(value)} {problem}; pass it without them")
+    problem = common.version_problem(bump.version)
     if problem:
         raise ConvoyError(f"{problem}; fix --version")
-    if FLAGS.commit is not None and not common.COMMIT.fullmatch(FLAGS.commit):
-        raise ConvoyError(f"--commit={FLAGS.commit} is not a commit id (40 lowercase hex digits); pass the full id "
+    if bump.commit is not None and not untrusted.COMMIT_ID.fullmatch(bump.commit):
+        raise ConvoyError(f"--commit={bump.commit} is not a commit id (40 lowercase hex digits); pass the full id "
                           "(git rev-parse <ref>)")
-    if FLAGS.archive_url is not None:
-        problem = untrusted.url_problem(FLAGS.archive_url, untrusted.ARCHIVE_SCHEMES)
+    if bump.archive_url is not None:
+        problem = untrusted.url_problem(bump.archive_url, untrusted.ARCHIVE_SCHEMES)
         if problem:
-            raise ConvoyError(f"--archive_url={FLAGS.archive_url} {problem}; fix it")
-    prefix = FLAGS.strip_prefix
+            raise ConvoyError(f"--archive_url={bump.archive_url} {problem}; fix it")
+    prefix = bump.strip_prefix
     if prefix is not None and (not prefix.strip("/") or prefix.startswith("/") or ".." in prefix.split("/")):
         raise ConvoyError(f"--strip_prefix={prefix} must be a directory inside the archive (relative, no '..'); "
                           "fix it")
-    if FLAGS.requested_by is not None and not (0 < len(FLAGS.requested_by) <= MAX_TEXT):
-        raise ConvoyError(f"--requested_by must be 1 to {MAX_TEXT} characters (got {len(FLAGS.requested_by)}); "
+    if bump.requested_by is not None and not (0 < len(bump.requested_by) <= MAX_TEXT):
+        raise ConvoyError(f"--requested_by must be 1 to {MAX_TEXT} characters (got {len(bump.requested_by)}); "
                           "shorten it, e.g. ci@messages")
 
 
-def validate(root: Path, manifest: Manifest) -> dict:
+def validate(root: Path, manifest: Manifest, bump: BumpArgs) -> requests.Submission:
     """The request's fields, checked; raises ConvoyError (one line) otherwise."""
-    check_bump_flags()
-    name, version = FLAGS.component, FLAGS.version
+    check_bump_args(bump)
+    name, version = bump.component, bump.version
     component = manifest.components.get(name)
     if component is None:
         raise ConvoyError(
             f"--component={name}: no such component in {common.shown_manifest(root)} (known: "
             f"{', '.join(sorted(manifest.components))}); fix the name"
         )
-    configuration = FLAGS.configuration
+    configuration = bump.configuration
     if configuration is not None:
         if configuration not in manifest.configurations:
             raise ConvoyError(
@@ -124,15 +153,15 @@ def validate(root: Path, manifest: Manifest) -> dict:
                 f"--configuration={configuration} does not include {name} (these do: "
                 f"{', '.join(having) or 'none'}); pick one of them or leave --configuration out"
             )
-    commit = FLAGS.commit
-    if FLAGS.strip_prefix is not None and FLAGS.archive_url is None:
+    commit = bump.commit
+    if bump.strip_prefix is not None and bump.archive_url is None:
         raise ConvoyError("--strip_prefix needs --archive_url (it names a directory inside the archive); "
                           "add --archive_url or drop --strip_prefix")
-    archive_url = FLAGS.archive_url
+    archive_url = bump.archive_url
     if archive_url is not None:
         if commit is not None:
             raise ConvoyError("--commit and --archive_url exclude each other (an archive has no commit); drop one")
-        _check_archive(name, archive_url, FLAGS.strip_prefix)
+        _check_archive(name, archive_url, bump.strip_prefix)
     elif component.source == "git":
         commit = _resolve_git(root, component, version, commit)
     elif commit is not None:
@@ -147,11 +176,11 @@ def validate(root: Path, manifest: Manifest) -> dict:
         if not path.is_dir():
             raise ConvoyError(f"component '{name}' is local and {os.path.relpath(path, root)} does not exist; "
                               "create that version's directory or fix --version")
-    return {
-        "component": name, "version": version, "commit": commit, "commit_given": FLAGS.commit is not None,
-        "archive_url": archive_url, "strip_prefix": FLAGS.strip_prefix, "configuration": configuration,
-        "requested_by": FLAGS.requested_by or os.environ.get("USER") or "unknown",
-    }
+    return requests.Submission(
+        component=name, version=version, commit=commit, commit_given=bump.commit is not None,
+        archive_url=archive_url, strip_prefix=bump.strip_prefix, configuration=configuration,
+        requested_by=bump.requested_by or os.environ.get("USER") or "unknown",
+    )
 
 
 def _resolve_git(root: Path, component: Component, version: str, commit) -> str:
@@ -202,27 +231,8 @@ def _check_archive(name: str, url: str, strip_prefix) -> None:
                               "fix --strip_prefix")
 
 
-def enqueue(store, fields: dict):
+def enqueue(store, submission: requests.Submission) -> tuple[Request, bool, list[int]]:
     """Queues the request (or finds the same one queued); supersedes older
     queued requests of the component. Returns (request, existing, superseded ids)."""
     with store.transaction() as tx:
-        queued = tx.requests([RequestState.QUEUED], component=fields["component"])
-        for request in queued:
-            if (request.commit, request.version, request.configuration, request.archive_url) == (
-                    fields["commit"], fields["version"], fields["configuration"], fields["archive_url"]):
-                return request, True, []
-        request = tx.insert_request(**fields)
-        tx.add_event(
-            models.REQUEST_QUEUED, request_id=request.id,
-            data={**{k: fields[k] for k in ("component", "version", "commit", "configuration", "requested_by")},
-                  "archive_url": untrusted.redact_userinfo(fields["archive_url"]) if fields["archive_url"] else None},
-        )
-        superseded = []
-        for old in queued:
-            tx.update_request(old.id, state=RequestState.SUPERSEDED, superseded_by=request.id,
-                              finished_at=request.created_at, detail=f"superseded by #{request.id}")
-            tx.add_event(models.REQUEST_SUPERSEDED, request_id=old.id,
-                         data={"superseded_by": request.id, "component": request.component,
-                               "version": request.version})
-            superseded.append(old.id)
-    return request, False, superseded
+        return requests.queue(tx, submission)

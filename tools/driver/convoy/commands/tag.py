@@ -9,20 +9,25 @@ the tag. Refuses a tip that was never the candidate of a build that passed
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 from convoy import candidate as cand
-from convoy import models
+from convoy import release
+from convoy import requests
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.models import BuildState
-from convoy.processor import push_release_tag, tag_format_of
 
 
 def run(args: list[str]) -> int:
-    from convoy import release
-
+    repo = common.FLAGS.repo
     common.no_arguments("tag", args)
-    root = common.checkout()
+    print(tag(common.checkout(repo), today=datetime.date.today()))
+    return 0
+
+
+def tag(root: Path, *, today: datetime.date) -> str:
+    """Tags the tested tip of the checkout's branch; returns what happened, in one line."""
     config = common.config(root)
     tip = cand.fetch_branch(root, config.remote, config.branch)
     with common.store(root, create=True) as store:
@@ -35,19 +40,13 @@ def run(args: list[str]) -> int:
                 "had it as its candidate); convoy tags only tested commits: submit a request instead"
             )
         tags = cand.remote_tags(root, config.remote)
-        fmt = tag_format_of(root, config)
+        fmt = release.tag_format_of(root, config)
         existing = sorted(n for n, c in tags.items() if c == tip and release.parse_tag(fmt, n) is not None)
         if existing:
-            print(f"{tip[:12]} is already released as {existing[0]}; nothing to do")
-            return 0
+            return f"{tip[:12]} is already released as {existing[0]}; nothing to do"
         with store.transaction():  # the state must take the record before the tag goes out (locked, read-only)
             pass
-        name, notes = push_release_tag(root, config, store, tip, request=request, today=datetime.date.today())
+        name, notes = release.push_release_tag(root, config, store, tip, request=request, today=today)
         with store.transaction() as tx:
-            if not any(r.tag == name for r in tx.releases()):
-                tx.insert_release(request_id=request.id if request else None, build_id=passed[-1].id, tag=name,
-                                  commit=tip, notes=notes)
-            tx.add_event(models.RELEASE_TAGGED, request_id=request.id if request else None, build_id=passed[-1].id,
-                         data={"tag": name, "commit": tip, "notes": notes, "by_hand": True})
-    print(f"tagged {tip[:12]} as {name} and pushed it to {config.remote}")
-    return 0
+            requests.record_release(tx, request, passed[-1], tag=name, commit=tip, notes=notes, by_hand=True)
+    return f"tagged {tip[:12]} as {name} and pushed it to {config.remote}"
