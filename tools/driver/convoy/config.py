@@ -23,29 +23,37 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
          timeout: 10, retries: 3}
 
 `default_config_text()` is a commented convoy.yaml with the defaults (what
-`convoy demo` writes).
+`convoy demo` writes; it is convoy.config_text's). The checker walks the
+document section by section; the value types it checks (numbers, booleans,
+lists, flags, ...) are convoy.config_values'.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from convoy.manifest import tag_format_problem
+from convoy.config_text import default_config_text
+from convoy.config_values import ENV_NAME, MAX_NUMBER, ValueChecker, line_of_item
 from convoy.models import EVENT_TYPES
 from convoy.untrusted import WEBHOOK_SCHEMES, printable, redact_userinfo, url_problem
-from convoy.yamlcheck import Checker, dotted, key_line, kind_of, parse_checked, read_text
+from convoy.versions import tag_format_problem
+from convoy.yamlcheck import key_line, kind_of, parse_checked, read_text
+
+__all__ = [
+    "ALL_EVENTS", "COMMANDS", "CONFIG_NAME", "DEFAULT_STAGES", "DEFAULT_TARGETS", "EVENT_TYPES", "MAX_NUMBER",
+    "PLUGIN_KINDS", "QUEUE_MODES", "Config", "PluginSpec", "StageSpec", "default_config_text", "load_config",
+    "parse_config",
+]
 
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = ("serial",)
 COMMANDS = ("build", "test")
 PLUGIN_KINDS = ("log", "command", "webhook")
 DEFAULT_TARGETS = ("//integration/...",)
-MAX_NUMBER = 1e9  # seconds (31 years) or a count; more overflows timers (threading.TIMEOUT_MAX)
 
 ALL_EVENTS = "*"
 
@@ -62,12 +70,9 @@ _PLUGIN_KEYS = {  # name, type and events first
     "webhook": ("name", "type", "events", "url", "secret_env", "timeout", "retries", "replay"),
 }
 _ALL_PLUGIN_KEYS = tuple(dict.fromkeys(k for keys in _PLUGIN_KEYS.values() for k in keys))
-# Flags convoy sets on every invocation itself; a stage or bazel.flags must not.
-_DRIVER_FLAGS = ("--build_event_json_file", "--output_base", "--repo_env=CONVOY_CONFIGURATION=")
 
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -167,79 +172,6 @@ class Config:
         raise KeyError(name)
 
 
-_DEFAULT_CONFIG_TEXT = """\
-# convoy.yaml: how `convoy process` tests a candidate and where it merges it.
-# Every key is optional; the values below are the defaults. Reference:
-# docs/driver.md. `convoy process` and `convoy tag` load it and name every
-# mistake in it at once; the other commands do not read it.
-
-queue:
-  mode: serial          # one candidate at a time, oldest request first (the only mode so far)
-  poll_interval: 10     # seconds between looks at the queue (convoy process --forever)
-
-parallelism: 2          # task slots: Bazel invocations of one stage run side by side
-
-retries:
-  infrastructure: 2     # an infrastructure error (Bazel crashed or timed out, git
-                        # unreachable) re-queues the request this often, then: error
-
-git:
-  remote: origin        # the integration repository's remote to fetch, push and tag
-  branch: main
-
-# release:
-#   tag_format: "v{year}.{month}.{n}"   # default: release.tag_format of the manifest
-
-bazel:
-  startup_flags: []     # e.g. [--output_user_root=/var/cache/convoy/bazel]
-  flags: []             # added to every invocation, e.g. [--keep_going]
-
-# The construction plan: stages run in order and a failed stage ends the
-# build; a stage's tasks (one per affected configuration) run in parallel.
-stages:
-  - name: build
-    command: build
-    targets: ["//integration/..."]
-  - name: integration
-    command: test
-    tag_filter: convoy-integration
-  - name: configuration
-    command: test
-    tag_filter: convoy-configuration
-  - name: hardware
-    command: test
-    tag_filter: convoy-hardware
-    # flags: [--config=hil]   # run on the remote hardware lab's pools
-    # check_pools: true       # check the pools before the stage starts
-    timeout: 3600             # seconds for one Bazel invocation
-
-# Subscribers to events. A plugin that fails never fails a build; its
-# failure is recorded as a PLUGIN_ERROR event.
-plugins:
-  - name: event-log
-    type: log
-    events: ["*"]
-    path: .convoy/events.jsonl
-    replay: true               # a new plugin starts at the newest event; this one gets the history too
-  # - name: notify
-  #   type: command
-  #   events: [BUILD_FAIL, REQUEST_REJECTED]
-  #   command: [scripts/notify-component]     # gets the event as JSON on stdin
-  # - name: ci
-  #   type: webhook
-  #   events: [RELEASE_TAGGED, REQUEST_REJECTED]
-  #   url: https://ci.example.com/convoy-hook
-  #   secret_env: CONVOY_WEBHOOK_SECRET       # X-Convoy-Signature: sha256=<HMAC of the body>
-  #   timeout: 10
-  #   retries: 3
-"""
-
-
-def default_config_text() -> str:
-    """A commented convoy.yaml with the default stages and an event log
-    plugin (.convoy/events.jsonl); load_config accepts it."""
-    return _DEFAULT_CONFIG_TEXT
-
 
 def load_config(path: str | os.PathLike[str], *, shown: Optional[str] = None) -> Config:
     """Reads, parses and validates the convoy.yaml at `path`.
@@ -261,114 +193,10 @@ def parse_config(text: str, path: str, *, shown: str = CONFIG_NAME) -> Config:
     return parse_checked(text, checker, lambda document: checker.config(document, path))
 
 
-class _ConfigChecker(Checker):
-    """The generic checker of convoy.yamlcheck (duplicate and unknown keys,
-    mappings, strings) plus the value types convoy.yaml has: numbers, booleans, lists."""
-
-    # -- value checks ------------------------------------------------------
-
-    def number(self, parent: Mapping, key: str, where: str, default: float, *, minimum: float = 0.0,
-               integer: bool = False, above: bool = True, maximum: float = MAX_NUMBER) -> Any:
-        """parent[key] if it is a finite number > minimum (>= with
-        above=False) and <= maximum; an int if `integer`. The default when
-        absent or wrong (nan and inf are wrong: a poll interval of nan polls
-        without pause, a timeout of nan never ends)."""
-        if key not in parent:
-            return default
-        value = parent[key]
-        kind = "a whole number" if integer else "a number"
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            self.problem(
-                key_line(parent, key), dotted(where, key), f"must be {kind}, not {kind_of(value)}",
-                f"write it like {key}: {_number_example(default)}",
-            )
-            return default
-        if isinstance(value, float) and not math.isfinite(value):  # (an int is; isfinite(10**400) overflows)
-            self.problem(
-                key_line(parent, key), dotted(where, key), f"must be a finite number, not {value}",
-                f"write it like {key}: {_number_example(default)}",
-            )
-            return default
-        if value < minimum or (above and value == minimum) or value > maximum:
-            bound = f"greater than {minimum:g}" if above else f"at least {minimum:g}"
-            if value > maximum:
-                bound = f"at most {maximum:g}"
-            self.problem(
-                key_line(parent, key), dotted(where, key), f"must be {bound}, not {_number_text(value)}",
-                f"write it like {key}: {_number_example(default)}",
-            )
-            return default
-        return int(value) if integer else float(value)
-
-    def boolean(self, parent: Mapping, key: str, where: str, default: bool) -> bool:
-        if key not in parent:
-            return default
-        value = parent[key]
-        if not isinstance(value, bool):
-            self.problem(
-                key_line(parent, key), dotted(where, key), f"must be true or false, not {kind_of(value)}",
-                f"write {key}: true or {key}: false",
-            )
-            return default
-        return value
-
-    def strings(self, parent: Mapping, key: str, where: str, example: str, *, allow_empty: bool = True,
-                missing_at: Optional[int] = None) -> Optional[tuple[str, ...]]:
-        """parent[key] if it is a list of non-empty strings; reports items
-        that are not, each at its own line. None if absent or not a list."""
-        if key not in parent:
-            if missing_at is not None:
-                self.problem(missing_at, where, f"missing required key '{key}'", f"add it, e.g. {key}: {example}")
-            return None
-        items = parent[key]
-        line = key_line(parent, key)
-        if not isinstance(items, list):
-            self.problem(line, dotted(where, key), f"must be a list, not {kind_of(items)}",
-                         f"write it like {key}: {example}")
-            return None
-        if not items and not allow_empty:
-            self.problem(line, dotted(where, key), "must not be empty", f"write it like {key}: {example}")
-            return None
-        result = []
-        for index, item in enumerate(items):
-            if isinstance(item, str) and item.strip():
-                result.append(item)
-            else:
-                what = "empty strings" if isinstance(item, str) or item is None else kind_of(item)
-                self.problem(_item_line(items, index, line), dotted(where, key),
-                             f"items must be non-empty strings, not {what}",
-                             "put the item in quotes or remove it")
-        return tuple(result)
-
-    def flag_list(self, parent: Mapping, key: str, where: str, example: str) -> tuple[str, ...]:
-        """A list of Bazel flags: each starts with '-'; none that convoy sets itself."""
-        flags = self.strings(parent, key, where, example)
-        if flags is None:
-            return ()
-        items, line = parent[key], key_line(parent, key)
-        for index, flag in enumerate(items):
-            if not isinstance(flag, str) or not flag.strip():
-                continue
-            item_line = _item_line(items, index, line)
-            if not flag.startswith("-"):
-                self.problem(item_line, dotted(where, key), f"'{flag}' is not a flag (flags start with -)",
-                             "write it as --name=value; targets go under a stage's targets:")
-            elif flag.startswith(_DRIVER_FLAGS):
-                self.problem(item_line, dotted(where, key), f"'{flag}' is set by convoy for every invocation",
-                             "remove it")
-        return flags
-
-    def optional_string(self, parent: Mapping, key: str, where: str, example: str) -> Optional[str]:
-        return self.string(parent, key, where, example=example)
-
-    def section(self, document: Mapping, key: str, allowed: tuple[str, ...]) -> Mapping:
-        """document[key] if it is a mapping (its unknown keys reported); {} otherwise."""
-        section = self.mapping(document, key, "")
-        if section is None:
-            return {}
-        self.unknown_keys(section, key, allowed)
-        return section
+class _ConfigChecker(ValueChecker):
+    """Walks convoy.yaml section by section with the value checks of
+    convoy.config_values, collecting (line, message) problems and building
+    the Config from what is valid."""
 
     # -- the document --------------------------------------------------------
 
@@ -422,39 +250,6 @@ class _ConfigChecker(Checker):
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env, plugins=plugins,
         )
 
-    def env_names(self, parent: Mapping, key: str, where: str, example: str) -> tuple[str, ...]:
-        """A list of environment variable names (not values)."""
-        names = self.strings(parent, key, where, example)
-        if names is None:
-            return ()
-        for name in names:
-            if not _ENV_NAME.fullmatch(name):
-                self.problem(key_line(parent, key), dotted(where, key),
-                             f"'{printable(name)}' is not an environment variable name",
-                             f"write it like {key}: {example} (the variable's name, not its value)")
-        return names
-
-    def name_string(self, parent: Mapping, key: str, where: str, default: str, pattern: re.Pattern,
-                    rule: str) -> str:
-        value = self.optional_string(parent, key, where, default)
-        if value is None:
-            return default
-        if not pattern.fullmatch(value):
-            self.problem(key_line(parent, key), dotted(where, key), f"'{value}' is not {rule}",
-                         f"write it like {key}: {default}")
-        return value
-
-    def items(self, document: Mapping, key: str, example: str) -> Optional[list[tuple[int, Any]]]:
-        """(line, item) of the list document[key]; None if absent or mistyped."""
-        if key not in document:
-            return None
-        items = document[key]
-        line = key_line(document, key)
-        if not isinstance(items, list):
-            self.problem(line, key, f"must be a list, not {kind_of(items)}", f"write it as a list of '- {example}'")
-            return None
-        return [(_item_line(items, index, line), item) for index, item in enumerate(items)]
-
     def stages(self, document: Mapping) -> tuple[StageSpec, ...]:
         items = self.items(document, "stages", "name: build")
         if items is None:
@@ -468,21 +263,6 @@ class _ConfigChecker(Checker):
             if stage is not None and not duplicate:
                 stages.append(stage)
         return tuple(stages)
-
-    def named(self, items: list[tuple[int, Any]], where: str, kind: str) -> list[tuple[int, Any, bool]]:
-        """(line, item, whether its `name` repeats an earlier item's: reported)."""
-        first_lines: dict[str, int] = {}
-        result = []
-        for line, spec in items:
-            name = spec.get("name") if isinstance(spec, Mapping) else None
-            duplicate = isinstance(name, str) and name in first_lines
-            if duplicate:
-                self.problem(key_line(spec, "name"), where, f"duplicate {kind} name '{name}' (first at line "
-                             f"{first_lines[name]})", "rename one of them")
-            elif isinstance(name, str):
-                first_lines[name] = key_line(spec, "name")
-            result.append((line, spec, duplicate))
-        return result
 
     def stage(self, spec: Any, line: int) -> Optional[StageSpec]:
         if not isinstance(spec, Mapping):
@@ -569,7 +349,7 @@ class _ConfigChecker(Checker):
                 if "secret_env" not in spec:
                     self.problem(line, where, "a webhook needs secret_env (the environment variable holding its "
                                  "HMAC secret)", "add it, e.g. secret_env: CONVOY_WEBHOOK_SECRET")
-                elif values["secret_env"] is not None and not _ENV_NAME.fullmatch(values["secret_env"]):
+                elif values["secret_env"] is not None and not ENV_NAME.fullmatch(values["secret_env"]):
                     self.problem(key_line(spec, "secret_env"), f"{where}.secret_env",
                                  f"'{values['secret_env']}' is not an environment variable name",
                                  "write a name like CONVOY_WEBHOOK_SECRET (the variable, not the secret)")
@@ -589,7 +369,7 @@ class _ConfigChecker(Checker):
         for index, name in enumerate(items):
             if not isinstance(name, str) or not name.strip():
                 continue
-            item_line = _item_line(items, index, line)
+            item_line = line_of_item(items, index, line)
             if name != ALL_EVENTS and name not in EVENT_TYPES:
                 close = [e for e in EVENT_TYPES if e == name.upper().replace("-", "_")]
                 hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(EVENT_TYPES)}, or \"*\""
@@ -601,22 +381,3 @@ class _ConfigChecker(Checker):
             self.problem(line, f"{where}.events", '"*" already means every event',
                          'write events: ["*"] alone, or list the events you want')
         return names
-
-
-def _item_line(items: Any, index: int, default: int) -> int:
-    """The 1-based line of items[index] in a round-trip list."""
-    try:
-        return items.lc.item(index)[0] + 1
-    except (AttributeError, KeyError, TypeError):
-        return default
-
-
-def _number_example(default: float) -> str:
-    return f"{default:g}"
-
-
-def _number_text(value: float) -> str:
-    """`value` for a message; a huge int (10**400 is no float) by its size."""
-    if isinstance(value, float) or abs(value) < 10**15:
-        return f"{value:g}"
-    return f"a number of {len(str(abs(value)))} digits"

@@ -33,7 +33,8 @@ from convoy import fsutil
 from convoy import gitutil
 from convoy import untrusted
 from convoy.errors import ConvoyError
-from convoy.manifest import SOURCES, Component, Manifest, tag_format_problem, version_problem
+from convoy.manifest import SOURCES, Component, Manifest
+from convoy.versions import tag_format_problem, version_problem
 from convoy.yamlcheck import conflict_marker_line
 
 FORMAT_VERSION = 1

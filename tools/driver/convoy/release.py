@@ -44,9 +44,9 @@ from convoy import gitutil
 from convoy import untrusted
 from convoy.config import Config
 from convoy.errors import ConvoyError, InfraError
-from convoy.manifest import tag_format_problem, tag_format_spec_problem
 from convoy.models import BuildState, Request
 from convoy.store import Store, state_dir
+from convoy.versions import tag_format_problem, tag_format_spec_problem
 
 FIELDS = ("year", "month", "day", "n")
 _HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")

@@ -24,7 +24,9 @@ from absl import flags
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lab import pools
-from convoy.lab.lab import DEFAULT_PORT, DEFAULT_RIGS, Lab, Status, parse_rigs
+from convoy.lab.lab import DEFAULT_PORT, Lab
+from convoy.lab.rigs import DEFAULT_RIGS, parse_rigs
+from convoy.lab.status import Status
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

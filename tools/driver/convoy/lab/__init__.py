@@ -1,10 +1,13 @@
 """The hardware lab: BuildGrid as the remote execution service, rig workers per pool.
 
 Modules that run in the driver's environment (standard library only):
-`lab` (start/stop/status of a local lab), `postgres`, `buildgrid` (server
+`lab` (start/stop of a local lab), `rigs` (its rigs and workers),
+`status` (what `convoy lab status` shows), `postgres`, `buildgrid` (server
 configuration), `procs` (detached processes), `pools` (pool health checks
-and cancellation, for the hardware stage). Modules that run in the lab's
-environment (.venv-lab: grpcio, BuildGrid's protos): `worker` (the bot),
+and cancellation), `stage` (the hardware stage's side of them: the pools a
+stage needs, by `bazel query`, and the invocation id/cancel around a task). Modules that run in the lab's
+environment (.venv-lab: grpcio, BuildGrid's protos): `worker` (the bot's session),
+`worker_run` (one lease's action), `worker_state` (its records and state file),
 `cas` (CAS client), `service` (questions to the server). `guard` runs each
 action's command with the action's own Python-free environment.
 """

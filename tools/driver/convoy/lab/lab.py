@@ -21,99 +21,38 @@ harmless and brings back a part that died (a killed server comes back on the
 same port and database, and Bazel's retries reach it). `down` cancels the
 operations still queued, stops the workers (they kill what they run), the
 rigs, the server and PostgreSQL.
+
+This module is the `Lab`: its state file, PostgreSQL and the server, `up`
+(which waits until the server knows every worker) and `down`. The rigs and
+workers it starts, and `--rigs`, are convoy.lab.rigs' (`RigsAndWorkers`);
+`status()` and `worker_state()` are convoy.lab.status' (`LabStatus`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from convoy.bazel import bazel_environment
 from convoy.errors import ConvoyError
 from convoy.fsutil import atomic_write
 from convoy.lab import buildgrid, pools, postgres, procs
+from convoy.lab.rigs import DEFAULT_RIGS, GENERAL_POOL, RigSpec, RigsAndWorkers, format_rigs, parse_rigs
+from convoy.lab.status import LabStatus, Status, WorkerView
+
+__all__ = [
+    "DEFAULT_PORT", "DEFAULT_RIGS", "GENERAL_POOL", "INSTANCE", "START_TIMEOUT", "Lab", "RigSpec", "Status",
+    "WorkerView", "format_rigs", "parse_rigs",
+]
 
 INSTANCE = "convoy"
-GENERAL_POOL = "default"
 DEFAULT_PORT = 50051
-DEFAULT_RIGS = "rover-rigs:1,drone-rigs:1"
-BOARD_SUFFIX = "-rigs"
 START_TIMEOUT = 90.0
 
 
-@dataclasses.dataclass(frozen=True)
-class RigSpec:
-    """`count` simulated rigs of `board` in `pool`."""
-
-    pool: str
-    count: int
-    board: str
-
-    def names(self) -> List[str]:
-        return [f"{self.pool}-{i}" for i in range(1, self.count + 1)]
-
-
-def parse_rigs(text: str) -> List[RigSpec]:
-    """Parses pool:count[:board],... (board defaults to the pool's name without -rigs)."""
-    specs: List[RigSpec] = []
-    problems: List[str] = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        parts = item.split(":")
-        pool = parts[0]
-        board = parts[2] if len(parts) > 2 else (pool[: -len(BOARD_SUFFIX)] if pool.endswith(BOARD_SUFFIX) else pool)
-        if len(parts) not in (2, 3) or not parts[1].isdigit() or not pool or not board:
-            problems.append(f"--rigs: {item!r} is not pool:count[:board], e.g. rover-rigs:2 or lab-a:1:drone")
-            continue
-        if pool == GENERAL_POOL:
-            problems.append(f"--rigs: pool {GENERAL_POOL!r} is the general workers' pool; name the rig pool otherwise")
-            continue
-        if any(s.pool == pool for s in specs):
-            problems.append(f"--rigs: pool {pool} is given twice")
-            continue
-        if not all(c.isalnum() or c in "-_." for c in pool):
-            problems.append(f"--rigs: pool {pool!r} may have letters, digits, '-', '_' and '.' only")
-            continue
-        specs.append(RigSpec(pool=pool, count=int(parts[1]), board=board))
-    if problems:
-        raise ConvoyError(*problems)
-    return specs
-
-
-def format_rigs(specs: List[RigSpec]) -> str:
-    return ",".join(f"{s.pool}:{s.count}:{s.board}" for s in specs)
-
-
-@dataclasses.dataclass
-class WorkerView:
-    """One worker in `lab status`: what the lab started, what the worker says, what the server says."""
-
-    name: str
-    pool: str
-    rig: str
-    board: str
-    running: bool
-    state: Dict[str, Any]
-    server_status: str
-
-
-@dataclasses.dataclass
-class Status:
-    up: bool
-    server: str
-    server_running: bool
-    postgres: str
-    postgres_running: bool
-    workers: List[WorkerView]
-    problems: List[str]
-
-
-class Lab:
+class Lab(RigsAndWorkers, LabStatus):
     """The lab whose state lives in `directory`."""
 
     def __init__(self, directory: Path, python: Optional[Path] = None, code_root: Path = pools.CODE_ROOT) -> None:
@@ -144,15 +83,10 @@ class Lab:
         return pools.LabAddress(server=server, instance=INSTANCE, python=self.python)
 
     # --- markers: what /proc/<pid>/cmdline of each process contains -------------
+    # (the rigs' and the workers' are convoy.lab.rigs')
 
     def _server_marker(self) -> str:
         return str(self.config_file)
-
-    def _rig_marker(self, name: str) -> str:
-        return f"--name={name} --state_dir={self.dir}"
-
-    def _worker_marker(self, name: str) -> str:
-        return f"--worker={name} --state_dir={self.dir}"
 
     # --- up ---------------------------------------------------------------------
 
@@ -245,76 +179,6 @@ class Lab:
                 raise ConvoyError(f"BuildGrid did not answer on {state['server']} within {START_TIMEOUT:g} s; see {log}")
             time.sleep(0.3)
 
-    def _rigs(self, state: Dict[str, Any], rigs: List[RigSpec]) -> set:
-        wanted = set()
-        sim = self.code_root / "examples" / "rig" / "rig_sim.py"
-        ports = state.setdefault("rig_ports", {})
-        for spec in rigs:
-            for name in spec.names():
-                key = f"rig:{name}"
-                wanted.add(key)
-                entry = state["processes"].get(key)
-                if entry and procs.alive(entry["pid"], self._rig_marker(name)) and entry.get("board") == spec.board:
-                    continue
-                if entry:
-                    self._stop_process(state, key)
-                port = ports.get(name)
-                if not port or procs.port_open("127.0.0.1", port):
-                    port = procs.free_port()
-                argv = [
-                    sys.executable, "-c", _RIG_LAUNCHER, str(sim), "--board", spec.board, "--port", str(port),
-                    f"--name={name}", f"--state_dir={self.dir}",
-                ]
-                pid = procs.start(argv, self.logs / f"{name}.rig.log")
-                ports[name] = port
-                state["processes"][key] = {
-                    "pid": pid, "marker": self._rig_marker(name), "pool": spec.pool, "board": spec.board,
-                    "address": f"127.0.0.1:{port}",
-                }
-                marker = self._rig_marker(name)
-                if not procs.wait_for(lambda: procs.port_open("127.0.0.1", port) or not procs.alive(pid, marker), 20):
-                    raise ConvoyError(f"simulated rig {name} did not start: {self._log_tail(f'{name}.rig.log')}")
-                if not procs.alive(pid, marker):
-                    raise ConvoyError(f"simulated rig {name} ({spec.board}) exited: {self._log_tail(f'{name}.rig.log')}")
-        return wanted
-
-    def _worker_env(self) -> Dict[str, str]:
-        # A worker runs other people's test actions: it gets no secret of the driver's environment.
-        env = {k: v for k, v in bazel_environment(os.environ).items() if not k.startswith("PYTHON")}
-        env["PYTHONPATH"] = str(self.code_root / "tools" / "driver")
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
-    def _workers(self, state: Dict[str, Any], rigs: List[RigSpec], general: int) -> set:
-        wanted = set()
-        plan = []
-        for spec in rigs:
-            for name in spec.names():
-                plan.append((name, spec.pool, state["processes"][f"rig:{name}"]["address"]))
-        for i in range(1, general + 1):
-            plan.append((f"general-{i}", GENERAL_POOL, ""))
-        for name, pool, rig in plan:
-            key = f"worker:{name}"
-            wanted.add(key)
-            entry = state["processes"].get(key)
-            same = entry and entry.get("server") == state["server"] and entry.get("rig") == rig
-            if same and procs.alive(entry["pid"], self._worker_marker(name)):
-                continue
-            if entry:
-                self._stop_process(state, key)
-            argv = [
-                str(self.python), "-m", "convoy.lab.worker", f"--worker={name}", f"--state_dir={self.dir}",
-                f"--server={state['server']}", f"--instance={INSTANCE}", f"--pool={pool}",
-                f"--general_pool={GENERAL_POOL}",
-            ]
-            if rig:
-                argv.append(f"--rig={rig}")
-            pid = procs.start(argv, self.logs / f"{name}.log", env=self._worker_env(), cwd=self.dir)
-            state["processes"][key] = {
-                "pid": pid, "marker": self._worker_marker(name), "pool": pool, "rig": rig, "server": state["server"],
-            }
-        return wanted
-
     def _wait_registered(self, state: Dict[str, Any], rigs: List[RigSpec], general: int) -> None:
         """Waits until the server knows every worker (rig workers healthy: their rig answered)."""
         expected = {f"{s.pool}/{n}" for s in rigs for n in s.names()}
@@ -371,74 +235,9 @@ class Lab:
             procs.kill_group(status.get("pgid"))
         return was_running
 
-    # --- status -------------------------------------------------------------------
-
-    def worker_state(self, name: str) -> Dict[str, Any]:
-        try:
-            return json.loads((self.dir / "workers" / f"{name}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-
-    def status(self) -> Status:
-        state = self.state()
-        processes = state.get("processes", {})
-        problems: List[str] = []
-        server = processes.get("server")
-        server_running = bool(server) and procs.alive(server["pid"], server["marker"])
-        port = state.get("postgres_port")
-        pg_running = bool(port) and postgres.Cluster(self.dir / "pg", port).running()
-        registered: Dict[str, pools.Bot] = {}
-        if server_running:
-            try:
-                registered = {f"{b.pool}/{b.name}": b for b in pools.bots(self.address(state))}
-            except ConvoyError as e:
-                problems.append(str(e))
-        workers = []
-        for key, entry in sorted(processes.items()):
-            if not key.startswith("worker:"):
-                continue
-            name = key[len("worker:"):]
-            rig = next((e for k, e in processes.items() if k == f"rig:{name}"), None)
-            bot = registered.get(f"{entry['pool']}/{name}")
-            if bot is None:
-                server_status = "not registered"
-            elif bot.status == "OK" and not bot.healthy:
-                server_status = "EXPIRED"  # OK, but the session has not been renewed in time
-            else:
-                server_status = bot.status
-            workers.append(
-                WorkerView(
-                    name=name,
-                    pool=entry["pool"],
-                    rig=entry.get("rig", ""),
-                    board=rig["board"] if rig else "",
-                    running=procs.alive(entry["pid"], entry["marker"]),
-                    state=self.worker_state(name),
-                    server_status=server_status,
-                )
-            )
-        return Status(
-            up=server_running and pg_running and all(w.running for w in workers),
-            server=state.get("server", ""),
-            server_running=server_running,
-            postgres=f"127.0.0.1:{port}" if port else "",
-            postgres_running=pg_running,
-            workers=workers,
-            problems=problems,
-        )
-
     def _log_tail(self, name: str, lines: int = 3) -> str:
         try:
             text = (self.logs / name).read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
             return f"no log {self.logs / name}"
         return " | ".join(text[-lines:]) + f" (see {self.logs / name})"
-
-
-# Runs rig_sim.py as __main__ with the arguments it knows; the lab's own
-# --name/--state_dir only mark the process so that `down` finds it again.
-_RIG_LAUNCHER = (
-    "import runpy, sys; sim = sys.argv[1]; "
-    "sys.argv = [sim] + [a for a in sys.argv[2:] if not a.startswith(('--name=', '--state_dir='))]; "
-    "runpy.run_path(sim, run_name='__main__')"
-)

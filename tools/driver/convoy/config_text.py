@@ -1,0 +1,83 @@
+"""The commented convoy.yaml that `convoy demo` and `convoy init` write: every default, spelled out.
+
+    Path("convoy.yaml").write_text(default_config_text())
+
+convoy.config's load_config accepts it and gives the defaults of its
+Config, with one plugin more (the event log, .convoy/events.jsonl); a test
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+_DEFAULT_CONFIG_TEXT = """\
+# convoy.yaml: how `convoy process` tests a candidate and where it merges it.
+# Every key is optional; the values below are the defaults. Reference:
+# docs/driver.md. `convoy process` and `convoy tag` load it and name every
+# mistake in it at once; the other commands do not read it.
+
+queue:
+  mode: serial          # one candidate at a time, oldest request first (the only mode so far)
+  poll_interval: 10     # seconds between looks at the queue (convoy process --forever)
+
+parallelism: 2          # task slots: Bazel invocations of one stage run side by side
+
+retries:
+  infrastructure: 2     # an infrastructure error (Bazel crashed or timed out, git
+                        # unreachable) re-queues the request this often, then: error
+
+git:
+  remote: origin        # the integration repository's remote to fetch, push and tag
+  branch: main
+
+# release:
+#   tag_format: "v{year}.{month}.{n}"   # default: release.tag_format of the manifest
+
+bazel:
+  startup_flags: []     # e.g. [--output_user_root=/var/cache/convoy/bazel]
+  flags: []             # added to every invocation, e.g. [--keep_going]
+
+# The construction plan: stages run in order and a failed stage ends the
+# build; a stage's tasks (one per affected configuration) run in parallel.
+stages:
+  - name: build
+    command: build
+    targets: ["//integration/..."]
+  - name: integration
+    command: test
+    tag_filter: convoy-integration
+  - name: configuration
+    command: test
+    tag_filter: convoy-configuration
+  - name: hardware
+    command: test
+    tag_filter: convoy-hardware
+    # flags: [--config=hil]   # run on the remote hardware lab's pools
+    # check_pools: true       # check the pools before the stage starts
+    timeout: 3600             # seconds for one Bazel invocation
+
+# Subscribers to events. A plugin that fails never fails a build; its
+# failure is recorded as a PLUGIN_ERROR event.
+plugins:
+  - name: event-log
+    type: log
+    events: ["*"]
+    path: .convoy/events.jsonl
+    replay: true               # a new plugin starts at the newest event; this one gets the history too
+  # - name: notify
+  #   type: command
+  #   events: [BUILD_FAIL, REQUEST_REJECTED]
+  #   command: [scripts/notify-component]     # gets the event as JSON on stdin
+  # - name: ci
+  #   type: webhook
+  #   events: [RELEASE_TAGGED, REQUEST_REJECTED]
+  #   url: https://ci.example.com/convoy-hook
+  #   secret_env: CONVOY_WEBHOOK_SECRET       # X-Convoy-Signature: sha256=<HMAC of the body>
+  #   timeout: 10
+  #   retries: 3
+"""
+
+
+def default_config_text() -> str:
+    """A commented convoy.yaml with the default stages and an event log
+    plugin (.convoy/events.jsonl); load_config accepts it."""
+    return _DEFAULT_CONFIG_TEXT
