@@ -11,48 +11,25 @@
   wheel fails here or in the commands run with it.
 - `rules_release` (session): `scripts/release-rules` into a temporary
   directory: the archive, its sha256, integrity and file:// URL.
+
+What the tests import (run, shown, pins, installed_env): tests/support/adoption.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from e2e.conftest import OUTPUT_USER_ROOT  # the Bazel output user root every e2e test shares
+from tests.support import REPO
+from tests.support.adoption import VENV_PYTHON, WHEELHOUSE, pins, run, shown
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = Path(sys.executable)
-WHEELHOUSE = OUTPUT_USER_ROOT.parent / "wheels"  # ~/.cache/convoy/wheels
 # What a driver build needs from the checkout.
 SOURCES = ("pyproject.toml", "README.md", "tools/driver/convoy")
-
-
-def run(cmd, *, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
-    """Runs `cmd`, output captured as text; the caller asserts on returncode."""
-    return subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def shown(proc: subprocess.CompletedProcess) -> str:
-    return f"$ {' '.join(proc.args)}\n(exit {proc.returncode})\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
-
-
-def pins(path: Path = REPO / "requirements.txt") -> dict[str, str]:
-    """name (lowercase) -> exact version, from a requirements file."""
-    found = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            found[name.strip().lower()] = version.strip()
-    return found
 
 
 @dataclass(frozen=True)
@@ -150,12 +127,3 @@ def rules_release(tmp_path_factory) -> Release:
     info = json.loads(made.stdout)
     return Release(Path(info["path"]), info["sha256"], info["integrity"], info["url"], info["strip_prefix"],
                    made.stdout)
-
-
-def installed_env(**extra: str) -> dict[str, str]:
-    """The environment for the installed convoy: this one, without the checkout's venv on PATH."""
-    env = dict(os.environ, **extra)
-    venv_bin = str(VENV_PYTHON.parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    env.pop("PYTHONPATH", None)
-    return env

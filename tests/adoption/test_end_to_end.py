@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e.conftest import OUTPUT_USER_ROOT, Bazel
+from tests.support.adoption import installed_env, run, shown
+from tests.support.bazel import OUTPUT_USER_ROOT, Bazel
 
-from .conftest import installed_env, run, shown
-
-pytestmark = pytest.mark.bazel
+pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
 DISK_CACHE = OUTPUT_USER_ROOT.parent / "disk-cache"
 

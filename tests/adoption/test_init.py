@@ -15,7 +15,7 @@ import pytest
 from convoy import bazel4, scaffold
 from convoy.manifest import load_manifest
 
-from .conftest import REPO
+from tests.support import REPO
 
 BUILDIFIER = REPO / ".tools" / "node_modules" / ".bin" / "buildifier"
 SCAFFOLD = [

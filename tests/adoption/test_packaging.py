@@ -23,7 +23,8 @@ import pytest
 
 from convoy import main as convoy_main
 
-from .conftest import REPO, pins, run, shown, installed_env
+from tests.support import REPO
+from tests.support.adoption import installed_env, pins, run, shown
 
 try:  # Python >= 3.11
     import tomllib

@@ -93,29 +93,38 @@ def test_submit_validates_and_queues_without_flags(unparsed, checkout, git_repo)
     assert (again[0].id, again[1], again[2]) == (1, True, [])
 
 
-def test_bump_checks_say_the_flags_names(unparsed, checkout):
+# `{manifest}` stands for the checkout's manifest, `{remote}` for the messages component's remote.
+BUMP_CHECKS = {
+    "no-component": (dict(component=None),
+                     "--component is required: the component to bump; for example --component=messages"),
+    "bad-version": (dict(version="1.1"), "--version=1.1 is not a version (expected v1.2.3 or v1.2.3-rc.1: v, then "
+                                         "MAJOR.MINOR.PATCH, then an optional -prerelease); fix --version"),
+    "short-commit": (dict(commit="abc"), "--commit=abc is not a commit id (40 lowercase hex digits); pass the full id "
+                                         "(git rev-parse <ref>)"),
+    "control-characters": (dict(requested_by="ci\n"),
+                           "--requested_by=ci\\n contains control characters (\\n); pass it without them"),
+    "unknown-component": (dict(component="nope"),
+                          "--component=nope: no such component in {manifest} (known: messages); fix the name"),
+    "unknown-configuration": (dict(configuration="boat"), "--configuration=boat: no such configuration (known: drone, "
+                                                          "rover); fix the name or leave it out for all of them"),
+    "version-not-on-remote": (dict(version="v9.9.9"), "component 'messages': version v9.9.9 is neither a tag nor a "
+                                                      "branch of {remote}; push the tag first, or fix --version"),
+}
+
+
+@pytest.mark.parametrize("fields, message", BUMP_CHECKS.values(), ids=BUMP_CHECKS.keys())
+def test_bump_checks_say_the_flags_names(unparsed, checkout, fields, message):
     manifest = load_manifest(str(checkout / "manifests" / "manifest.yaml"))
-    cases = [
-        (_args(component=None), "--component is required: the component to bump; for example --component=messages"),
-        (_args(version="1.1"), "--version=1.1 is not a version (expected v1.2.3 or v1.2.3-rc.1: v, then "
-                               "MAJOR.MINOR.PATCH, then an optional -prerelease); fix --version"),
-        (_args(commit="abc"), "--commit=abc is not a commit id (40 lowercase hex digits); pass the full id "
-                              "(git rev-parse <ref>)"),
-        (_args(requested_by="ci\n"), "--requested_by=ci\\n contains control characters (\\n); pass it without them"),
-        (_args(component="nope"), "--component=nope: no such component in "
-                                  f"{checkout / 'manifests' / 'manifest.yaml'} (known: messages); fix the name"),
-        (_args(configuration="boat"), "--configuration=boat: no such configuration (known: drone, rover); fix the "
-                                      "name or leave it out for all of them"),
-        (_args(version="v9.9.9"), f"component 'messages': version v9.9.9 is neither a tag nor a branch of "
-                                  f"{manifest.components['messages'].remote}; push the tag first, or fix --version"),
-    ]
-    for args, message in cases:
-        with pytest.raises(ConvoyError) as info:
-            submit_command.validate(checkout, manifest, args)
-        assert str(info.value) == message
+    with pytest.raises(ConvoyError) as info:
+        submit_command.validate(checkout, manifest, _args(**fields))
+    assert str(info.value) == message.replace("{manifest}", str(checkout / "manifests" / "manifest.yaml")).replace(
+        "{remote}", manifest.components["messages"].remote)
+
+
+def test_convoy_bump_makes_the_same_checks(unparsed, checkout):
     with pytest.raises(ConvoyError) as info:
         bump_command.bump(checkout, _args(component=None))  # convoy bump: the same checks
-    assert str(info.value) == cases[0][1]
+    assert str(info.value) == BUMP_CHECKS["no-component"][1]
 
 
 def test_status_show_cancel_retry_and_events_without_flags(unparsed, checkout):

@@ -8,33 +8,30 @@
   package of hardware tests made for these tests (each says which rig it is
   on, writes an undeclared output, and can wait at a barrier or a gate).
 - `hil`: runs the real Bazel there with --config=hil against the lab.
-- `records`: reads the workers' records of what they ran.
+- the workers' records of what they ran: `lab.records()`.
 
 A test that breaks the lab (stops a rig, kills a worker or the server)
-repairs it before it ends (`lab_up()`, which restarts what died), so that the
-next test finds the lab whole.
+repairs it before it ends (`lab.up()`, which restarts what died), so that the
+next test finds the lab whole. What the tests import about the lab
+(LabHandle, wait_for, ends, stop_rig, resume_rig): tests/support/lab.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import shutil
 import signal
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Iterator
 
 import pytest
-from absl import flags
 
-from convoy import main as convoy_main
-from convoy.lab import pools
 from convoy.lab.lab import Lab
 
-from e2e.conftest import OUTPUT_USER_ROOT, REPO, Bazel, Result, make_workspace
+from tests.support import REPO
+from tests.support.bazel import OUTPUT_USER_ROOT, Bazel, Result, make_workspace
+from tests.support.lab import LabHandle, run_convoy
 
 RIGS = "rover-rigs:2,drone-rigs:1"
 BAZEL_TIMEOUT = 300  # s: a run that hangs fails the test instead of the session
@@ -129,54 +126,6 @@ if __name__ == "__main__":
 '''
 
 
-@dataclasses.dataclass
-class LabHandle:
-    """The session's lab: its directory, state and address."""
-
-    lab: Lab
-    port: int
-
-    @property
-    def address(self) -> pools.LabAddress:
-        return self.lab.address()
-
-    def pid(self, key: str) -> int:
-        return self.lab.state()["processes"][key]["pid"]
-
-    def up(self) -> None:
-        """convoy lab up again: restarts whatever died (as an operator would)."""
-        assert _convoy("lab", "up", f"--lab_dir={self.lab.dir}") == 0
-
-    def bots(self) -> Dict[str, pools.Bot]:
-        return {b.name: b for b in pools.bots(self.address)}
-
-    def wait_bot(self, name: str, healthy: bool, timeout: float = 60) -> None:
-        """Waits until the server sees worker `name` healthy (or not)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            bot = self.bots().get(name)
-            if bot is not None and bot.healthy == healthy:
-                return
-            assert time.monotonic() < deadline, f"worker {name} never became {'healthy' if healthy else 'unhealthy'}: {bot}"
-            time.sleep(0.2)
-
-    def records(self) -> List[dict]:
-        path = self.lab.dir / "records.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def records_since(self, mark: int) -> List[dict]:
-        return self.records()[mark:]
-
-
-def _convoy(*args: str) -> int:
-    try:
-        return convoy_main.main(["convoy", *args])
-    finally:
-        flags.FLAGS.unparse_flags()
-
-
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabHandle]:
     """A lab for the session, stopped (and its directory removed) at the end."""
@@ -188,7 +137,8 @@ def lab() -> Iterator[LabHandle]:
     os.chmod(directory, 0o755)
     handle = LabHandle(Lab(directory / "lab"), port=0)
     try:
-        code = _convoy("lab", "up", f"--lab_dir={handle.lab.dir}", "--lab_port=0", f"--rigs={RIGS}", "--general_workers=1")
+        code = run_convoy("lab", "up", f"--lab_dir={handle.lab.dir}", "--lab_port=0", f"--rigs={RIGS}",
+                          "--general_workers=1")
         assert code == 0, "convoy lab up failed"
         handle.port = int(handle.lab.state()["server"].rpartition(":")[2])
         yield handle
@@ -200,7 +150,7 @@ def lab() -> Iterator[LabHandle]:
                 except OSError:
                     pass
         try:
-            _convoy("lab", "down", f"--lab_dir={handle.lab.dir}")
+            run_convoy("lab", "down", f"--lab_dir={handle.lab.dir}")
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -248,18 +198,3 @@ def hil(lab: LabHandle, hil_workspace: Path) -> Callable[..., Result]:
         "HOME": str(OUTPUT_USER_ROOT.parent),
     }
     return run
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
-    """Polls `predicate` until it returns something true; fails the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(interval)
-
-
-def ends(records: List[dict], target: Optional[str] = None) -> List[dict]:
-    return [r for r in records if r["event"] == "end" and (target is None or r["target"] == target)]

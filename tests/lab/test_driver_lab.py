@@ -3,15 +3,15 @@ convoy.yaml whose hardware stage runs `--config=hil` against the session's
 lab (tests/lab/conftest.py) and has `check_pools: true`.
 
 One integration repository for the module (real git, the real Bazel, made
-by tests/driver_e2e/conftest.py's fixtures), with the hardware stage only:
-the other stages do not touch the lab and are tested elsewhere. What ran
-where is read from the workers' records and the server's operations, not
-from Bazel's output.
+by the `make_integration` fixture of tests/conftest.py), with the hardware
+stage only: the other stages do not touch the lab and are tested elsewhere.
+What ran where is read from the workers' records and the server's
+operations, not from Bazel's output. (convoy.lab.stage without a lab:
+test_stage.py.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import signal
@@ -24,18 +24,12 @@ import pytest
 from convoy import models
 from convoy.lab import pools
 from convoy.models import RequestState
-from convoy.lab.stage import lab_address, lab_invocation
 
-# The integration repository fixtures of the driver's end-to-end tests (imported: they are fixtures here too).
-from driver_e2e.conftest import (  # noqa: F401
-    CONVOY, Integration, component_repos, config_text, examples_dir, make_integration,
-)
-from driver_e2e.test_recovery import assert_merged_once
+from tests.support.integration import CONVOY, Integration, config_text
+from tests.support.lab import LabHandle, ends, resume_rig, stop_rig, wait_for
+from tests.support.queue import assert_merged_once
 
-from .conftest import LabHandle, ends, wait_for
-from .test_lab import _resume_rig, _stop_rig
-
-pytestmark = pytest.mark.bazel
+pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
 TEST = "//integration:flash_and_drive_test"
 POOL = {"rover": "rover-rigs", "drone": "drone-rigs"}
@@ -53,7 +47,7 @@ stages:
 
 
 @pytest.fixture(scope="module")
-def line(lab: LabHandle, make_integration) -> Integration:  # noqa: F811
+def line(lab: LabHandle, make_integration) -> Integration:
     return make_integration("hil-driver", config_text(stages=HARDWARE_STAGE.format(port=lab.port)))
 
 
@@ -83,38 +77,6 @@ def operations(lab: LabHandle, invocation_id: str, unfinished: bool = False) -> 
     return pools.ask(lab.address, "operations", f"--filter={query}")
 
 
-def test_the_lab_is_the_one_the_stage_flags_name():
-    assert lab_address(["--config=hil"]) == pools.LabAddress.local()
-    lab = lab_address(["--remote_executor=grpc://a:1", "--config=hil", "--remote_executor=grpc://lab-1:50052",
-                       "--remote_instance_name=hil"])
-    assert (lab.server, lab.instance) == ("lab-1:50052", "hil")
-
-
-def test_a_task_run_cancels_what_a_killed_run_of_it_left_then_its_own(tmp_path: Path, monkeypatch):
-    cancelled = []
-    monkeypatch.setattr(pools, "cancel_invocation", lambda lab, i: cancelled.append((lab.server, i)) or [])
-
-    @contextlib.contextmanager
-    def invocation(lab):
-        yield "new-id"
-        cancelled.append((lab.server, "new-id"))
-
-    monkeypatch.setattr(pools, "invocation", invocation)
-    logs = tmp_path / "logs"
-    ledger = logs / "request-2" / "build-1" / "hardware-drone.invocation"
-    for path, invocation_id in [(logs / "request-1" / "build-3" / "hardware-drone.invocation", "killed-id"),
-                                (logs / "request-1" / "build-3" / "hardware-rover.invocation", "sibling-id")]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"invocation_id": invocation_id, "server": "old:1", "instance": "convoy"}))
-    with lab_invocation(["--config=hil", "--remote_executor=grpc://new:2"], ledger) as flags:
-        assert flags == ("--invocation_id=new-id",)
-        assert cancelled == [("old:1", "killed-id")]  # on the lab it was queued on
-        assert json.loads(ledger.read_text()) == {"invocation_id": "new-id", "server": "new:2", "instance": "convoy"}
-    assert cancelled == [("old:1", "killed-id"), ("new:2", "new-id")]
-    assert not ledger.exists()
-    assert (logs / "request-1" / "build-3" / "hardware-rover.invocation").exists()  # another task's: not touched
-
-
 def test_a_good_bump_runs_its_hardware_tests_on_rigs_of_their_pool(lab: LabHandle, line: Integration):
     mark = len(lab.records())
     request_id = submit_messages(line)
@@ -139,7 +101,7 @@ def test_a_good_bump_runs_its_hardware_tests_on_rigs_of_their_pool(lab: LabHandl
 
 
 def test_a_pool_without_a_healthy_worker_requeues_the_request_and_reaches_no_rig(lab: LabHandle, line: Integration):
-    _stop_rig(lab, "drone-rigs-1")  # the lab's only drone rig stops answering
+    stop_rig(lab, "drone-rigs-1")  # the lab's only drone rig stops answering
     try:
         mark = len(lab.records())
         request_id = submit_messages(line, "drone")
@@ -153,7 +115,7 @@ def test_a_pool_without_a_healthy_worker_requeues_the_request_and_reaches_no_rig
         assert hardware_tasks(line, request_id)["drone"]["runs"] == 0  # Bazel never ran its test
         assert lab.records_since(mark) == []  # no action of it reached a worker, let alone a rig
     finally:
-        _resume_rig(lab, "drone-rigs-1")
+        resume_rig(lab, "drone-rigs-1")
     assert line.convoy("cancel", str(request_id)).code == 0
 
 

@@ -19,9 +19,9 @@ import pytest
 
 from convoy.lab import pools
 
-from .conftest import LabHandle, ends, wait_for
+from tests.support.lab import LabHandle, ends, resume_rig, stop_rig, wait_for
 
-pytestmark = pytest.mark.bazel
+pytestmark = pytest.mark.slow  # the session's lab
 
 ROVER = ["//labtests:rover_a_test", "//labtests:rover_b_test"]
 # Where each test must run, in the default (rover) configuration.
@@ -46,17 +46,6 @@ def _overlap(a: dict, b: dict) -> bool:
     return a["start"] < b["end"] and b["start"] < a["end"]
 
 
-def _stop_rig(lab: LabHandle, name: str) -> None:
-    """Freezes a rig: it stops answering, as a hung bench does."""
-    os.kill(lab.pid(f"rig:{name}"), signal.SIGSTOP)
-    lab.wait_bot(name, healthy=False)
-
-
-def _resume_rig(lab: LabHandle, name: str) -> None:
-    os.kill(lab.pid(f"rig:{name}"), signal.SIGCONT)
-    lab.wait_bot(name, healthy=True)
-
-
 def test_lab_status_lists_pools_workers_and_rig_health(lab: LabHandle, convoy, capsys):
     assert convoy("lab", "status", f"--lab_dir={lab.lab.dir}") == 0
     out = capsys.readouterr().out
@@ -74,6 +63,7 @@ def test_lab_up_again_keeps_what_runs(lab: LabHandle, convoy, capsys):
     assert f"grpc://127.0.0.1:{lab.port}" in capsys.readouterr().out
 
 
+@pytest.mark.bazel
 def test_hardware_tests_land_on_their_pool_and_nothing_else_does(lab: LabHandle, hil):
     mark = len(lab.records())
     result = hil("//labtests/...", "//integration/...")
@@ -111,6 +101,7 @@ def test_a_rig_refuses_an_action_that_does_not_name_its_pool(lab: LabHandle, tmp
     assert [(r["worker"], r["status"]) for r in ends(lab.records_since(mark))] == [("rover-rigs-1", "FAILED_PRECONDITION")]
 
 
+@pytest.mark.bazel
 def test_two_rigs_of_a_pool_run_two_tests_at_once_never_two_on_one_rig(lab: LabHandle, hil, tmp_path):
     mark = len(lab.records())
     # Each test waits until both have started: they pass only if they ran at once.
@@ -131,8 +122,9 @@ def test_two_rigs_of_a_pool_run_two_tests_at_once_never_two_on_one_rig(lab: LabH
             assert first["end"] <= second["start"], f"{first} and {second} overlap on one rig"
 
 
+@pytest.mark.bazel
 def test_an_unhealthy_rig_is_taken_out_and_tests_go_to_the_healthy_one(lab: LabHandle, hil):
-    _stop_rig(lab, "rover-rigs-1")
+    stop_rig(lab, "rover-rigs-1")
     try:
         assert lab.bots()["rover-rigs-1"].status == "UNHEALTHY"
         mark = len(lab.records())
@@ -142,22 +134,23 @@ def test_an_unhealthy_rig_is_taken_out_and_tests_go_to_the_healthy_one(lab: LabH
         assert sorted(r["target"] for r in done) == ROVER
         assert {r["worker"] for r in done} == {"rover-rigs-2"}
     finally:
-        _resume_rig(lab, "rover-rigs-1")
+        resume_rig(lab, "rover-rigs-1")
 
 
 def test_pool_without_a_healthy_worker_is_reported_not_waited_for(lab: LabHandle):
     pools.check_pools({"rover-rigs", "drone-rigs"}, lab.address)
-    _stop_rig(lab, "drone-rigs-1")
+    stop_rig(lab, "drone-rigs-1")
     try:
         with pytest.raises(pools.NoHealthyWorker) as e:
             pools.check_pools({"rover-rigs", "drone-rigs", "boat-rigs"}, lab.address)
         assert e.value.problems == ("no healthy worker in pool boat-rigs", "no healthy worker in pool drone-rigs")
     finally:
-        _resume_rig(lab, "drone-rigs-1")
+        resume_rig(lab, "drone-rigs-1")
 
 
+@pytest.mark.bazel
 def test_an_interrupted_run_leaves_nothing_queued_for_a_rig(lab: LabHandle, hil):
-    _stop_rig(lab, "drone-rigs-1")  # the drone test will wait in the queue
+    stop_rig(lab, "drone-rigs-1")  # the drone test will wait in the queue
     try:
         with pools.invocation(lab.address) as invocation:
             argv = [
@@ -185,7 +178,7 @@ def test_an_interrupted_run_leaves_nothing_queued_for_a_rig(lab: LabHandle, hil)
         # Leaving invocation() cancelled it.
         assert pools.ask(lab.address, "operations", f"--filter=invocation_id={invocation} & stage != completed") == []
     finally:
-        _resume_rig(lab, "drone-rigs-1")
+        resume_rig(lab, "drone-rigs-1")
     stale = queued[0]["action"]
     mark = len(lab.records())
     result = hil("//labtests:drone_test")  # the rig is back and takes the next test, not the stale one
@@ -194,6 +187,7 @@ def test_an_interrupted_run_leaves_nothing_queued_for_a_rig(lab: LabHandle, hil)
     assert stale not in {r["action"] for r in lab.records()}
 
 
+@pytest.mark.bazel
 def test_a_failing_hardware_test_fails_with_its_log(lab: LabHandle, hil):
     mark = len(lab.records())
     result = hil("//labtests:drone_test", "--test_env=LAB_FAIL=1")
@@ -204,6 +198,7 @@ def test_a_failing_hardware_test_fails_with_its_log(lab: LabHandle, hil):
     assert (run["worker"], run["status"], run["exit_code"]) == ("drone-rigs-1", "OK", 1)
 
 
+@pytest.mark.bazel
 def test_an_action_timeout_is_enforced_on_the_rig(lab: LabHandle, hil, tmp_path):
     mark = len(lab.records())
     result = hil("//labtests:rover_a_test", f"--test_env=LAB_HOLD={tmp_path}", "--test_timeout=5")
@@ -226,6 +221,7 @@ def _held_run(lab: LabHandle, hil, target: str, gate: Path):
     return future, start, mark
 
 
+@pytest.mark.bazel
 def test_a_worker_killed_during_a_test_gives_a_retry_not_a_hang(lab: LabHandle, hil, tmp_path):
     future, start, mark = _held_run(lab, hil, "//labtests:rover_a_test", tmp_path)
     victim = start["worker"]
@@ -248,6 +244,7 @@ def test_a_worker_killed_during_a_test_gives_a_retry_not_a_hang(lab: LabHandle, 
     lab.wait_bot(victim, healthy=True)
 
 
+@pytest.mark.bazel
 def test_a_server_restart_is_survived(lab: LabHandle, hil, tmp_path):
     future, start, mark = _held_run(lab, hil, "//labtests:rover_b_test", tmp_path)
     old = lab.pid("server")

@@ -1,4 +1,7 @@
-"""Fixtures of the sample-repos tests: example trees in tmp_path, and reading git."""
+"""Fixtures of the sample-repos tests: example trees in tmp_path, and reading git.
+
+`widget_examples` is a small examples/ of its own in tmp_path (not the
+session's `examples_dir` of tests/conftest.py, a copy of this checkout's)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Callable, Dict
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 # A component whose versions sort differently as strings (v1.10.0 < v1.2.0)
 # and whose trees differ by an edit, a deletion and an addition in a subdirectory.
@@ -43,12 +46,12 @@ def read_tree() -> Callable[[Path], Dict[str, bytes]]:
 
 @pytest.fixture
 def widget_versions() -> Dict[str, Dict[str, str]]:
-    """The versions of the `widget` component in examples_dir: version -> files."""
+    """The versions of the `widget` component in widget_examples: version -> files."""
     return WIDGET_VERSIONS
 
 
 @pytest.fixture
-def examples_dir(tmp_path: Path) -> Path:
+def widget_examples(tmp_path: Path) -> Path:
     """tmp_path/examples with components/widget/ in three versions (see WIDGET_VERSIONS)."""
     examples = tmp_path / "examples"
     for version, files in WIDGET_VERSIONS.items():

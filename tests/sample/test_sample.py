@@ -12,13 +12,13 @@ from convoy.sample import git_sourced_manifest, make_component_repos
 
 
 class TestMakeComponentRepos:
-    def test_one_commit_per_version_in_version_order(self, examples_dir, tmp_path, git):
-        repo = make_component_repos(examples_dir, tmp_path / "remotes")["widget"]
+    def test_one_commit_per_version_in_version_order(self, widget_examples, tmp_path, git):
+        repo = make_component_repos(widget_examples, tmp_path / "remotes")["widget"]
         subjects = git(repo, "log", "--format=%s", "main").splitlines()
         assert subjects == ["widget v1.10.0", "widget v1.9.0", "widget v1.2.0"]
 
-    def test_every_version_is_an_annotated_tag_on_its_commit(self, examples_dir, tmp_path, git, widget_versions):
-        repo = make_component_repos(examples_dir, tmp_path / "remotes")["widget"]
+    def test_every_version_is_an_annotated_tag_on_its_commit(self, widget_examples, tmp_path, git, widget_versions):
+        repo = make_component_repos(widget_examples, tmp_path / "remotes")["widget"]
         assert git(repo, "tag", "--list").splitlines() == ["v1.10.0", "v1.2.0", "v1.9.0"]
         assert {git(repo, "cat-file", "-t", tag) for tag in widget_versions} == {"tag"}
         assert git(repo, "rev-parse", "v1.10.0^{commit}") == git(repo, "rev-parse", "main")
@@ -26,23 +26,23 @@ class TestMakeComponentRepos:
         assert git(repo, "rev-parse", "v1.9.0^^{commit}") == git(repo, "rev-parse", "v1.2.0^{commit}")
 
     def test_tree_at_each_tag_is_exactly_the_version_directory(
-        self, examples_dir, tmp_path, tree_at, read_tree, widget_versions
+        self, widget_examples, tmp_path, tree_at, read_tree, widget_versions
     ):
-        (examples_dir / "components" / "widget" / "v1.9.0" / "widget" / "__pycache__").mkdir()
-        (examples_dir / "components" / "widget" / "v1.9.0" / "widget" / "__pycache__" / "x.pyc").write_bytes(b"\0")
-        repo = make_component_repos(examples_dir, tmp_path / "remotes")["widget"]
+        (widget_examples / "components" / "widget" / "v1.9.0" / "widget" / "__pycache__").mkdir()
+        (widget_examples / "components" / "widget" / "v1.9.0" / "widget" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+        repo = make_component_repos(widget_examples, tmp_path / "remotes")["widget"]
         for version in widget_versions:
-            assert tree_at(repo, version) == read_tree(examples_dir / "components" / "widget" / version), version
+            assert tree_at(repo, version) == read_tree(widget_examples / "components" / "widget" / version), version
 
-    def test_branch_main_is_checked_out_at_the_newest_version(self, examples_dir, tmp_path, git, read_tree):
-        repo = make_component_repos(examples_dir, tmp_path / "remotes")["widget"]
+    def test_branch_main_is_checked_out_at_the_newest_version(self, widget_examples, tmp_path, git, read_tree):
+        repo = make_component_repos(widget_examples, tmp_path / "remotes")["widget"]
         assert git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
         assert git(repo, "status", "--porcelain") == ""
         assert read_tree(repo / "widget") == {"__init__.py": b"VERSION = '1.10.0'\n", "new.py": b"X = 1\n"}
 
-    def test_identity_and_dates_are_fixed(self, examples_dir, tmp_path, git):
-        first = make_component_repos(examples_dir, tmp_path / "one")["widget"]
-        second = make_component_repos(examples_dir, tmp_path / "two")["widget"]
+    def test_identity_and_dates_are_fixed(self, widget_examples, tmp_path, git):
+        first = make_component_repos(widget_examples, tmp_path / "one")["widget"]
+        second = make_component_repos(widget_examples, tmp_path / "two")["widget"]
         assert git(first, "rev-parse", "main") == git(second, "rev-parse", "main")
         assert git(first, "log", "--format=%an <%ae> %aI | %cn %cI", "main").splitlines() == [
             "Convoy Sample <sample@convoy.invalid> 2024-01-04T09:00:00+00:00 | Convoy Sample 2024-01-04T09:00:00+00:00",
@@ -50,8 +50,8 @@ class TestMakeComponentRepos:
             "Convoy Sample <sample@convoy.invalid> 2024-01-02T09:00:00+00:00 | Convoy Sample 2024-01-02T09:00:00+00:00",
         ]
 
-    def test_a_client_can_fetch_a_tagged_commit_by_hash(self, examples_dir, tmp_path, git):
-        repo = make_component_repos(examples_dir, tmp_path / "remotes")["widget"]
+    def test_a_client_can_fetch_a_tagged_commit_by_hash(self, widget_examples, tmp_path, git):
+        repo = make_component_repos(widget_examples, tmp_path / "remotes")["widget"]
         commit = git(repo, "rev-parse", "v1.9.0^{commit}")
         client = tmp_path / "client"
         client.mkdir()
@@ -59,64 +59,64 @@ class TestMakeComponentRepos:
         git(client, "fetch", "-q", "--depth=1", repo.as_uri(), commit)
         assert git(client, "rev-parse", "FETCH_HEAD") == commit
 
-    def test_second_run_keeps_the_repositories(self, examples_dir, tmp_path, git):
+    def test_second_run_keeps_the_repositories(self, widget_examples, tmp_path, git):
         dest = tmp_path / "remotes"
-        repo = make_component_repos(examples_dir, dest)["widget"]
+        repo = make_component_repos(widget_examples, dest)["widget"]
         head = git(repo, "rev-parse", "main")
         (repo / "scratch.txt").write_text("a user's file\n")
-        assert make_component_repos(examples_dir, dest) == {"widget": repo}
+        assert make_component_repos(widget_examples, dest) == {"widget": repo}
         assert git(repo, "rev-parse", "main") == head
         assert (repo / "scratch.txt").read_text() == "a user's file\n"
         assert sorted(p.name for p in dest.iterdir()) == ["widget"]
 
-    def test_refuses_a_directory_that_is_not_a_repository(self, examples_dir, tmp_path):
+    def test_refuses_a_directory_that_is_not_a_repository(self, widget_examples, tmp_path):
         (tmp_path / "remotes" / "widget").mkdir(parents=True)
         with pytest.raises(ConvoyError) as error:
-            make_component_repos(examples_dir, tmp_path / "remotes")
+            make_component_repos(widget_examples, tmp_path / "remotes")
         assert str(error.value) == (
             f"{tmp_path / 'remotes' / 'widget'} exists and is not a git repository; "
             "remove it, or choose another destination"
         )
 
-    def test_refuses_a_file(self, examples_dir, tmp_path):
+    def test_refuses_a_file(self, widget_examples, tmp_path):
         (tmp_path / "remotes").mkdir()
         (tmp_path / "remotes" / "widget").write_text("not a repository\n")
         with pytest.raises(ConvoyError, match="widget exists and is not a git repository"):
-            make_component_repos(examples_dir, tmp_path / "remotes")
+            make_component_repos(widget_examples, tmp_path / "remotes")
 
-    def test_refuses_another_repository(self, examples_dir, tmp_path, git):
+    def test_refuses_another_repository(self, widget_examples, tmp_path, git):
         other = tmp_path / "remotes" / "widget"
         other.mkdir(parents=True)
         git(other, "init", "-q")
         with pytest.raises(ConvoyError) as error:
-            make_component_repos(examples_dir, tmp_path / "remotes")
+            make_component_repos(widget_examples, tmp_path / "remotes")
         assert str(error.value) == (
-            f"{other} exists but is not the sample repository of {examples_dir / 'components' / 'widget'}: "
+            f"{other} exists but is not the sample repository of {widget_examples / 'components' / 'widget'}: "
             "it has no tag v1.2.0; remove it, or choose another destination"
         )
 
-    def test_refuses_a_repository_of_other_versions(self, examples_dir, tmp_path):
+    def test_refuses_a_repository_of_other_versions(self, widget_examples, tmp_path):
         dest = tmp_path / "remotes"
-        make_component_repos(examples_dir, dest)
-        (examples_dir / "components" / "widget" / "v1.9.0" / "old.txt").write_text("edited\n")
+        make_component_repos(widget_examples, dest)
+        (widget_examples / "components" / "widget" / "v1.9.0" / "old.txt").write_text("edited\n")
         with pytest.raises(ConvoyError, match="it has another tree at tag v1.9.0; remove it"):
-            make_component_repos(examples_dir, dest)
+            make_component_repos(widget_examples, dest)
 
-    def test_refuses_a_directory_that_is_not_a_version(self, examples_dir, tmp_path):
-        (examples_dir / "components" / "widget" / "latest").mkdir()
+    def test_refuses_a_directory_that_is_not_a_version(self, widget_examples, tmp_path):
+        (widget_examples / "components" / "widget" / "latest").mkdir()
         with pytest.raises(ConvoyError) as error:
-            make_component_repos(examples_dir, tmp_path / "remotes")
+            make_component_repos(widget_examples, tmp_path / "remotes")
         assert str(error.value) == (
-            f"{examples_dir / 'components' / 'widget' / 'latest'} is not a version directory; "
+            f"{widget_examples / 'components' / 'widget' / 'latest'} is not a version directory; "
             "expected vMAJOR.MINOR.PATCH/ only"
         )
         assert not (tmp_path / "remotes" / "widget").exists()
 
-    def test_refuses_a_version_without_changes_and_leaves_nothing(self, examples_dir, tmp_path):
-        widget = examples_dir / "components" / "widget"
+    def test_refuses_a_version_without_changes_and_leaves_nothing(self, widget_examples, tmp_path):
+        widget = widget_examples / "components" / "widget"
         shutil.copytree(widget / "v1.10.0", widget / "v1.11.0")
         with pytest.raises(ConvoyError) as error:
-            make_component_repos(examples_dir, tmp_path / "remotes")
+            make_component_repos(widget_examples, tmp_path / "remotes")
         assert str(error.value) == f"{widget / 'v1.11.0'} has the same content as the version before it (or none); remove it"
         assert list((tmp_path / "remotes").iterdir()) == []
 

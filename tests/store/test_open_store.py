@@ -102,16 +102,16 @@ def test_a_checkout_without_state_is_refused_for_commands_that_only_look(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_checkout_store_is_made_for_this_user_alone_and_read_back(tmp_path):
+@pytest.mark.parametrize("options", ({"readonly": True}, {"create": False}))
+def test_a_checkout_store_is_made_for_this_user_alone_and_read_back(tmp_path, options):
     checkout = tmp_path / "odd %20 #name?"
     checkout.mkdir()
     with checkout_store(checkout) as store, store.transaction() as tx:
         tx.insert_request(component="widget", version="v1.1.0", requested_by="ci")
     assert stat.S_IMODE(os.stat(checkout / ".convoy").st_mode) == 0o700
     assert (checkout / ".convoy" / "state.db").is_file()
-    for options in ({"readonly": True}, {"create": False}):
-        with checkout_store(checkout, **options) as store, store.read() as tx:
-            assert [(r.component, r.version) for r in tx.requests()] == [("widget", "v1.1.0")]
+    with checkout_store(checkout, **options) as store, store.read() as tx:
+        assert [(r.component, r.version) for r in tx.requests()] == [("widget", "v1.1.0")]
 
 
 def test_a_checkout_whose_state_directory_is_a_file_is_one_line(tmp_path):

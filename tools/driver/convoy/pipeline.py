@@ -46,9 +46,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from convoy import models
 from convoy.config import Config, StageSpec
-from convoy.errors import InfraError  # noqa: F401 (still importable from here, as before it moved)
 from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
-from convoy.lab.stage import needed_pools  # noqa: F401 (tests/driver_e2e/test_recovery.py imports it from here)
 from convoy.manifest import Manifest
 from convoy.models import Build, Request, Stage, StageState, Task, TaskState
 from convoy.store import Store, Transaction, now

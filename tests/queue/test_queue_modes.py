@@ -1,0 +1,42 @@
+"""Queue modes: which request a mode takes next, and how a mode is chosen
+(convoy.queue), on a real SQLite store (the `store` fixture of
+tests/conftest.py), without Bazel or git."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from convoy.config import parse_config
+from convoy.errors import ConvoyError
+from convoy.models import RequestState
+from convoy.queue import MODES, QueueContext, open_queue
+from convoy.queue.serial import SerialQueue
+
+
+def queue(store, component):
+    with store.transaction() as tx:
+        return tx.insert_request(component=component, version="v1.5.0", commit="a" * 40, requested_by="t")
+
+
+def test_the_serial_mode_takes_the_oldest_queued_request(store, tmp_path):
+    first, second = queue(store, "messages"), queue(store, "planner")
+    with store.transaction() as tx:
+        tx.update_request(first.id, state=RequestState.TESTING)
+    manager = open_queue(QueueContext(tmp_path, parse_config("", str(tmp_path / "convoy.yaml")), store))
+    assert isinstance(manager, SerialQueue) and manager.mode == "serial"
+    with store.read() as tx:
+        assert manager.next_request(tx).id == second.id
+
+
+def test_an_unknown_mode_is_one_line(store, tmp_path):
+    config = dataclasses.replace(parse_config("", str(tmp_path / "convoy.yaml")), queue_mode="speculative")
+    with pytest.raises(ConvoyError, match="queue mode 'speculative' is not implemented"):
+        open_queue(QueueContext(tmp_path, config, store))
+
+
+def test_every_mode_convoy_yaml_accepts_has_a_class():
+    from convoy.config import QUEUE_MODES
+
+    assert set(QUEUE_MODES) == set(MODES)
