@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from convoy import timing, untrusted
 
@@ -145,8 +145,58 @@ def version_refs(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> VersionRefs:
     """Resolves `version` on `remote` with one ls-remote. Raises GitError."""
-    tag, peeled, branch = f"refs/tags/{version}", f"refs/tags/{version}^{{}}", f"refs/heads/{version}"
-    refs = ls_remote(remote, [tag, peeled, branch], cwd=cwd, timeout=timeout)
+    refs = ls_remote(remote, _version_ref_names(version), cwd=cwd, timeout=timeout)
+    return _version_refs_in(refs, version)
+
+
+def versions_refs(
+    remote: str,
+    versions: Iterable[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, VersionRefs]:
+    """Resolves every one of `versions` on `remote` with ONE ls-remote, of
+    all its tags and branches, and the same rules as `version_refs`.
+
+    Listing the tags and branches beats naming the refs: for named refs git
+    (2.39) asks the remote for every ref it has anyway, then matches each
+    against every name given (3 per version), which grows as refs x names:
+    on a remote of 1,000 tags, 0.10 s for 1,000 versions against 0.005 s
+    for the listing (benchmarks/lock_remotes.py); and thousands of names
+    would meet the argument list's limit. Raises GitError."""
+    refs = branches_and_tags(remote, cwd=cwd, timeout=timeout)
+    return {version: _version_refs_in(refs, version) for version in versions}
+
+
+def branches_and_tags(
+    remote: str,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, str]:
+    """{ref name: object id} of every branch and tag of `remote` (annotated
+    tags also as "refs/tags/<name>^{}": the commit they point at), from one
+    `git ls-remote --tags --heads`, which asks the remote for refs/heads/ and
+    refs/tags/ only. A relative path as remote is taken relative to `cwd`."""
+    result = run(["ls-remote", "--tags", "--heads", "--", remote], cwd=cwd, timeout=timeout)
+    found = {}
+    for line in result.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name:
+            found[name] = sha
+    return found
+
+
+def _version_ref_names(version: str) -> list[str]:
+    """The refs that name `version`: its tag, the tag peeled, its branch."""
+    return [f"refs/tags/{version}", f"refs/tags/{version}^{{}}", f"refs/heads/{version}"]
+
+
+def _version_refs_in(refs: Mapping[str, str], version: str) -> VersionRefs:
+    """What `refs` ({full ref name: object id}, as ls-remote lists them) say
+    of `version`: an annotated tag is peeled, and a tag wins over a branch."""
+    tag, peeled, branch = _version_ref_names(version)
     tagged = refs.get(peeled) or refs.get(tag)
     return VersionRefs(tagged=tagged, found=tagged or refs.get(branch))
 

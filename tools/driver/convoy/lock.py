@@ -1,7 +1,8 @@
 """The lock: every component of every configuration pinned immutably.
 
 `lock_manifest` resolves a Manifest (git version -> 40-hex commit, archive ->
-sha256 of its bytes, local -> an existing directory) into a Lock; `Lock`
+sha256 of its bytes, local -> an existing directory) into a Lock, with one
+`git ls-remote` per git remote however many versions it serves; `Lock`
 reads and writes manifests/manifest.lock.json, whose shape is a contract with
 the Starlark side (it reads the file with json.decode):
 
@@ -18,12 +19,14 @@ strip_prefix convoy would not use (see convoy.untrusted).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
 import posixpath
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
@@ -41,6 +44,7 @@ FORMAT_VERSION = 1
 LOCK_NAME = "manifest.lock.json"
 FIX = "convoy lock"
 CACHE_DIR = ".convoy/cache/git"  # under the integration repo root
+REMOTE_THREADS = 8  # git remotes listed at a time by lock_manifest
 # The pin that resolution adds to what the manifest declares, per source.
 _RESOLVED_KEY = {"git": "commit", "archive": "sha256"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -189,7 +193,9 @@ def lock_manifest(
     `root` is the integration repo root (local paths are relative to it; the
     git cache lives under it, or under `cache_root`);
     `manifest_name` is the manifest's path relative to it, recorded in the
-    lock. Each distinct (component, version) is resolved once.
+    lock. Each distinct (component, version) is resolved once, and every
+    version wanted from one git remote with one `git ls-remote` of that
+    remote (up to REMOTE_THREADS remotes at a time).
 
     With `previous` (the lock before an edit of the manifest), a component
     whose declaration is unchanged (same source, version, remote or url, ...)
@@ -198,29 +204,65 @@ def lock_manifest(
 
     Raises one ConvoyError naming every component that failed.
     """
+    return _lock_manifest(manifest, root, manifest_name, timeout=timeout, previous=previous,
+                          cache_root=cache_root, one_ls_remote_per_remote=True)
+
+
+def _lock_manifest_per_version(
+    manifest: Manifest,
+    root: str | os.PathLike[str],
+    manifest_name: str,
+    *,
+    timeout: float = gitutil.DEFAULT_TIMEOUT,
+    previous: Optional[Lock] = None,
+    cache_root: str | os.PathLike[str] | None = None,
+) -> Lock:
+    """`lock_manifest` the way it was before issue 10: one `git ls-remote`
+    per git component version. Kept for benchmarks/lock_remotes.py (which
+    compares both in one run) and the tests that compare their locks."""
+    return _lock_manifest(manifest, root, manifest_name, timeout=timeout, previous=previous,
+                          cache_root=cache_root, one_ls_remote_per_remote=False)
+
+
+def _lock_manifest(
+    manifest: Manifest,
+    root: str | os.PathLike[str],
+    manifest_name: str,
+    *,
+    timeout: float,
+    previous: Optional[Lock],
+    cache_root: str | os.PathLike[str] | None,
+    one_ls_remote_per_remote: bool,
+) -> Lock:
     root = Path(root).absolute()
     resolver = _Resolver(manifest, root, timeout, Path(cache_root).absolute() if cache_root else root)
     earlier = _pins_by_component(previous)
     pins: dict[tuple[str, str], dict[str, str]] = {}
-    problems: dict[tuple[str, str], str] = {}
-    configurations = {}
+    wanted: dict[tuple[str, str], Component] = {}  # what is not kept from `previous`
     for name in sorted(manifest.configurations):
-        configurations[name] = {}
         for component in manifest.resolved(name).values():
             key = (component.name, component.version)
-            if key not in pins and key not in problems:
+            if key not in pins and key not in wanted:
                 kept = _unchanged_pin(component, earlier.get(component.name, ()))
                 if kept is not None:
                     pins[key] = kept
                 else:
-                    try:
-                        pins[key] = resolver.pin(component)
-                    except ConvoyError as e:
-                        problems[key] = str(e)
-            if key in pins:
-                configurations[name][component.name] = pins[key]
+                    wanted[key] = component
+    if one_ls_remote_per_remote:
+        resolver.list_remotes(c for c in wanted.values() if c.source == "git")
+    problems: dict[tuple[str, str], str] = {}
+    for key, component in wanted.items():
+        try:
+            pins[key] = resolver.pin(component)
+        except ConvoyError as e:
+            problems[key] = str(e)
     if problems:
         raise ConvoyError.of(problems[key] for key in sorted(problems))
+    configurations = {
+        name: {component.name: pins[(component.name, component.version)]
+               for component in manifest.resolved(name).values()}
+        for name in sorted(manifest.configurations)
+    }
     return Lock(
         manifest=manifest_name,
         manifest_sha256=manifest.sha256,
@@ -264,7 +306,12 @@ def stale_lines(manifest: Manifest, lock: Lock) -> list[str]:
 
 class _Resolver:
     """Resolves one component version at a time; each failure is a
-    ConvoyError of one line that names the component."""
+    ConvoyError of one line that names the component.
+
+    `list_remotes` first lists the branches and tags of every git remote
+    the components use, one `git ls-remote` per remote; `git_commit` then
+    reads a version there. A version of a remote not listed (a component
+    `list_remotes` was not given) costs an ls-remote of its own."""
 
     def __init__(self, manifest: Manifest, root: Path, timeout: float, cache_root: Optional[Path] = None) -> None:
         self.manifest = manifest
@@ -272,9 +319,39 @@ class _Resolver:
         self.cache_root = cache_root or root
         self.timeout = timeout
         self.mirrored: set[str] = set()  # remotes fetched into the cache in this run
+        # remote -> {version: VersionRefs}, or the GitError of its ls-remote
+        self.listed: dict[str, dict[str, gitutil.VersionRefs] | gitutil.GitError] = {}
 
     def at(self, component: Component, key: str) -> str:
         return f"{self.manifest.path}:{component.line_of(key)}"
+
+    def list_remotes(self, components: Iterable[Component]) -> None:
+        """Resolves the versions of the git `components` with one ls-remote
+        per distinct remote, REMOTE_THREADS remotes at a time. Failures are
+        kept, for `git_commit` to report per component."""
+        versions: dict[str, set[str]] = {}
+        for c in components:
+            versions.setdefault(c.remote, set()).add(c.version)
+        if not versions:
+            return
+
+        def list_one(remote: str) -> dict[str, gitutil.VersionRefs] | gitutil.GitError:
+            try:
+                return gitutil.versions_refs(remote, versions[remote], cwd=self.root, timeout=self.timeout)
+            except gitutil.GitError as e:
+                return e
+
+        if len(versions) == 1:
+            (remote,) = versions
+            self.listed[remote] = list_one(remote)
+            return
+        # Each task runs in a copy of this context: its git time goes on the
+        # request's meter (convoy.timing), overlapping calls counted once.
+        with ThreadPoolExecutor(max_workers=min(REMOTE_THREADS, len(versions)),
+                                thread_name_prefix="convoy-ls-remote") as pool:
+            futures = {remote: pool.submit(contextvars.copy_context().run, list_one, remote) for remote in versions}
+        for remote, future in futures.items():
+            self.listed[remote] = future.result()
 
     def pin(self, component: Component) -> dict[str, str]:
         pin = _declared(component)
@@ -295,9 +372,19 @@ class _Resolver:
             )
         return pin
 
+    def version_refs(self, c: Component) -> gitutil.VersionRefs:
+        """What c.remote says of c.version: from `list_remotes`, else from an
+        ls-remote of its own. Raises GitError."""
+        listed = self.listed.get(c.remote)
+        if isinstance(listed, gitutil.GitError):
+            raise listed.with_traceback(None)  # the same error for each of its components
+        if listed is not None and c.version in listed:
+            return listed[c.version]
+        return gitutil.version_refs(c.remote, c.version, cwd=self.root, timeout=self.timeout)
+
     def git_commit(self, c: Component) -> str:
         try:
-            refs = gitutil.version_refs(c.remote, c.version, cwd=self.root, timeout=self.timeout)
+            refs = self.version_refs(c)
         except gitutil.GitError as e:
             raise self.unreachable(c, e) from None
         tagged, found = refs.tagged, refs.found
