@@ -1,6 +1,6 @@
-"""The driver's own time per request, for manifests of 10 and of 500 components.
+"""The driver's own time per request, for manifests of 10, 500 and 2,000 components, side by side.
 
-    .venv/bin/python benchmarks/driver_overhead.py [--requests=5] [--components=10,500] [--no-breakdown]
+    .venv/bin/python benchmarks/driver_overhead.py [--requests=5] [--components=10,500,2000] [--no-breakdown]
 
 For each size, in a temporary directory (removed at the end):
 
@@ -10,10 +10,12 @@ For each size, in a temporary directory (removed at the end):
 - an integration repository (a bare origin and a checkout) whose manifest
   has N such components and 2 configurations (`alpha` has every component;
   `beta` leaves out every 7th and pins every 10th to v0.9.0), its lock
-  (convoy.lock.lock_manifest, one ls-remote per component and version) and
-  the default convoy.yaml (convoy.config.default_config_text(): 4 stages).
+  (convoy.lock.lock_manifest) and the default convoy.yaml
+  (convoy.config.default_config_text(): 4 stages).
 
-Then, K times (--requests): `convoy submit` (in this process) a bump of a
+Then, K times (--requests): `convoy submit` (in this process, with an
+empty manifest cache, as a new `convoy submit` process has; the
+interpreter's start and convoy's imports are timed once, apart) a bump of a
 component that both configurations include, and process it with the real
 convoy.queue's serial mode (real git: fetch, worktree, re-lock, commit, push,
 tag), up to a release tag. Bazel is NOT run: run_bazel is a stand-in that
@@ -21,12 +23,19 @@ returns a passing BazelResult at once, so Bazel time is ~0 by construction;
 git runs for real on local repositories (file:// remotes, no network), and
 its time is counted as git time. The figures per request are `convoy show N
 --json`'s "timings": total, git, and driver-own = total - bazel - git.
+The queue keeps its manifest cache from one request to the next, as a
+long-running `convoy process` does; it starts empty (the first request
+parses its base, the max column shows it).
+
+The sizes are printed side by side, with the growth from each size to the
+next (the ratio of the medians) and that growth per component (the ratio
+divided by the ratio of the sizes: 1.0 is linear growth, less is better).
 
 With the breakdown (the default), the script wraps a few driver functions
-(in this process only) to see where the driver's own time goes: time spent
-in each, less the time of the wrapped calls inside it (git, the store, ...),
-summed over the driver's threads (the main one and the stage's task threads,
-which may overlap). The wrapping costs a little; --no-breakdown leaves the
+(in this process only) to see where the driver's own time goes, and that of
+`convoy submit`: time spent in each, less the time of the wrapped calls
+inside it (git, the store, ...), summed over the driver's threads (the main
+one and the stage's task threads, which may overlap). The wrapping costs a little; --no-breakdown leaves the
 driver untouched. Only figures are printed; nothing is asserted about them.
 """
 
@@ -59,12 +68,12 @@ from convoy import lock as lock_module  # noqa: E402
 from convoy import manifest as manifest_module  # noqa: E402
 from convoy import manifest_edit  # noqa: E402
 from convoy import release as release_module  # noqa: E402
-from convoy import timing  # noqa: E402
 from convoy.bazel import BazelResult, Outcome  # noqa: E402
 from convoy.bep import TargetResult  # noqa: E402
 from convoy.config import default_config_text, load_config  # noqa: E402
 from convoy.main import main as convoy_main  # noqa: E402
 from convoy.manifest import load_manifest  # noqa: E402
+from convoy.commands import submit as submit_module  # noqa: E402
 from convoy.plugins import make_plugins  # noqa: E402
 from convoy.queue import ProcessLock, QueueContext, QueueManager, open_queue  # noqa: E402
 from convoy.store import checkout_store  # noqa: E402
@@ -173,8 +182,11 @@ class Profiler:
 GIT = "git (measured by the driver as git time)"
 BAZEL = "bazel stand-in"
 CATEGORIES = (  # reported, in this order
-    ("manifest", "manifest parse + validate (ruamel)"),
-    ("edit", "manifest edit (apply_bump, less its parses)"),
+    ("manifest", "manifest parse + validate (ruamel; cache misses)"),
+    ("lookup", "manifest cache lookups (sha256 of the text, copy)"),
+    ("positions", "manifest edit: node positions (C composer)"),
+    ("edit", "manifest edit (bump_manifest, less the above)"),
+    ("view", "submit: the component's part of the manifest"),
     ("lock", "lock: re-resolve + write (lock_manifest, write_lock)"),
     ("lockread", "lock: read / parse JSON (read_lock, lock_at)"),
     ("notes", "release notes (pin changes, notes text)"),
@@ -188,10 +200,13 @@ def instrument(profiler: Profiler) -> None:
     """Wraps the driver functions whose time the breakdown shows (this process only)."""
     gitutil._run_git = profiler.wrap(gitutil._run_git, GIT)  # git itself, inside gitutil.run's meter
 
-    parse = profiler.wrap(manifest_module.parse_manifest, "manifest")
-    manifest_module.parse_manifest = parse  # load_manifest's
-    manifest_edit.parse_manifest = parse  # apply_bump's (before and after the edit)
-    manifest_edit.apply_bump = profiler.wrap(manifest_edit.apply_bump, "edit")
+    manifest_module._parse = profiler.wrap(manifest_module._parse, "manifest")  # a cache miss: the full parse
+    lookup = profiler.wrap(manifest_module.parse_manifest, "lookup")
+    manifest_module.parse_manifest = lookup  # load_manifest's
+    manifest_edit.parse_manifest = lookup  # bump_manifest's (before and after the edit)
+    manifest_edit.compose_positions = profiler.wrap(manifest_edit.compose_positions, "positions")
+    manifest_edit.bump_manifest = profiler.wrap(manifest_edit.bump_manifest, "edit")
+    submit_module.read_component = profiler.wrap(submit_module.read_component, "view")
 
     cand.lock_manifest = profiler.wrap(cand.lock_manifest, "lock")
     cand.write_lock = profiler.wrap(cand.write_lock, "lock")
@@ -350,6 +365,7 @@ class Figures:
     requests: int
     world: World
     submit: List[float] = field(default_factory=list)
+    submit_breakdown: List[Dict[str, float]] = field(default_factory=list)
     total: List[float] = field(default_factory=list)
     bazel: List[float] = field(default_factory=list)
     git: List[float] = field(default_factory=list)
@@ -369,11 +385,23 @@ def convoy(checkout: Path, *args: str) -> str:
     return out.getvalue()
 
 
+@contextlib.contextmanager
+def empty_manifest_cache():
+    """The manifest cache of a new process: empty, and the queue's own put back after."""
+    queue_cache = manifest_module._CACHE
+    manifest_module._CACHE = manifest_module._Cache()
+    try:
+        yield
+    finally:
+        manifest_module._CACHE = queue_cache
+
+
 def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Figures:
     plan = bump_plan(components, requests)
     root = Path(tempfile.mkdtemp(prefix=f"convoy-bench-driver-{components}-"))
     try:
         world = make_world(root, components, plan)
+        manifest_module.clear_cache()  # the queue starts with none
         figures = Figures(components, requests, world)
         checkout = world.checkout
         config = load_config(checkout / "convoy.yaml")
@@ -386,10 +414,19 @@ def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Fig
             try:
                 processor.recover()
                 for component, version in plan:
-                    started = time.monotonic()
-                    submitted = json.loads(convoy(checkout, "submit", "--json", f"--component={component}",
-                                                  f"--version={version}", "--requested_by=bench"))
-                    figures.submit.append(time.monotonic() - started)
+                    if profiler is not None:
+                        profiler.reset()
+                        profiler.recording = True
+                    try:
+                        with empty_manifest_cache():
+                            started = time.monotonic()
+                            submitted = json.loads(convoy(checkout, "submit", "--json", f"--component={component}",
+                                                          f"--version={version}", "--requested_by=bench"))
+                            figures.submit.append(time.monotonic() - started)
+                    finally:
+                        if profiler is not None:
+                            profiler.recording = False
+                            figures.submit_breakdown.append(dict(profiler.seconds))
                     if profiler is not None:
                         profiler.reset()
                         profiler.recording = True
@@ -440,21 +477,51 @@ def machine() -> str:
 
 
 def med_max(values: List[float]) -> str:
-    return f"{statistics.median(values):7.3f} / {max(values):7.3f}"
+    return f"{statistics.median(values):.3f} / {max(values):.3f}"
 
 
-def report(results: List[Figures], breakdown: bool) -> None:
+def growth_header(results: List[Figures]) -> str:
+    return "".join(f"{f'{b.components}/{a.components}':>16}" for a, b in zip(results, results[1:]))
+
+
+def growth_cells(results: List[Figures], medians: List[float]) -> str:
+    """The ratio of each size's median to the one before, and that per component (1.0: linear)."""
+    cells = ""
+    for (a, b), (x, y) in zip(zip(results, results[1:]), zip(medians, medians[1:])):
+        if x <= 0:
+            cells += f"{'-':>16}"
+            continue
+        ratio = y / x
+        cells += f"{f'{ratio:.2f}x ({ratio / (b.components / a.components):.2f})':>16}"
+    return cells
+
+
+def report(results: List[Figures], breakdown: bool, startup: float) -> None:
     print()
-    print("per request, in seconds, from `convoy show N --json` timings (median / max over the requests):")
-    header = (f"{'components':>10}  {'requests':>8}  {'total':>17}  {'git':>17}  {'driver-own':>17}  "
-              f"{'bazel':>7}  {'submit':>7}")
+    print("per request, in seconds, from `convoy show N --json` timings (median / max over the requests), and")
+    print("the growth from one size to the next: ratio of the medians (per component: ratio / ratio of the sizes;")
+    print("1.0 is linear growth):")
+    width = 26
+    header = f"{'components':<{width}}" + "".join(f"{f.components:>18}" for f in results) + growth_header(results)
     print(header)
     print("-" * len(header))
-    for f in results:
-        print(f"{f.components:>10}  {f.requests:>8}  {med_max(f.total)}  {med_max(f.git)}  {med_max(f.driver)}  "
-              f"{max(f.bazel):7.3f}  {statistics.median(f.submit):7.3f}")
-    print("  driver-own = total - bazel - git; bazel = max over the requests (the stand-in: ~0 by construction);")
-    print("  submit = median wall time of `convoy submit` (in this process; not part of a request's total).")
+    rows = (
+        ("total", [f.total for f in results]),
+        ("git", [f.git for f in results]),
+        ("driver-own", [f.driver for f in results]),
+        ("bazel (stand-in)", [f.bazel for f in results]),
+        ("convoy submit", [f.submit for f in results]),
+    )
+    for label, values in rows:
+        print(f"{label:<{width}}" + "".join(f"{med_max(v):>18}" for v in values)
+              + growth_cells(results, [statistics.median(v) for v in values]))
+    per_component = [1000 * statistics.median(f.driver) / f.components for f in results]
+    print(f"{'driver-own per component':<{width}}" + "".join(f"{f'{ms:.3f} ms':>18}" for ms in per_component))
+    print("  driver-own = total - bazel - git; bazel: the stand-in (~0 by construction). The queue's manifest cache")
+    print("  is empty at its first request (its max), then holds what the previous bump made, as in `convoy process`.")
+    print("  convoy submit = wall time of `convoy submit` in this process, with an empty manifest cache (as a new")
+    print("  process has); not part of a request's total. A new process also starts Python and imports convoy:")
+    print(f"  {startup:.3f} s here (`python -c 'import convoy.main'`, median of 3), not in the figures above.")
     not_merged = [(f.components, s) for f in results for s in f.states if s != "merged"]
     if not_merged:
         print(f"  WARNING: requests not merged: {not_merged} (their figures cover a different path)")
@@ -464,42 +531,73 @@ def report(results: List[Figures], breakdown: bool) -> None:
         print("where the driver's own time goes, median ms per request (exclusive time, summed over the main")
         print("and task threads; 'unattributed' = driver-own less the rows above it):")
         width = 58
-        print(f"{'':{width}}" + "".join(f"{f.components:>10}" for f in results))
+        print(f"{'':{width}}" + "".join(f"{f.components:>10}" for f in results) + growth_header(results))
         for key, label in CATEGORIES:
-            cells = "".join(f"{1000 * statistics.median(b.get(key, 0.0) for b in f.breakdown):10.1f}"
-                            for f in results)
-            print(f"{label:{width}}{cells}")
-        cells = ""
+            if key == "view":
+                continue
+            medians = [1000 * statistics.median(b.get(key, 0.0) for b in f.breakdown) for f in results]
+            print(f"{label:{width}}" + "".join(f"{m:10.1f}" for m in medians) + growth_cells(results, medians))
+        medians = []
         for f in results:
             attributed = [sum(b.get(key, 0.0) for key, _ in CATEGORIES) for b in f.breakdown]
-            cells += f"{1000 * statistics.median(d - a for d, a in zip(f.driver, attributed)):10.1f}"
-        print(f"{'unattributed (threads, process glue, ...)':{width}}{cells}")
-        print(f"{'driver-own (from the table above)':{width}}"
-              + "".join(f"{1000 * statistics.median(f.driver):10.1f}" for f in results))
-        for key, label in ((GIT, "git commands"), ("manifest", "manifest parses (compose + load each)"),
+            medians.append(1000 * statistics.median(d - a for d, a in zip(f.driver, attributed)))
+        print(f"{'unattributed (threads, process glue, ...)':{width}}" + "".join(f"{m:10.1f}" for m in medians))
+        medians = [1000 * statistics.median(f.driver) for f in results]
+        print(f"{'driver-own (from the table above)':{width}}" + "".join(f"{m:10.1f}" for m in medians)
+              + growth_cells(results, medians))
+        for key, label in ((GIT, "git commands"), ("manifest", "full manifest parses (cache misses)"),
+                           ("lookup", "manifest cache lookups"),
                            ("store contexts", "store transactions and reads")):
             print(f"{'calls per request: ' + label:{width}}"
                   + "".join(f"{statistics.median(c.get(key, 0) for c in f.calls):10.0f}" for f in results))
+        print()
+        print("where `convoy submit`'s time goes, median ms (exclusive time; 'other' = the rest: flags, the")
+        print("command's glue, the JSON output):")
+        print(f"{'':{width}}" + "".join(f"{f.components:>10}" for f in results) + growth_header(results))
+        for key, label in (("view", "the component's part of the manifest (read_component)"),
+                           ("manifest", "manifest parse + validate (a fallback to the full load)"),
+                           (GIT, "git (ls-remote of the component's remote)"),
+                           ("store", "store (SQLite: open, queue the request)")):
+            medians = [1000 * statistics.median(b.get(key, 0.0) for b in f.submit_breakdown) for f in results]
+            print(f"{label:{width}}" + "".join(f"{m:10.1f}" for m in medians) + growth_cells(results, medians))
+        medians = [1000 * statistics.median(t - sum(b.values()) for t, b in zip(f.submit, f.submit_breakdown))
+                   for f in results]
+        print(f"{'other':{width}}" + "".join(f"{m:10.1f}" for m in medians))
+        medians = [1000 * statistics.median(f.submit) for f in results]
+        print(f"{'convoy submit (from the table above)':{width}}" + "".join(f"{m:10.1f}" for m in medians)
+              + growth_cells(results, medians))
 
     print()
     for f in results:
         w = f.world
         print(f"{f.components} components: manifest {w.manifest_bytes / 1024:.0f} KiB, lock {w.lock_bytes / 1024:.0f} "
-              f"KiB; setup {w.setup_seconds:.1f} s (initial lock {w.lock_seconds:.1f} s, one ls-remote per "
-              f"component version); SQLite connections the store opened: {f.connections}")
+              f"KiB; setup {w.setup_seconds:.1f} s (initial lock {w.lock_seconds:.1f} s); SQLite connections the "
+              f"store opened: {f.connections}")
+
+
+def startup_seconds() -> float:
+    """Wall time of a new Python process that imports convoy's command line (median of 3)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tools" / "driver")}
+    times = []
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import convoy.main"], env=env, check=True)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5, help="requests processed per size (default 5)")
-    parser.add_argument("--components", default="10,500", help="manifest sizes, comma-separated (default 10,500)")
+    parser.add_argument("--components", default="10,500,2000",
+                        help="manifest sizes, comma-separated (default 10,500,2000)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="leave the driver's functions unwrapped (no breakdown of the driver's time)")
     args = parser.parse_args()
     try:
         sizes = [int(s) for s in args.components.split(",") if s.strip()]
     except ValueError:
-        parser.error(f"--components={args.components}: expected numbers such as 10,500")
+        parser.error(f"--components={args.components}: expected numbers such as 10,500,2000")
     if args.requests < 1 or not sizes or min(sizes) < 2:
         parser.error("--requests must be at least 1, and every size at least 2 components")
 
@@ -524,7 +622,7 @@ def main() -> int:
     for size in sizes:
         print(f"... {size} components, {args.requests} requests", flush=True)
         results.append(measure(size, args.requests, profiler))
-    report(results, args.breakdown)
+    report(results, args.breakdown, startup_seconds())
     return 0
 
 

@@ -15,33 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 PATH = "manifests/manifest.yaml"
 
 # Each case below edits this text; the line numbers it expects are these.
-GOOD = """\
-schema_version: 1
-default_configuration: rover
-release:
-  tag_format: "v{year}.{month}.{n}"
-components:
-  messages:
-    source: git
-    remote: https://git.example.com/robot/messages.git
-    version: v1.4.0
-  planner:
-    source: archive
-    url: https://pkg.example.com/planner-{version}.tar.gz
-    strip_prefix: planner-{version}
-    version: v2.1.0
-  controller:
-    source: local
-    path: components/controller/{version}
-    version: v1.2.0
-configurations:
-  rover:
-    components: [messages, planner, controller]
-  drone:
-    components: [messages, controller]
-    pins:
-      controller: v1.1.0
-"""
+from tests.support.manifests import GOOD  # noqa: E402
 assert GOOD.splitlines()[8] == "    version: v1.4.0"  # line 9
 assert GOOD.splitlines()[24] == "      controller: v1.1.0"  # line 25
 

@@ -16,47 +16,7 @@ from convoy.manifest import parse_manifest
 from convoy.manifest_edit import Bump, apply_bump
 
 REPO = Path(__file__).resolve().parents[2]
-OLD = "1a2b3c4d" * 5
-NEW = "5e6f7a8b" * 5
-
-ODD = f"""\
-# The product manifest, written by hand.
-schema_version: 1
-default_configuration: rover   # the big one
-
-release: {{tag_format: "v{{year}}.{{month}}.{{n}}"}}
-
-components:
-  # the shared library
-  messages:
-    source: git                # from the git server
-    remote: 'https://git.example.com/robot/messages.git'
-    version: 'v1.4.0'          # single-quoted
-    commit: {OLD}
-
-  planner:   # route planning
-    source: archive
-    url: "https://pkg.example.com/planner-{{version}}.tar.gz"
-    strip_prefix: planner-{{version}}
-    sha256: {"a" * 64}
-    version: "v2.1.0"          # double-quoted
-
-  controller: {{source: git, remote: https://git.example.com/robot/controller.git, version: v1.2.0}}
-  firmware:
-      source: git
-      remote: https://git.example.com/robot/firmware.git
-      version: v3.0.1   # odd indentation
-configurations:
-  rover:
-    components: [messages, planner, controller, firmware]   # everything
-  drone: {{components: [messages, controller, firmware], pins: {{firmware: v2.9.4}}}}
-  bench:
-    components:
-      - messages
-      - firmware
-    # no pins yet
-# end
-"""
+from tests.support.manifests import NEW, ODD, OLD  # noqa: E402
 
 
 def _replaced(old: str, new: str, text: str = ODD) -> str:

@@ -106,10 +106,13 @@ class _Components(_ManifestValues):
             return None
         result: dict[str, Optional[Component]] = {}
         for name, spec in components.items():
-            line = key_line(components, name)
-            self.name(name, line, "components", "component", _COMPONENT_NAME, _COMPONENT_NAME_RULE)
-            result[str(name)] = self.component(str(name), spec, line)
+            result[str(name)] = self.named_component(name, spec, key_line(components, name))
         return result
+
+    def named_component(self, name: object, spec: Any, line: int) -> Optional[Component]:
+        """The component declared as `name` at `line`, its name checked too."""
+        self.name(name, line, "components", "component", _COMPONENT_NAME, _COMPONENT_NAME_RULE)
+        return self.component(str(name), spec, line)
 
     def component(self, name: str, spec: Any, line: int) -> Optional[Component]:
         where = f"components.{name}"
@@ -229,7 +232,7 @@ class _Configurations(_ManifestValues):
                 key_line(spec, "components"), where, "must list at least one component",
                 "add the components of this configuration",
             )
-        members: list[str] = []
+        members: dict[str, None] = {}  # in order; a dict, to find one listed twice at once
         for index, item in enumerate(items):
             item_line = items.lc.item(index)[0] + 1
             if not isinstance(item, str):
@@ -241,8 +244,8 @@ class _Configurations(_ManifestValues):
             elif item in members:
                 self.problem(item_line, where, f"'{item}' is listed twice", "remove one")
             else:
-                members.append(item)
-        return members
+                members[item] = None
+        return list(members)
 
     def pins(
         self, spec: Mapping, where: str, members: Optional[list[str]], known: Optional[Mapping[str, Any]]
@@ -253,6 +256,7 @@ class _Configurations(_ManifestValues):
             return {}, {}
         pins_where = f"{where}.pins"
         pins, pin_lines = {}, {}
+        members = None if members is None else dict.fromkeys(members)  # found at once
         for name in pins_spec:
             line = key_line(pins_spec, name)
             if known is not None and name not in known:

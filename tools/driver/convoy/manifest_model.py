@@ -3,6 +3,7 @@
     manifest = load_manifest("manifests/manifest.yaml")     # convoy.manifest
     manifest.components["planner"]                          # Component, as declared
     manifest.resolved("rover")                              # the configuration's components, pins applied
+    manifest.view("planner")                                # ManifestView: what `convoy submit` needs
 
 convoy.manifest_check builds them from a manifest with no problem: every
 field holds a checked value, and every line number points into the
@@ -90,6 +91,31 @@ class Manifest:
                 component = dataclasses.replace(component, version=pin, commit=None, sha256=None, key_lines=lines)
             result[name] = _substitute_version(component)
         return result
+
+    def view(self, component_name: str) -> "ManifestView":
+        """What `convoy submit` needs of this manifest for `component_name`."""
+        return ManifestView(
+            path=self.path, name=component_name, component=self.components.get(component_name),
+            component_names=tuple(self.components),
+            members=MappingProxyType({name: c.components for name, c in self.configurations.items()}),
+        )
+
+
+@dataclass(frozen=True)
+class ManifestView:
+    """What `convoy submit` reads of a manifest: the component `name` (None
+    if there is none), checked as load_manifest checks it, the names of all
+    components, and each configuration's components (`members`).
+
+    convoy.manifest.read_component makes one from the parts of the file it
+    needs; Manifest.view from a whole manifest.
+    """
+
+    path: str
+    name: str
+    component: Optional[Component]
+    component_names: tuple[str, ...]
+    members: Mapping[str, tuple[str, ...]]
 
 
 def _substitute_version(component: Component) -> Component:

@@ -13,6 +13,12 @@ has the component, the commit is 40 hex and is on a branch or tag of the
 component's remote (without --commit, the version is resolved on the
 remote), an archive can be downloaded and has the strip prefix.
 
+The manifest is read as far as these checks need (convoy.manifest's
+read_component: the component's entry, the names of the others, the
+configurations' members and pins, each checked as `convoy lock` checks
+them); a mistake elsewhere in it is reported by `convoy lock`, and by the
+queue when it makes the candidate from the branch tip's manifest.
+
 The same component at the same commit (same scope and archive) already
 queued: its id is printed, nothing is added. A newer request for a
 component supersedes its older *queued* requests.
@@ -25,7 +31,7 @@ import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from absl import flags
 
@@ -36,7 +42,7 @@ from convoy import untrusted
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lock import remote_has_commit
-from convoy.manifest import Component, Manifest, load_manifest
+from convoy.manifest import Component, Manifest, ManifestView, read_component
 from convoy.models import Request
 
 FLAGS = flags.FLAGS
@@ -70,7 +76,7 @@ def submit(root: Path, bump: BumpArgs) -> tuple[Request, bool, list[int]]:
     component's remote) and queues it. Returns (the request, whether the
     same bump was already queued, the ids of the requests it superseded);
     ConvoyError (one line) if the bump is refused."""
-    manifest = load_manifest(common.shown_manifest(root))
+    manifest = read_component(common.shown_manifest(root), bump.component or "")
     submission = validate(root, manifest, bump)
     with common.store(root, create=True) as store:
         return enqueue(store, submission)
@@ -130,25 +136,30 @@ def check_bump_args(bump: BumpArgs) -> None:
                           "shorten it, e.g. ci@messages")
 
 
-def validate(root: Path, manifest: Manifest, bump: BumpArgs) -> requests.Submission:
-    """The request's fields, checked; raises ConvoyError (one line) otherwise."""
+def validate(root: Path, manifest: Union[Manifest, ManifestView], bump: BumpArgs) -> requests.Submission:
+    """The request's fields, checked against the manifest (the whole of it,
+    or the view of `bump.component` that read_component makes); raises
+    ConvoyError (one line) otherwise."""
     check_bump_args(bump)
     name, version = bump.component, bump.version
-    component = manifest.components.get(name)
+    view = manifest.view(name) if isinstance(manifest, Manifest) else manifest
+    if view.name != name:
+        raise ValueError(f"a view of component {view.name!r} cannot check a bump of {name!r}")
+    component = view.component
     if component is None:
         raise ConvoyError(
             f"--component={name}: no such component in {common.shown_manifest(root)} (known: "
-            f"{', '.join(sorted(manifest.components))}); fix the name"
+            f"{', '.join(sorted(view.component_names))}); fix the name"
         )
     configuration = bump.configuration
     if configuration is not None:
-        if configuration not in manifest.configurations:
+        if configuration not in view.members:
             raise ConvoyError(
                 f"--configuration={configuration}: no such configuration (known: "
-                f"{', '.join(sorted(manifest.configurations))}); fix the name or leave it out for all of them"
+                f"{', '.join(sorted(view.members))}); fix the name or leave it out for all of them"
             )
-        if name not in manifest.configurations[configuration].components:
-            having = sorted(c for c, spec in manifest.configurations.items() if name in spec.components)
+        if name not in view.members[configuration]:
+            having = sorted(c for c, members in view.members.items() if name in members)
             raise ConvoyError(
                 f"--configuration={configuration} does not include {name} (these do: "
                 f"{', '.join(having) or 'none'}); pick one of them or leave --configuration out"
