@@ -215,3 +215,26 @@ def test_the_pool_check_runs_before_its_stage_and_its_failure_is_infrastructure(
     assert outcome.result == BuildResult.INFRA
     assert outcome.reason == "pool check before stage hardware failed: no healthy worker in pool drone-rigs"
     assert not any(c["stage"] == "convoy-hardware" for c in bazel.calls)
+
+
+def test_a_configuration_gets_the_same_slot_in_every_build(world):
+    """Slots are given by the manifest's configurations (boat, drone, rover ->
+    slots 0, 1, 0), not by the build's: drone's tasks land on slot 1 in a
+    build of drone alone as in one of every configuration, so its output
+    base keeps its cached results. Without a readable manifest in the
+    worktree, the build's own configurations decide (drone, and rover for the
+    lint stage's default configuration -> drone on slot 0)."""
+    root, manifest, store = world
+    alone = FakeBazel()
+    config, request, build = start_build(world, component="messages", scope="drone")
+    assert run(world, config, request, build, alone).result == BuildResult.SUCCEEDED
+    assert {c["output_base"].name for c in alone.calls if c["configuration"] == "drone"} == {"slot-0"}
+
+    (root / "worktree" / "manifests").mkdir(parents=True)
+    (root / "worktree" / "manifests" / "manifest.yaml").write_text(MANIFEST)
+    for scope in ("drone", None):
+        bazel = FakeBazel()
+        config, request, build = start_build(world, component="messages", scope=scope)
+        assert run(world, config, request, build, bazel).result == BuildResult.SUCCEEDED
+        drone = {c["output_base"].name for c in bazel.calls if c["configuration"] == "drone"}
+        assert drone == {"slot-1"}, (scope, bazel.calls)

@@ -46,12 +46,15 @@ from typing import Any, Callable, Optional, Sequence
 
 from convoy import models
 from convoy.config import Config, StageSpec
+from convoy.errors import ConvoyError
 from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
-from convoy.manifest import Manifest
+from convoy.manifest import Manifest, load_manifest
 from convoy.models import Build, Request, Stage, StageState, Task, TaskState
 from convoy.store import Store, Transaction, now
 from convoy.tasks import Abort, Slots, TaskRunner, is_infra, slot_output_base, target_summary
 from convoy.timing import Meter
+
+MANIFEST_PATH = Path("manifests") / "manifest.yaml"
 
 
 @dataclass(frozen=True)
@@ -197,13 +200,21 @@ class BuildRunner:
                 self.abort.set("cancel")
             self._watcher_done.wait(0.2)
 
+    def _slot_order(self) -> list[str]:
+        """The configurations slots are given by: every configuration of the
+        candidate's manifest, so that a configuration gets the same slot (the
+        same output base, with its cached results) in every build, whichever
+        other configurations the build has; the build's own when the
+        worktree has no readable manifest."""
+        try:
+            return sorted(load_manifest(self.worktree / MANIFEST_PATH).configurations)
+        except ConvoyError:
+            return sorted({t.configuration for t in self._tasks_of_build()})
+
     def _run(self) -> BuildOutcome:
         with self.ctx.store.read() as tx:
             stages = tx.stages(self.build.id)
-        all_configurations = sorted({
-            t.configuration for t in self._tasks_of_build()
-        })
-        slots = Slots(self.ctx.config.parallelism, all_configurations)
+        slots = Slots(self.ctx.config.parallelism, self._slot_order())
         for index, stage in enumerate(stages):
             if stage.state == StageState.SUCCEEDED:
                 continue

@@ -7,8 +7,10 @@ convoy.pipeline's BuildRunner orchestrates the stages and runs each stage's
 tasks side by side, one thread each; a task is this module's. It waits for
 a slot (`Slots`: `parallelism` of them; each slot is its own Bazel output
 base, `.convoy/bazel/slot-<k>`, so parallel tasks do not queue on one
-server, and a configuration prefers the slot `index(sorted(configurations))
-% parallelism`, so it finds a warm server with its own analysis cache),
+server, and a configuration prefers the slot `index(sorted(configurations
+of the manifest)) % parallelism`, the same in every build whichever other
+configurations it has, so it finds a warm server with its own analysis
+cache and cached test results),
 records BUILDING and TASK_START, runs Bazel (convoy.bazel.run_bazel, or the
 context's stand-in) with the task's flags (`task_flags`), its log and build
 event file (`log_paths`), the configuration in the repository environment
