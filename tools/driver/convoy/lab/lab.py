@@ -50,6 +50,7 @@ __all__ = [
 INSTANCE = "convoy"
 DEFAULT_PORT = 50051
 START_TIMEOUT = 90.0
+SERVER_EXIT_SECONDS = 10.0  # how long a killed server may take to let go of its port
 
 
 class Lab(RigsAndWorkers, LabStatus):
@@ -144,6 +145,11 @@ class Lab(RigsAndWorkers, LabStatus):
             port = int(state["server"].rpartition(":")[2]) if state.get("server") else DEFAULT_PORT
         if port == 0:
             port = procs.free_port()
+        if entry and procs.port_open("127.0.0.1", port):
+            # A server killed a moment ago holds its port until its last thread
+            # has exited, after its main thread already reads as gone: wait for it.
+            procs.wait_for(lambda: not procs.port_open("127.0.0.1", port) or not procs.exists(entry["pid"]),
+                           timeout=SERVER_EXIT_SECONDS)
         if procs.port_open("127.0.0.1", port):
             raise ConvoyError(
                 f"127.0.0.1:{port} is in use by another program; start the lab elsewhere with --lab_port=<port> "

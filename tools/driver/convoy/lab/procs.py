@@ -126,6 +126,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def exists(pid: int) -> bool:
+    """Whether any trace of process `pid` is left (running, exiting or a zombie)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """Whether something accepts TCP connections on host:port."""
     try:
