@@ -47,7 +47,6 @@ import functools
 import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -61,6 +60,8 @@ from typing import Callable, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools" / "driver"))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from convoy import candidate as cand  # noqa: E402
 from convoy import gitutil  # noqa: E402
@@ -459,21 +460,6 @@ def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Fig
 
 
 # --- the report --------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = ", " + line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
-    return (f"machine: nproc {cpus}{model}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()} ({sys.executable}); {git_version}")
 
 
 def med_max(values: List[float]) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -50,6 +49,8 @@ from typing import Callable, List
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools" / "driver"))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from convoy import gitutil  # noqa: E402
 from convoy import lock as lock_module  # noqa: E402
@@ -220,21 +221,6 @@ def time_git(args: List[str], cwd: Path, repeat: int = 3) -> float:
         gitutil.run(args, cwd=cwd)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def machine() -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = ", " + line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
-    return (f"machine: nproc {cpus}{model}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}; {git_version}")
 
 
 def main() -> int:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from convoy import models
+from convoy.candidate import MANIFEST as CANDIDATE_MANIFEST
 from convoy.config import Config, StageSpec
 from convoy.errors import ConvoyError
 from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
@@ -53,8 +54,6 @@ from convoy.models import Build, Request, Stage, StageState, Task, TaskState
 from convoy.store import Store, Transaction, now
 from convoy.tasks import Abort, Slots, TaskRunner, is_infra, slot_output_base, target_summary
 from convoy.timing import Meter
-
-MANIFEST_PATH = Path("manifests") / "manifest.yaml"
 
 
 @dataclass(frozen=True)
@@ -207,7 +206,7 @@ class BuildRunner:
         other configurations the build has; the build's own when the
         worktree has no readable manifest."""
         try:
-            return sorted(load_manifest(self.worktree / MANIFEST_PATH).configurations)
+            return sorted(load_manifest(self.worktree / CANDIDATE_MANIFEST).configurations)
         except ConvoyError:
             return sorted({t.configuration for t in self._tasks_of_build()})
 

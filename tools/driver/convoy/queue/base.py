@@ -58,9 +58,8 @@ class QueueManager(abc.ABC):
     def __init__(self, ctx: QueueContext, *, plugins: Optional[list] = None) -> None:
         self.ctx = ctx
         self._out = ctx.out
-        ctx.out = self.out  # steps print through the same guarded output
         self._quiet = False
-        self.steps = Steps(ctx)
+        self.steps = Steps(ctx, out=self.out)  # steps print through the same guarded output
         self.lease = Lease(ctx.store, LEASE)
         self.dispatcher = Dispatcher(ctx.store, plugins, on_error=None) if plugins else None
         self._printed = 0

@@ -32,6 +32,7 @@ from convoy.models import Build, BuildState, Phase, Request
 from convoy.pipeline import BuildResult, BuildRunner, RunContext, construction_plan, create_build
 from convoy.lab.stage import PoolCheck, lab_pool_check
 from convoy.store import Store
+from convoy.tasks import LOGS_DIR
 from convoy.timing import Meter
 
 MAX_BUILDS = 5  # builds of one request in a row (the branch kept moving): then an infrastructure error
@@ -63,14 +64,15 @@ class QueueContext:
     today: Callable[[], datetime.date] = datetime.date.today
 
     def logs(self, request: Request) -> Path:
-        return self.checkout / ".convoy" / "logs" / f"request-{request.id}"
+        return self.checkout / LOGS_DIR / f"request-{request.id}"
 
 
 class Steps:
     """The phases' steps of one request (see the module docstring)."""
 
-    def __init__(self, ctx: QueueContext) -> None:
+    def __init__(self, ctx: QueueContext, out: Optional[Callable[[str], None]] = None) -> None:
         self.ctx = ctx
+        self.out = out or ctx.out  # the queue's guarded progress output
 
     def latest_build(self, request: Request) -> Optional[Build]:
         with self.ctx.store.read() as tx:
@@ -227,7 +229,7 @@ class Steps:
                 f"during build {builds[-1].number}; rebuilt on the new tip"
         if len(builds) >= MAX_BUILDS:
             raise Requeue(f"{branch} moved during each of {len(builds)} builds; try again later")
-        self.ctx.out(f"{time.strftime('%H:%M:%S')} #{request.id} {moved}")
+        self.out(f"{time.strftime('%H:%M:%S')} #{request.id} {moved}")
         with self.ctx.store.transaction() as tx:
             tx.update_build(builds[-1].id, detail=moved)
             requests.remake_candidate(tx, request)
