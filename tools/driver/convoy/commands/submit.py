@@ -41,7 +41,7 @@ from convoy import requests
 from convoy import untrusted
 from convoy.commands import common
 from convoy.errors import ConvoyError
-from convoy.lock import remote_has_commit
+from convoy.resolve import remote_has_commit
 from convoy.manifest import Component, Manifest, ManifestView, read_component
 from convoy.models import Request
 
