@@ -4,6 +4,8 @@ tagged exactly once."""
 
 from __future__ import annotations
 
+import subprocess
+
 from pathlib import Path
 
 from convoy import models
@@ -64,12 +66,20 @@ class Mover:
         self.it, self.clone, self.count = it, clone, 0
 
     def push(self) -> str:
+        """Pushes one more unrelated commit on origin's main. A driver running
+        meanwhile may push first (the push is then rejected as not a fast
+        forward): like a person, it fetches and makes its commit again."""
         self.count += 1
         git = lambda *args: self.it.git(*args, cwd=self.clone)  # noqa: E731
-        git("fetch", "-q", "origin")
-        git("reset", "-q", "--hard", "origin/main")
-        (self.clone / "NOTES.md").open("a").write(f"Someone else's change {self.count}.\n")
-        git("add", "NOTES.md")
-        git("commit", "-q", "-m", f"Unrelated change {self.count}")
-        git("push", "-q", "origin", "HEAD:main")
-        return git("rev-parse", "HEAD")
+        for _ in range(5):
+            git("fetch", "-q", "origin")
+            git("reset", "-q", "--hard", "origin/main")
+            (self.clone / "NOTES.md").open("a").write(f"Someone else's change {self.count}.\n")
+            git("add", "NOTES.md")
+            git("commit", "-q", "-m", f"Unrelated change {self.count}")
+            pushed = subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=self.clone,
+                                    capture_output=True, text=True, timeout=60)
+            if pushed.returncode == 0:
+                return git("rev-parse", "HEAD")
+            assert "[rejected]" in pushed.stderr, pushed.stderr  # only a lost race is tried again
+        raise AssertionError(f"origin's main moved under each of 5 pushes: {pushed.stderr}")
