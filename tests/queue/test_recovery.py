@@ -10,6 +10,8 @@ real process; CONVOY_FAILPOINT makes it SIGKILL itself (convoy.failpoints).
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,15 +253,36 @@ def test_the_pools_a_hardware_stage_needs_come_from_bazel_query(ops):
     assert needed_pools(worktree, integration, "rover", config, slot) == set()
 
 
-def test_sigterm_stops_the_build_and_the_next_process_finishes_it(ops):
+def test_sigterm_stops_the_build_and_the_next_process_finishes_it(ops, tmp_path):
     it = ops.integration
     request_id = submit_rover(it)
+    # `bazel` on PATH: the real one, except that the first build task's client
+    # waits 60 s before it becomes Bazel, so the SIGTERM always finds a task
+    # running (a real client, stopped by run_bazel's SIGINT) and never lands
+    # between two stages.
+    real_bazel = shutil.which("bazel")
+    hold, held = tmp_path / "hold", tmp_path / "held"
+    hold.touch()
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "bazel"
+    wrapper.write_text(f"""#!/bin/bash
+if [[ " $* " == *" build "* ]] && rm {hold} 2>/dev/null; then
+  trap 'exit 8' INT
+  touch {held}
+  sleep 60 & wait $!
+fi
+exec {real_bazel} "$@"
+""")
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{wrapper_dir}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.Popen([str(CONVOY), "process", "--all"], cwd=it.checkout, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and models.TASK_START not in [e.type for e in it.events(request_id)]:
+        while time.monotonic() < deadline and not held.exists():
             time.sleep(0.05)
+        assert held.exists(), "the build task never started"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -269,8 +292,9 @@ def test_sigterm_stops_the_build_and_the_next_process_finishes_it(ops):
     assert "convoy: stopped; the next convoy process resumes where this one left off" in out
     request = it.request(request_id)
     assert (request.state, request.phase) == (RequestState.TESTING, Phase.BUILDING)
-    tasks = [t for s in it.show(request_id)["builds"][0]["stages"] for t in s["tasks"]]
-    assert {t["state"] for t in tasks} <= {"ready", "waiting", "succeeded"} and "ready" in {t["state"] for t in tasks}
+    stages = {s["name"]: [t["state"] for t in s["tasks"]] for s in it.show(request_id)["builds"][0]["stages"]}
+    assert stages.pop("build") == ["ready"], stages  # the held client was stopped; it runs again next time
+    assert {state for states in stages.values() for state in states} <= {"waiting"}, stages
     resumed = it.process("--all")
     assert resumed.code == 0, resumed
     assert_merged_once(it, request_id)
