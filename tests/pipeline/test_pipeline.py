@@ -140,10 +140,13 @@ def test_all_pass_in_order_on_preferred_slots(world):
     # sorted configurations boat, drone, rover -> slots 0, 1, 0; a busy preferred slot gives way
     assert slots[("build", "drone")] == "slot-1"
     assert set(slots.values()) == {"slot-0", "slot-1"}
+    disk_cache = f"--disk_cache={root / '.convoy/cache/bazel-disk'}"
     hardware = next(c for c in bazel.calls if c["stage"] == "convoy-hardware")
     assert hardware["flags"] == ("--symlink_prefix=/", "--keep_going", "--test_tag_filters=convoy-hardware",
-                                 "--config=hil")
-    assert next(c for c in bazel.calls if c["stage"] == "build")["flags"] == ("--symlink_prefix=/", "--keep_going")
+                                 "--config=hil", f"--platform_suffix={hardware['configuration']}", disk_cache)
+    build_call = next(c for c in bazel.calls if c["stage"] == "build")
+    assert build_call["flags"] == ("--symlink_prefix=/", "--keep_going",
+                                   f"--platform_suffix={build_call['configuration']}", disk_cache)
     assert set(task_states(world[2], build).values()) == {TaskState.SUCCEEDED}
     with world[2].read() as tx:
         assert {t.pid for t in tx.tasks(build_id=build.id)} == {None}  # recorded while running, cleared after

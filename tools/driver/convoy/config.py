@@ -13,9 +13,10 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
     release: {tag_format: "v{year}.{month}.{n}"} # overrides the manifest's
     bazel: {startup_flags: [...], flags: [...]}  # added to every Bazel invocation
     bazel: {pass_env: [NPM_TOKEN]}               # secret-named variables Bazel may still get
+    bazel: {disk_cache: .convoy/cache/bazel-disk, disk_cache_max_gb: 10}   # shared by every slot; false: none
     stages:                                      # in order; default: DEFAULT_STAGES
       - {name: build, command: build, targets: ["//integration/..."], tag_filter: ..., flags: [...],
-         per_configuration: true, timeout: 3600, check_pools: false}
+         per_configuration: true, timeout: 3600, check_pools: false, affected_only: false}
     plugins:
       - {name: log, type: log, events: ["*"], path: .convoy/events.jsonl}
       - {name: notify, type: command, events: [BUILD_FAIL], command: [scripts/notify, --to, ci]}
@@ -62,8 +63,10 @@ _QUEUE_KEYS = ("mode", "poll_interval")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
 _RELEASE_KEYS = ("tag_format",)
-_BAZEL_KEYS = ("startup_flags", "flags", "pass_env")
-_STAGE_KEYS = ("name", "command", "targets", "tag_filter", "flags", "per_configuration", "timeout", "check_pools")
+_BAZEL_KEYS = ("startup_flags", "flags", "pass_env", "disk_cache", "disk_cache_max_gb")
+_STAGE_KEYS = ("name", "command", "targets", "tag_filter", "flags", "per_configuration", "timeout", "check_pools",
+               "affected_only")
+DEFAULT_DISK_CACHE = ".convoy/cache/bazel-disk"
 _PLUGIN_KEYS = {  # name, type and events first
     "log": ("name", "type", "events", "path", "timeout", "replay"),
     "command": ("name", "type", "events", "command", "timeout", "replay"),
@@ -85,7 +88,9 @@ class StageSpec:
     --build_tag_filters); `per_configuration` runs one task per affected
     configuration (False: one task, in the default configuration);
     `timeout` bounds one Bazel invocation, in seconds; `check_pools` asks
-    that the hardware pools be checked before the stage runs.
+    that the hardware pools be checked before the stage runs;
+    `affected_only` (a test stage) runs only the test targets that depend on
+    a component whose pin moved in the task's configuration (convoy.affected).
     """
 
     name: str
@@ -96,6 +101,7 @@ class StageSpec:
     per_configuration: bool = True
     timeout: float = 3600.0
     check_pools: bool = False
+    affected_only: bool = False
 
     def bazel_flags(self) -> tuple[str, ...]:
         """The stage's own flags for its Bazel command: the tag filter, then `flags`."""
@@ -142,7 +148,9 @@ class Config:
     """A valid convoy.yaml. `path` is as given to load_config.
 
     `tag_format` is None unless convoy.yaml sets release.tag_format (then it
-    overrides the manifest's).
+    overrides the manifest's). `bazel_disk_cache` is the Bazel disk cache
+    every slot shares (relative to the checkout, or absolute; None: no disk
+    cache), kept under `bazel_disk_cache_max_gb` by convoy.diskcache.
     """
 
     path: str
@@ -157,6 +165,8 @@ class Config:
     bazel_startup_flags: tuple[str, ...] = ()
     bazel_flags: tuple[str, ...] = ()
     bazel_pass_env: tuple[str, ...] = ()
+    bazel_disk_cache: Optional[str] = DEFAULT_DISK_CACHE
+    bazel_disk_cache_max_gb: float = 10.0
     plugins: tuple[PluginSpec, ...] = ()
 
     @property
@@ -239,6 +249,16 @@ class _ConfigChecker(ValueChecker):
         startup_flags = self.flag_list(bazel, "startup_flags", "bazel", "[--output_user_root=/var/cache/bazel]")
         bazel_flags = self.flag_list(bazel, "flags", "bazel", "[--keep_going]")
         pass_env = self.env_names(bazel, "pass_env", "bazel", "[NPM_TOKEN]")
+        disk_cache: Optional[str] = DEFAULT_DISK_CACHE
+        if bazel.get("disk_cache", True) is False:
+            disk_cache = None
+        elif "disk_cache" in bazel:
+            disk_cache = self.string(bazel, "disk_cache", "bazel", example=DEFAULT_DISK_CACHE)
+            if disk_cache is not None and (disk_cache != disk_cache.strip() or not disk_cache.isprintable()):
+                self.problem(key_line(bazel, "disk_cache"), "bazel.disk_cache",
+                             "must be a path without surrounding spaces or control characters",
+                             f"write it like disk_cache: {DEFAULT_DISK_CACHE}, or disk_cache: false")
+        disk_cache_max_gb = self.number(bazel, "disk_cache_max_gb", "bazel", 10.0)
 
         stages = self.stages(document)
         plugins = self.plugins(document)
@@ -247,7 +267,8 @@ class _ConfigChecker(ValueChecker):
         return Config(
             path=path, queue_mode=mode, poll_interval=poll_interval, stages=stages, parallelism=parallelism,
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
-            bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env, plugins=plugins,
+            bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
+            bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
         )
 
     def stages(self, document: Mapping) -> tuple[StageSpec, ...]:
@@ -294,11 +315,17 @@ class _ConfigChecker(ValueChecker):
         per_configuration = self.boolean(spec, "per_configuration", where, True)
         timeout = self.number(spec, "timeout", where, 3600.0)
         check_pools = self.boolean(spec, "check_pools", where, False)
+        affected_only = self.boolean(spec, "affected_only", where, False)
+        if affected_only and command == "build":
+            self.problem(key_line(spec, "affected_only"), f"{where}.affected_only",
+                         "applies to test stages only (the build stage always builds everything)",
+                         "remove it, or set it on a stage with command: test")
         if len(self.problems) > errors or name is None or command is None:
             return None
         return StageSpec(
             name=name, command=command, targets=targets or DEFAULT_TARGETS, tag_filter=tag_filter, flags=flags,
             per_configuration=per_configuration, timeout=timeout, check_pools=check_pools,
+            affected_only=affected_only,
         )
 
     def plugins(self, document: Mapping) -> tuple[PluginSpec, ...]:

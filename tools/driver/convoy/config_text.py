@@ -35,6 +35,8 @@ git:
 bazel:
   startup_flags: []     # e.g. [--output_user_root=/var/cache/convoy/bazel]
   flags: []             # added to every invocation, e.g. [--keep_going]
+  disk_cache: .convoy/cache/bazel-disk   # one Bazel disk cache for every slot; false: none
+  disk_cache_max_gb: 10                  # convoy removes the least recently used entries above this
 
 # The construction plan: stages run in order and a failed stage ends the
 # build; a stage's tasks (one per affected configuration) run in parallel.
@@ -45,6 +47,7 @@ stages:
   - name: integration
     command: test
     tag_filter: convoy-integration
+    # affected_only: true     # only the tests that depend on a component whose pin moved
   - name: configuration
     command: test
     tag_filter: convoy-configuration

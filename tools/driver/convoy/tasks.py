@@ -38,6 +38,7 @@ from convoy import fsutil
 from convoy import models
 from convoy.bazel import Outcome
 from convoy.config import Config, StageSpec
+from convoy.diskcache import cache_flags
 from convoy.models import Build, Request, Stage, Task, TaskState, TargetOutcome
 from convoy.store import now
 
@@ -201,6 +202,7 @@ class TaskRunner:
             failpoints.hit("task_running")
 
         flags = task_flags(self.ctx.config, spec)
+        flags += cache_flags(self.ctx.config, self.ctx.checkout, task.configuration, flags)
         on_lab = spec.check_pools and self.ctx.pool_check is not None
         lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
         with self.ctx.meter.measure("bazel"), lab as lab_flags:
