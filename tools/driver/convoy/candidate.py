@@ -54,6 +54,7 @@ class Candidate:
     commit: str
     lock: Lock
     manifest: Manifest  # the bumped manifest, as loaded
+    previous_lock: Optional[Lock] = None  # the base's lock (None: unreadable)
 
 
 def git(args: list[str], cwd: Path, **kwargs) -> str:
@@ -212,7 +213,8 @@ def make_candidate(checkout: Path, request: Request, base_commit: str, *, lane: 
         worktree)
     commit = git(["rev-parse", "HEAD"], worktree)
     git(["update-ref", "--", REQUEST_REF.format(id=request.id), commit], checkout)
-    return Candidate(worktree=worktree, base_commit=base_commit, commit=commit, lock=lock, manifest=manifest)
+    return Candidate(worktree=worktree, base_commit=base_commit, commit=commit, lock=lock, manifest=manifest,
+                     previous_lock=previous)
 
 
 def has_commit(checkout: Path, commit: str) -> bool:

@@ -267,6 +267,19 @@ def _lock_manifest(
     )
 
 
+def changed_configurations(old: Optional[Lock], new: Lock) -> Optional[frozenset[str]]:
+    """The configurations of `new` whose entries (every pin field of every
+    component) differ from `old`'s, or that `old` lacks; None when there is
+    no `old` to compare with (everything counts as changed)."""
+    if old is None:
+        return None
+    return frozenset(
+        name for name, pins in new.configurations.items()
+        if {c: dict(p) for c, p in (old.configurations.get(name) or {}).items()}
+        != {c: dict(p) for c, p in pins.items()}
+    )
+
+
 def stale_lines(manifest: Manifest, lock: Lock) -> list[str]:
     """How `lock` differs from `manifest`, one line each (none: the lock is
     up to date), without resolving anything (so a changed commit behind an

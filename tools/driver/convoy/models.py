@@ -64,6 +64,12 @@ class StageState(str, enum.Enum):
     SKIPPED = "skipped"  # an earlier stage failed: this one never started
 
 
+# The outcome of a task that did not run because its configuration's pins
+# did not move (Task.is_unchanged), and what `convoy show` and the notes say.
+UNCHANGED = "UNCHANGED"
+UNCHANGED_DETAIL = "unchanged: skipped (the bump moved no pin of this configuration)"
+
+
 class TaskState(str, enum.Enum):
     WAITING = "waiting"
     READY = "ready"
@@ -187,13 +193,21 @@ class Stage:
 
 @dataclass(frozen=True)
 class TargetOutcome:
-    """What Bazel said about one target of a task (from the build event file)."""
+    """What Bazel said about one target of a task (from the build event file).
+
+    A test (`is_test`: it has a test result) either ran or came from a cache
+    (`cached`: Bazel's own, the disk cache or a remote one).
+    """
 
     label: str
     status: str
     cached: bool = False
     duration_ms: Optional[int] = None
     log_paths: tuple[str, ...] = ()
+
+    @property
+    def is_test(self) -> bool:
+        return self.status.lower() in TESTED_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +226,9 @@ class TargetOutcome:
 @dataclass(frozen=True)
 class Task:
     """One Bazel invocation: a stage in one configuration, on one slot.
+
+    A configuration whose resolved pins the bump did not move gets a task
+    that never runs: skipped, outcome UNCHANGED (`is_unchanged`).
 
     `outcome` is the bazel.Outcome name once it ran; `pid` the Bazel
     client's process id while it runs (a restarted driver kills a leftover
@@ -235,6 +252,11 @@ class Task:
     runs: int
     started_at: Optional[float]
     finished_at: Optional[float]
+
+    @property
+    def is_unchanged(self) -> bool:
+        """Skipped because the configuration's pins did not move (not a failure)."""
+        return self.state == TaskState.SKIPPED and self.outcome == UNCHANGED
 
     @property
     def duration(self) -> Optional[float]:
@@ -286,6 +308,8 @@ class Release:
 # target's own failure. Others (passed, flaky, skipped, built, no_status,
 # incomplete) do not by themselves.
 FAILING_STATUSES = frozenset({"failed", "timeout", "failed_to_build"})
+# The statuses of a test that has a result (it ran, or came from a cache).
+TESTED_STATUSES = frozenset({"passed", "failed", "flaky", "timeout"})
 
 
 def is_failing_status(status: str) -> bool:

@@ -8,7 +8,9 @@
 A stage has one task per affected configuration (the configurations that
 include the bumped component, or the one the request names); a stage with
 `per_configuration: false` has one task, in the manifest's default
-configuration. Tasks of a stage run side by side on `parallelism` slots.
+configuration. An affected configuration whose resolved pins did not move
+(its entries in the candidate's lock equal the base's: it pins the
+component, say) gets a task that never runs: skipped, outcome UNCHANGED. Tasks of a stage run side by side on `parallelism` slots.
 Each slot is its own Bazel output base (`.convoy/bazel/slot-<k>`), so
 parallel tasks do not queue on one server, and a configuration prefers the
 slot `index(sorted(configurations)) % parallelism`, so it finds a warm
@@ -59,7 +61,8 @@ from convoy.timing import Meter
 @dataclass(frozen=True)
 class StagePlan:
     spec: StageSpec
-    configurations: tuple[str, ...]
+    configurations: tuple[str, ...]  # run
+    unchanged: tuple[str, ...] = ()  # affected, but their pins did not move: skipped
 
 
 def affected_configurations(manifest: Manifest, component: str, scope: Optional[str]) -> tuple[str, ...]:
@@ -70,14 +73,23 @@ def affected_configurations(manifest: Manifest, component: str, scope: Optional[
     return tuple(sorted(name for name, c in manifest.configurations.items() if component in c.components))
 
 
-def construction_plan(stages: Sequence[StageSpec], manifest: Manifest, request: Request) -> tuple[StagePlan, ...]:
+def construction_plan(stages: Sequence[StageSpec], manifest: Manifest, request: Request,
+                      changed: Optional[frozenset[str]] = None) -> tuple[StagePlan, ...]:
+    """Each stage's configurations. `changed` (lock.changed_configurations:
+    the configurations whose pins moved; None: unknown, all count as moved)
+    puts the affected configurations whose pins did not move in `unchanged`."""
     affected = affected_configurations(manifest, request.component, request.configuration)
     if not affected:
         affected = (manifest.default_configuration,)
-    return tuple(
-        StagePlan(spec, affected if spec.per_configuration else (manifest.default_configuration,))
-        for spec in stages
-    )
+    plans = []
+    for spec in stages:
+        configurations = affected if spec.per_configuration else (manifest.default_configuration,)
+        if changed is None:
+            plans.append(StagePlan(spec, configurations))
+        else:
+            plans.append(StagePlan(spec, tuple(c for c in configurations if c in changed),
+                                   tuple(c for c in configurations if c not in changed)))
+    return tuple(plans)
 
 
 def create_build(tx: Transaction, request: Request, base_commit: str, candidate_commit: str,
@@ -89,13 +101,18 @@ def create_build(tx: Transaction, request: Request, base_commit: str, candidate_
         row = tx.insert_stage(build.id, position, stage.spec.name, stage.spec.command)
         for configuration in stage.configurations:
             tx.insert_task(row.id, build.id, configuration)
+        for configuration in stage.unchanged:
+            task = tx.insert_task(row.id, build.id, configuration)
+            tx.update_task(task.id, state=TaskState.SKIPPED, outcome=models.UNCHANGED, detail=models.UNCHANGED_DETAIL)
     configurations = sorted({c for stage in plan for c in stage.configurations})
+    unchanged = sorted({c for stage in plan for c in stage.unchanged} - set(configurations))
     tx.add_event(
         models.BUILD_START, request_id=request.id, build_id=build.id,
         data={
             "number": build.number, "component": request.component, "version": request.version,
             "base_commit": base_commit, "candidate_commit": candidate_commit,
             "stages": [stage.spec.name for stage in plan], "configurations": configurations,
+            **({"unchanged": unchanged} if unchanged else {}),
             **({"reason": reason} if reason else {}),
         },
     )
@@ -286,7 +303,7 @@ class BuildRunner:
         with self.ctx.store.transaction() as tx:
             tasks = tx.tasks(stage_id=stage.id)
             infra = [t for t in tasks if t.outcome is not None and is_infra(t.outcome)]
-            failed = [t for t in tasks if t.state != TaskState.SUCCEEDED]
+            failed = [t for t in tasks if t.state != TaskState.SUCCEEDED and not t.is_unchanged]
             state = StageState.FAILED if failed else StageState.SUCCEEDED
             finished = now()
             tx.update_stage(stage.id, state=state, finished_at=finished)

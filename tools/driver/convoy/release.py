@@ -291,16 +291,25 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
 
 
 def stage_summary(store: Store, build_id: Optional[int]) -> list[str]:
-    """One line per stage and configuration of a build: what Bazel said."""
+    """One line per stage and configuration of a build (what Bazel said, or
+    that the configuration was skipped as unchanged), and under it one line
+    per test: its status, and whether it ran or came from a cache."""
     if build_id is None:
         return []
     lines = []
     with store.read() as tx:
         for stage in tx.stages(build_id):
             for task in tx.tasks(stage_id=stage.id):
+                if task.is_unchanged:
+                    lines.append(f"{stage.name} / {task.configuration}: {task.detail or 'unchanged: skipped'}")
+                    continue
                 outcome = (task.outcome or task.state.value).lower().replace("_", " ")
+                tests = [t for t in task.targets if t.is_test]
+                cached = sum(1 for t in tests if t.cached)
+                counts = f" ({len(tests) - cached} ran, {cached} cached)" if tests else ""
                 detail = f": {task.detail}" if task.detail else ""
-                lines.append(f"{stage.name} / {task.configuration}: {outcome}{detail}")
+                lines.append(f"{stage.name} / {task.configuration}: {outcome}{counts}{detail}")
+                lines += [f"  {t.label}: {t.status.lower()}, {'cached' if t.cached else 'ran'}" for t in tests]
     return lines
 
 

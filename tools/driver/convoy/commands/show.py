@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from convoy.commands import common
-from convoy.models import Request
+from convoy.models import TESTED_STATUSES, UNCHANGED, Request
 from convoy.store import Transaction
 from convoy.untrusted import printable as p
 
@@ -58,6 +58,7 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
                     "duration": task.duration, "detail": task.detail, "log_path": task.log_path,
                     "bep_path": task.bep_path, "targets": [t.to_dict() for t in task.targets],
                     "failing_targets": [t.to_dict() for t in task.failing_targets],
+                    "tests": test_counts(task.targets),
                 })
             duration = (stage.finished_at - stage.started_at) if stage.finished_at and stage.started_at else None
             stages.append({"id": stage.id, "name": stage.name, "command": stage.command,
@@ -81,6 +82,24 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
         "releases": [{"tag": rel.tag, "commit": rel.commit, "notes": rel.notes} for rel in tx.releases(request_id=r.id)],
         "timings": timings(r),
     }
+
+
+def test_counts(targets) -> dict[str, int]:
+    """How many of a task's tests ran and how many came from a cache."""
+    tests = [t for t in targets if t.is_test]
+    cached = sum(1 for t in tests if t.cached)
+    return {"ran": len(tests) - cached, "cached": cached}
+
+
+def target_line(target: dict[str, Any]) -> str:
+    """One test target of a task: its status, and whether it ran or came from a cache."""
+    if target["cached"]:
+        how = "cached"
+    elif target["duration_ms"] is not None:
+        how = f"ran {target['duration_ms'] / 1000:.1f} s"
+    else:
+        how = "ran"
+    return f"{p(target['label'])} {p(target['status'].upper())} ({how})"
 
 
 def _when(ts: float) -> str:
@@ -118,11 +137,20 @@ def print_text(data: dict[str, Any]) -> None:
             print(f"    stage {p(stage['name'])} ({p(stage['command'])}): {p(stage['state'])} "
                   f"{_secs(stage['duration'])}")
             for task in stage["tasks"]:
+                if task["outcome"] == UNCHANGED:
+                    print(f"      {p(task['configuration'])}: {p(task['detail'] or 'unchanged: skipped')}")
+                    continue
                 runs = f", run {task['runs']} times" if task["runs"] > 1 else ""
+                tests = task["tests"]
+                counts = f"; tests: {tests['ran']} ran, {tests['cached']} cached" if sum(tests.values()) else ""
                 print(f"      {p(task['configuration'])}: {p(task['state'])}"
                       + (f" {p(task['outcome'])}" if task["outcome"] else "")
                       + f" {_secs(task['duration'])}" + (f" slot {task['slot']}" if task["slot"] is not None else "")
-                      + runs + (f": {p(task['detail'])}" if task["detail"] else ""))
+                      + runs + counts + (f": {p(task['detail'])}" if task["detail"] else ""))
+                failing = {t["label"] for t in task["failing_targets"]}
+                for target in task["targets"]:
+                    if target["label"] not in failing and target["status"].lower() in TESTED_STATUSES:
+                        print(f"        {target_line(target)}")
                 for target in task["failing_targets"]:
                     logs = ", ".join(p(log) for log in target["log_paths"]) or "no test log"
                     print(f"        {p(target['label'])} {p(target['status'].upper())}: {logs}")

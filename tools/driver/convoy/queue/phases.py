@@ -28,6 +28,7 @@ from convoy import release
 from convoy import requests
 from convoy.config import Config
 from convoy.errors import ConvoyError, InfraError
+from convoy.lock import changed_configurations
 from convoy.models import Build, BuildState, Phase, Request
 from convoy.pipeline import BuildResult, BuildRunner, RunContext, construction_plan, create_build
 from convoy.lab.stage import PoolCheck, lab_pool_check
@@ -90,7 +91,8 @@ class Steps:
                 requests.reject(tx, request, stage="candidate", build=None, summary=str(e),
                                 logs=self.ctx.logs(request))
             return
-        plan = construction_plan(self.ctx.config.stages, candidate.manifest, request)
+        plan = construction_plan(self.ctx.config.stages, candidate.manifest, request,
+                                 changed_configurations(candidate.previous_lock, candidate.lock))
         with self.ctx.store.transaction() as tx:
             previous = tx.builds(request.id)
             reason = None
