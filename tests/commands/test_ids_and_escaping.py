@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from convoy import main
-from convoy.models import BuildState, RequestState, StageState, TaskState
+from convoy.models import BuildState, RequestState, StageState, TargetOutcome, TaskState
 from convoy.store import SQLiteStore
 
 from tests.support.state import assert_one_line, dump
@@ -52,7 +52,9 @@ def test_status_and_show_escape_every_value_from_the_state(state_checkout, capsy
         stage = tx.insert_stage(build.id, 0, "build", "build")
         tx.update_stage(stage.id, state=StageState.FAILED)
         task = tx.insert_task(stage.id, build.id, "main")
-        tx.update_task(task.id, state=TaskState.FAILED, detail=f"exit 1{EVIL}", log_path=f"/tmp/log{EVIL}")
+        tx.update_task(task.id, state=TaskState.FAILED, detail=f"exit 1{EVIL}", log_path=f"/tmp/log{EVIL}",
+                       targets=(TargetOutcome(f"//t:ok{EVIL}", "passed", cached=True),
+                                TargetOutcome(f"//t:bad{EVIL}", "failed", duration_ms=1200)))
         tx.insert_release(request_id=request.id, build_id=build.id, tag="v1", commit="b" * 40,
                           notes="notes\x1b[2J\rFORGED line\nsecond line\n")  # its own lines: \n only
     capsys.readouterr()
@@ -62,5 +64,8 @@ def test_status_and_show_escape_every_value_from_the_state(state_checkout, capsy
     assert "\x1b" not in out and "\r" not in out and "\x07" not in out, out
     assert not any(line.lstrip().startswith("FORGED") for line in out.splitlines()), out
     assert "\\x1b[2J\\rFORGED line\\nFORGED" in out
+    if command == "show":  # each test says whether it ran or came from the cache
+        assert "//t:ok\\x1b[2J\\rFORGED line\\nFORGED\\x1b]0;title\\x07 PASSED (cached)" in out, out
+        assert "tests: 1 ran, 1 cached" in out  # the failing one ran (its line names its logs)
     if command == "show":  # the release notes: escaped, their own lines kept
         assert "    notes\\x1b[2J\\rFORGED line\n    second line\n" in out

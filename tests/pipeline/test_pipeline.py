@@ -241,3 +241,37 @@ def test_a_configuration_gets_the_same_slot_in_every_build(world):
         assert run(world, config, request, build, bazel).result == BuildResult.SUCCEEDED
         drone = {c["output_base"].name for c in bazel.calls if c["configuration"] == "drone"}
         assert drone == {"slot-1"}, (scope, bazel.calls)
+
+
+def test_a_configuration_whose_pins_did_not_move_gets_a_skipped_task_that_never_runs(world):
+    root, manifest, store = world
+    config = parse_config(CONFIG, str(root / "convoy.yaml"))
+    with store.transaction() as tx:
+        request = tx.insert_request(component="messages", version="v9.0.0", requested_by="t", configuration=None)
+        plan = construction_plan(config.stages, manifest, request, changed=frozenset({"drone"}))
+        build = create_build(tx, request, "b" * 40, "c" * 40, plan)
+        start = tx.events(request_id=request.id)[-1]
+    assert [(p.spec.name, p.configurations, p.unchanged) for p in plan] == [
+        ("build", ("drone",), ("boat", "rover")), ("integration", ("drone",), ("boat", "rover")),
+        ("hardware", ("drone",), ("boat", "rover")), ("lint", (), ("rover",)),  # the default configuration
+    ]
+    assert (start.data["configurations"], start.data["unchanged"]) == (["drone"], ["boat", "rover"])
+    bazel = FakeBazel(delay=0.01)
+    assert run(world, config, request, build, bazel).result == BuildResult.SUCCEEDED
+    assert {c["configuration"] for c in bazel.calls} == {"drone"}
+    with store.read() as tx:
+        tasks = tx.tasks(build_id=build.id)
+        stages = tx.stages(build.id)
+    assert {t.configuration for t in tasks if t.is_unchanged} == {"boat", "rover"}
+    assert all(t.runs == 0 and t.detail == models.UNCHANGED_DETAIL for t in tasks if t.is_unchanged)
+    assert {s.name: s.state for s in stages} == dict.fromkeys(["build", "integration", "hardware", "lint"],
+                                                              StageState.SUCCEEDED)  # lint: no task ran
+
+
+def test_without_a_previous_lock_every_affected_configuration_runs(world):
+    root, manifest, store = world
+    config = parse_config(CONFIG, str(root / "convoy.yaml"))
+    with store.transaction() as tx:
+        request = tx.insert_request(component="messages", version="v9.0.0", requested_by="t", configuration=None)
+    plan = construction_plan(config.stages, manifest, request, changed=None)
+    assert [(p.configurations, p.unchanged) for p in plan][0] == (("boat", "drone", "rover"), ())

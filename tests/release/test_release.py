@@ -197,3 +197,30 @@ def test_short_pins():
     assert short_pin("1a2b3c") == "1a2b3c"  # not a full id: shown as it is
     assert short_pin(None) is None
     assert PinChange("c", "x", "v1", "v2", None, None).describe() == "c/x: v1 -> v2"
+
+
+def test_the_test_summary_says_what_ran_what_was_cached_and_what_was_unchanged(tmp_path):
+    from convoy import models
+    from convoy.models import TargetOutcome, TaskState
+    from convoy.release import stage_summary
+    from convoy.store import SQLiteStore
+
+    with SQLiteStore(tmp_path / "state.db") as store:
+        with store.transaction() as tx:
+            request = tx.insert_request(component="planner", version="v2.2.0", requested_by="t")
+            build = tx.insert_build(request.id, "a" * 40, "b" * 40)
+            stage = tx.insert_stage(build.id, 0, "hardware", "test")
+            ran = tx.insert_task(stage.id, build.id, "rover")
+            tx.update_task(ran.id, state=TaskState.SUCCEEDED, outcome="PASSED", detail="2 tests passed (1 cached)",
+                           targets=(TargetOutcome("//i:a_test", "passed", cached=True),
+                                    TargetOutcome("//i:b_test", "passed", duration_ms=20000),
+                                    TargetOutcome("//i:lib", "built")))
+            skipped = tx.insert_task(stage.id, build.id, "drone")
+            tx.update_task(skipped.id, state=TaskState.SKIPPED, outcome=models.UNCHANGED,
+                           detail=models.UNCHANGED_DETAIL)
+        assert stage_summary(store, build.id) == [
+            "hardware / rover: passed (1 ran, 1 cached): 2 tests passed (1 cached)",
+            "  //i:a_test: passed, cached",
+            "  //i:b_test: passed, ran",
+            f"hardware / drone: {models.UNCHANGED_DETAIL}",
+        ]
