@@ -15,6 +15,7 @@ Every state change goes through `convoy.requests`.
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from convoy import candidate as cand
+from convoy import diskcache
 from convoy import failpoints
 from convoy import gitutil
 from convoy import release
@@ -37,6 +39,8 @@ from convoy.tasks import LOGS_DIR
 from convoy.timing import Meter
 
 MAX_BUILDS = 5  # builds of one request in a row (the branch kept moving): then an infrastructure error
+
+log = logging.getLogger("convoy.queue.phases")
 
 
 class Stopped(Exception):
@@ -128,6 +132,13 @@ class Steps:
         finally:
             watching.set()
             watcher.join(2)
+        try:  # the shared disk cache's size limit (convoy.diskcache); never the build's failure
+            pruned = diskcache.prune_configured(self.ctx.config, self.ctx.checkout)
+        except Exception as e:
+            log.warning("could not prune the Bazel disk cache (%s); the build goes on", e)
+        else:
+            if pruned is not None and pruned.files_removed:
+                self.out(pruned.line())
         if outcome.result == BuildResult.STOPPED:
             raise Stopped()
         with store.transaction() as tx:
