@@ -15,7 +15,9 @@ records BUILDING and TASK_START, runs Bazel (convoy.bazel.run_bazel, or the
 context's stand-in) with the task's flags (`task_flags`), its log and build
 event file (`log_paths`), the configuration in the repository environment
 (`--repo_env=CONVOY_CONFIGURATION=<configuration>`), inside the lab's
-invocation on a `check_pools: true` stage (convoy.lab.stage), and records
+invocation on a `check_pools: true` stage (convoy.lab.stage), on the tests
+convoy.affected selects on an `affected_only: true` test stage (none
+selected: Bazel does not run, the task succeeds as NO_TESTS), and records
 its end: TASK_COMPLETE with TASK_SUCCESS or TASK_FAIL, the failing targets
 with copies of their test logs (`keep_test_logs`).
 
@@ -33,6 +35,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from convoy import affected
 from convoy import failpoints
 from convoy import fsutil
 from convoy import models
@@ -185,6 +188,9 @@ class TaskRunner:
         with self.ctx.store.transaction() as tx:
             tx.update_task(task.id, state=TaskState.SCHEDULED, slot=slot, pid=None)
         started = now()
+        flags = task_flags(self.ctx.config, spec)
+        flags += cache_flags(self.ctx.config, self.ctx.checkout, task.configuration, flags)
+        selection = self._affected(spec, task, slot, flags, log_path)
         with self.ctx.store.transaction() as tx:
             task = tx.update_task(task.id, state=TaskState.BUILDING, started_at=started, finished_at=None,
                                   runs=task.runs + 1, log_path=str(log_path), bep_path=str(bep_path))
@@ -192,8 +198,14 @@ class TaskRunner:
                 models.TASK_START, request_id=self.request.id, build_id=self.build.id, stage_id=stage.id,
                 task_id=task.id,
                 data={"stage": stage.name, "configuration": task.configuration, "slot": slot, "run": task.runs,
-                      "log_path": str(log_path)},
+                      "log_path": str(log_path),
+                      **({"affected": selection.event_data()} if selection is not None else {})},
             )
+        if selection is not None and selection.nothing_to_run:  # Bazel has nothing to do
+            affected.note_not_run(log_path, selection)
+            self.finish(stage, task, state=TaskState.SUCCEEDED, outcome=Outcome.NO_TESTS.name, exit_code=None,
+                        targets=(), detail=selection.detail(), duration=selection.seconds)
+            return
         run_bazel = self.ctx.bazel()
 
         def started_client(pid: int) -> None:
@@ -201,13 +213,12 @@ class TaskRunner:
                 tx.update_task(task.id, pid=pid)
             failpoints.hit("task_running")
 
-        flags = task_flags(self.ctx.config, spec)
-        flags += cache_flags(self.ctx.config, self.ctx.checkout, task.configuration, flags)
         on_lab = spec.check_pools and self.ctx.pool_check is not None
         lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
         with self.ctx.meter.measure("bazel"), lab as lab_flags:
             result = run_bazel(
-                self.worktree, spec.command, tuple(spec.targets), log_path=log_path, bep_path=bep_path,
+                self.worktree, spec.command, selection.targets(spec) if selection is not None else tuple(spec.targets),
+                log_path=log_path, bep_path=bep_path,
                 flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
                 output_base=slot_output_base(self.ctx.checkout, slot),
                 repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort.event,
@@ -227,10 +238,25 @@ class TaskRunner:
         success = bool(outcome.is_success)
         self.finish(
             stage, task, state=TaskState.SUCCEEDED if success else TaskState.FAILED, outcome=outcome.name,
-            exit_code=result.exit_code, targets=targets, detail=result.detail, duration=result.duration,
+            exit_code=result.exit_code, targets=targets, duration=result.duration,
+            detail="; ".join(filter(None, (result.detail, selection.detail() if selection is not None else None))),
         )
         if outcome.is_infrastructure:
             self.abort.set("infra")
+
+    def _affected(self, spec: StageSpec, task: Task, slot: int, flags: tuple[str, ...],
+                  log_path: Path) -> Optional[affected.Selection]:
+        """The tests to run of a test stage with `affected_only` (convoy.affected); None: the stage's targets."""
+        if not (spec.affected_only and spec.command == "test"):
+            return None
+        config = self.ctx.config
+        changed = affected.changed_components(self.ctx.checkout, self.build, task.configuration)  # git time
+        settings = affected.QuerySettings(
+            output_base=slot_output_base(self.ctx.checkout, slot), startup_flags=tuple(config.bazel_startup_flags),
+            flags=flags, secret_env=tuple(config.secret_env), pass_env=tuple(config.bazel_pass_env),
+            timeout=min(spec.timeout, affected.QUERY_TIMEOUT), log_path=log_path.with_suffix(".query.log"))
+        with self.ctx.meter.measure("bazel"):
+            return affected.select_tests(self.worktree, spec, task.configuration, changed, settings)
 
     def _interrupted(self, stage: Stage, task: Task, detail: str) -> None:
         if self.abort.reason == "stop":
