@@ -177,7 +177,8 @@ def test_good_bump_is_merged_with_its_lock_and_tagged_with_notes(day):
     assert f"  drone/messages: v1.4.0 ({old}) -> v1.5.0 ({messages_commit[:8]})" in notes
     assert f"  rover/messages: v1.4.0 ({old}) -> v1.5.0 ({messages_commit[:8]})" in notes
     assert "planner" not in notes.split("Tests:")[0]
-    assert "  hardware / drone: passed: 1 test passed" in notes
+    assert ("  hardware / drone: passed (1 ran, 0 cached): 1 test passed (1 skipped)\n"
+            "    //integration:flash_and_drive_test: passed, ran\n") in notes
     [release] = it.show(request.id)["releases"]
     assert release == {"tag": tag(1), "commit": request.candidate_commit, "notes": notes + "\n"}
 
@@ -251,11 +252,15 @@ def test_configuration_stage_rejects_and_later_stages_never_start(day):
     assert [f["configuration"] for f in data["failures"]] == ["rover"]  # drone pins firmware v2.9.4
     assert [t["label"] for t in data["failures"][0]["targets"]] == ["//integration:protocol_compat_test"]
     [build] = day.integration.show(day.ids["configuration"])["builds"]
-    stages = {s["name"]: (s["state"], {t["state"] for t in s["tasks"]}) for s in build["stages"]}
-    assert stages == {
-        "build": ("succeeded", {"succeeded"}), "integration": ("succeeded", {"succeeded"}),
-        "configuration": ("failed", {"failed", "succeeded"}), "hardware": ("skipped", {"skipped"}),
+    stages = {s["name"]: (s["state"], {t["configuration"]: t["state"] for t in s["tasks"]}) for s in build["stages"]}
+    assert stages == {  # drone's pins did not move: its tasks never ran
+        "build": ("succeeded", {"rover": "succeeded", "drone": "skipped"}),
+        "integration": ("succeeded", {"rover": "succeeded", "drone": "skipped"}),
+        "configuration": ("failed", {"rover": "failed", "drone": "skipped"}),
+        "hardware": ("skipped", {"rover": "skipped", "drone": "skipped"}),
     }
+    assert {t["outcome"] for s in build["stages"] for t in s["tasks"] if t["configuration"] == "drone"} == {
+        "UNCHANGED"}
     types = [e.type for e in day.integration.events(day.ids["configuration"])]
     assert types.count(models.STAGE_START) == 3
 
