@@ -8,7 +8,7 @@ so that it has several hardware test actions (the sample has one hardware
 test per configuration) and --nocache_test_results so that each one runs:
 
 - local: no remote executor; every test starts its own simulated rig and
-  hardware tests are `exclusive`, so they run one after the other;
+  hardware tests are tagged `cpu:1024`, so they run one after the other;
 - lab, 1 rig / 2 rigs: --config=hil against a lab of this script's own
   (`convoy lab up` in a temporary directory, on free ports), first with one
   rover rig, then with a second one added (`lab up` again).
@@ -96,7 +96,7 @@ def main() -> int:
     per_action = one / args.runs
     print(f"hardware stage of the sample: rover, {args.runs} hardware test actions "
           f"(//integration:flash_and_drive_test, --runs_per_test={args.runs})")
-    print(f"  local (exclusive, a simulated rig per test)  {local:6.1f} s   {local / args.runs:5.2f} s/action")
+    print(f"  local (one at a time, a simulated rig each)  {local:6.1f} s   {local / args.runs:5.2f} s/action")
     print(f"  lab, 1 rover rig                              {one:6.1f} s   {per_action:5.2f} s/action")
     print(f"  lab, 2 rover rigs                             {two:6.1f} s   {two / args.runs:5.2f} s/action")
     print(f"remote execution overhead per action (1 rig): {per_action - run_s:.2f} s "

@@ -29,7 +29,9 @@ configuration leaves out.
 A hardware test gets exec_properties {"test.Pool": <pool>} (remote
 execution sends it to a rig of that pool) and the tag convoy-pool=<pool>.
 Without a remote executor (CONVOY_HARDWARE_REMOTE unset) it is also tagged
-`exclusive`: a local rig runs one test at a time.
+`no-remote-exec` and `cpu:1024`: a local rig runs one test at a time, and
+its result can still come from a cache (`exclusive` would forbid that on
+Bazel 4.2).
 """
 
 load("//rules/private:macros.bzl", "stage_test")

@@ -1,9 +1,10 @@
 """What the real Bazel does with the flags convoy.diskcache gives a task, on a
 copy of this integration repository (its local sources):
 
-- two output bases sharing one disk cache: a test that ran in the first is
-  taken from the cache in the second, except the `exclusive` hardware test
-  (Bazel 4.2 never takes an exclusive test from a disk or remote cache);
+- two output bases sharing one disk cache: every test that ran in the first
+  is taken from the cache in the second, the local hardware test included
+  (tagged `cpu:1024` and `no-remote-exec`, not `exclusive`, which Bazel 4.2
+  never takes from a disk or remote cache);
 - one output base running drone, rover, drone: with the platform suffix the
   second drone run has every test cached, the hardware test included;
 - a prune on the cache Bazel wrote (its real layout) leaves no action result
@@ -89,12 +90,12 @@ def ran(tests: dict) -> set[str]:
     return {label for label, (status, cached) in tests.items() if status == "passed" and not cached}
 
 
-def test_another_output_base_takes_the_tests_from_the_disk_cache_but_the_exclusive_one(sample):
+def test_another_output_base_takes_every_test_from_the_disk_cache_the_hardware_one_included(sample):
     first = sample.test("a", "rover")
     assert ran(first) == set(first), first
     second = sample.test("b", "rover")
-    assert ran(second) == {HARDWARE}, second  # exclusive: Bazel 4.2 runs it again
-    assert len(second) >= 4 and all(cached for label, (_, cached) in second.items() if label != HARDWARE)
+    assert ran(second) == set(), second
+    assert len(second) >= 4 and all(cached for _, cached in second.values()) and HARDWARE in second
 
 
 def test_drone_rover_drone_in_one_output_base_has_the_second_drone_run_all_cached(sample):
@@ -140,4 +141,4 @@ def test_a_prune_of_what_bazel_wrote_never_leaves_a_test_uncacheable(sample):
     after = sample.test("after-prune", "rover")  # a miss runs the test again, never a failure
     assert "//integration:telemetry_roundtrip_test" in ran(after), after
     refilled = sample.test("refilled", "rover")
-    assert ran(refilled) == {HARDWARE}, refilled
+    assert ran(refilled) == set(), refilled

@@ -85,7 +85,8 @@ def test_hardware_tests_route_to_their_pool(bazel: Bazel, configuration: str, po
     assert result.returncode == 0, result
     assert f'"test.Pool": "{pool}"' in result.output, result
     assert f'"convoy-pool={pool}"' in result.output, result
-    assert '"exclusive"' in result.output, result
+    assert '"cpu:1024"' in result.output and '"no-remote-exec"' in result.output, result  # local rig: one at a time
+    assert '"exclusive"' not in result.output, result  # Bazel 4.2 would never take it from a cache
 
 
 @pytest.mark.bazel

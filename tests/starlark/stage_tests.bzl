@@ -46,7 +46,7 @@ def _hardware_local_test(ctx):
     attrs, errors = _attrs("hardware", "rover", pool = "rover-rigs", exec_properties = {"OSFamily": "Linux"})
     asserts.equals(env, [], errors)
     asserts.equals(env, {"OSFamily": "Linux", "test.Pool": "rover-rigs"}, attrs["exec_properties"])
-    asserts.equals(env, ["convoy-hardware", "convoy-pool=rover-rigs", "exclusive"], attrs["tags"])
+    asserts.equals(env, ["convoy-hardware", "convoy-pool=rover-rigs", "no-remote-exec", "cpu:1024"], attrs["tags"])
     return unittest.end(env)
 
 def _hardware_remote_test(ctx):

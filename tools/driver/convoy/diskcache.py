@@ -9,8 +9,10 @@
   An output base keeps one result per output path, so without it a drone
   run evicts rover's cached test results (measured on Bazel 4.2.3: drone,
   rover, drone in one output base ran every test three times; with the
-  suffix the second drone run is all cached, the `exclusive` local hardware
-  test too, which Bazel 4.2 never takes from a disk or remote cache).
+  suffix the second drone run is all cached, the local hardware test too).
+  A local hardware test is tagged `cpu:1024` and `no-remote-exec` (one at a
+  time, rules/private/stage.bzl), not `exclusive`: Bazel 4.2 never takes an
+  `exclusive` test from a disk or remote cache.
 - `--disk_cache` (convoy.yaml `bazel.disk_cache`): one cache for every slot
   and lane. Not for a task that executes remotely (`uses_remote_execution`):
   measured with `convoy lab up`, `bazel test --config=hil --remote_executor=

@@ -330,7 +330,7 @@ def _bazelrc() -> str:
         "# --- hil: hardware tests on a remote execution service with rig pools ------\n"
         "#   bazel test --config=hil //integration/...\n"
         "# A hardware test's exec_properties {\"test.Pool\": <pool>} send it to a rig\n"
-        "# of that pool; CONVOY_HARDWARE_REMOTE drops the `exclusive` tag that keeps\n"
+        "# of that pool; CONVOY_HARDWARE_REMOTE drops the `no-remote-exec` tag that keeps\n"
         "# hardware tests local. Point it at your service in user.bazelrc, e.g.\n"
         "#   build:hil --remote_executor=grpcs://remote.example.com\n"
         "build:hil --remote_executor=grpc://127.0.0.1:50051\n"
