@@ -470,3 +470,37 @@ def test_every_mistake_is_reported_at_once(write):
         f"{PATH}:23: configurations.drone.components: unknown component 'controler' (known: controller, messages, "
         "planner); fix the name or declare it under components:",
     ]
+
+
+MERGED = """\
+schema_version: 1
+default_configuration: rover
+components:
+  messages: &base
+    source: local
+    path: x/{version}
+    version: v1.4.0
+  planner:
+    <<: *base
+    path: p/{version}
+configurations:
+  rover:
+    components: [messages, planner]
+"""
+
+
+def test_a_merge_key_in_a_component_is_read_not_a_crash(tmp_path):
+    (tmp_path / "manifest.yaml").write_text(MERGED)
+    planner = load_manifest(tmp_path / "manifest.yaml").components["planner"]
+    assert (planner.source, planner.path, planner.version) == ("local", "p/{version}", "v1.4.0")
+    assert planner.key_lines["version"] == 9  # merged in: the line of the `<<`
+
+
+def test_a_mistake_in_a_merged_key_is_one_located_line(tmp_path):
+    (tmp_path / "manifest.yaml").write_text(MERGED.replace("    version: v1.4.0", "    version: 1.4"))
+    with pytest.raises(ConvoyError) as e:
+        load_manifest(tmp_path / "manifest.yaml")
+    shown = str(tmp_path / "manifest.yaml")
+    lines = str(e.value).splitlines()
+    assert lines and all(line.startswith(f"{shown}:") for line in lines), lines
+    assert any(line.startswith(f"{shown}:9: components.planner.version:") for line in lines), lines

@@ -396,8 +396,14 @@ def _too_large(shown: str, size: int) -> ConvoyError:
 
 
 def key_line(mapping: Any, key: Any) -> int:
-    """The 1-based line of `key` in a round-trip mapping."""
-    return mapping.lc.key(key)[0] + 1
+    """The 1-based line of `key` in a round-trip mapping; for a key that a
+    `<<` merge key brought in (it has no position of its own), the
+    mapping's line."""
+    try:
+        return mapping.lc.key(key)[0] + 1
+    except (KeyError, TypeError, AttributeError):
+        line = getattr(getattr(mapping, "lc", None), "line", None)
+        return line + 1 if isinstance(line, int) else 1
 
 
 def dotted(where: str, key: object) -> str:
