@@ -10,7 +10,8 @@ in that configuration (the build stage still builds everything):
     selection.detail()         # "affected only: 1 of 2 test targets (query 0.3 s)"
 
 `changed_components` compares the lock of the build's base commit with the
-candidate's (convoy.release.pin_changes) in one configuration.
+candidate's (convoy.lock.moved_components: every field of each entry) in
+one configuration.
 `select_tests` asks Bazel (convoy.bazel.query) in the task's own output
 base, with its startup flags and `--repo_env=CONVOY_CONFIGURATION=<c>` (and
 the task's explicit `--repo_env`/`--override_repository` flags), so the
@@ -50,7 +51,7 @@ from typing import Optional, Sequence
 from convoy import bazel
 from convoy import candidate as cand
 from convoy import fsutil
-from convoy import release
+from convoy import lock
 from convoy.config import StageSpec
 from convoy.models import Build
 
@@ -138,15 +139,17 @@ def changed_in(old_lock: Optional[object], new_lock: Optional[object], configura
     if new_lock is None:
         return Changed((), "the candidate's lock is unreadable")
     try:
-        changes = [c for c in release.pin_changes(old_lock, new_lock) if c.configuration == configuration]
+        before = lock.configuration_entries(old_lock).get(configuration, {})
+        after = lock.configuration_entries(new_lock).get(configuration, {})
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # a lock of an unexpected shape
         return Changed((), f"the locks cannot be compared ({type(e).__name__}: {e})")
-    gone = sorted(c.component for c in changes if c.new_version is None and c.new_pin is None)
+    gone = sorted(before.keys() - after.keys())
     if gone:
         return Changed((), f"{', '.join(gone)} left configuration {configuration}")
-    if not changes:
+    moved = lock.moved_components(before, after)
+    if not moved:
         return Changed((), f"no component's pin moved in configuration {configuration}")
-    return Changed(tuple(sorted({c.component for c in changes})))
+    return Changed(tuple(sorted(moved)))
 
 
 def changed_components(checkout: Path, build: Build, configuration: str) -> Changed:

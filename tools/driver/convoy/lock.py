@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from convoy import fsutil
 from convoy import gitutil
@@ -267,17 +267,33 @@ def _lock_manifest(
     )
 
 
+def configuration_entries(lock: Lock | Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """configuration -> component -> the fields of its entry, from a Lock or
+    a parsed lock file ({"configurations": {name: {"components": {...}}}})."""
+    if isinstance(lock, Lock):
+        configurations: Mapping[str, Any] = lock.configurations
+    else:
+        configurations = {name: (value or {}).get("components") or {}
+                          for name, value in (lock.get("configurations") or {}).items()}
+    return {str(name): {str(c): dict(fields) for c, fields in components.items()}
+            for name, components in configurations.items()}
+
+
+def moved_components(before: Mapping[str, Mapping[str, Any]],
+                     after: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    """The components of one configuration whose entries differ between two
+    of its `configuration_entries`: added, removed, or any field changed."""
+    return frozenset(c for c in before.keys() | after.keys() if before.get(c) != after.get(c))
+
+
 def changed_configurations(old: Optional[Lock], new: Lock) -> Optional[frozenset[str]]:
     """The configurations of `new` whose entries (every pin field of every
     component) differ from `old`'s, or that `old` lacks; None when there is
     no `old` to compare with (everything counts as changed)."""
     if old is None:
         return None
-    return frozenset(
-        name for name, pins in new.configurations.items()
-        if {c: dict(p) for c, p in (old.configurations.get(name) or {}).items()}
-        != {c: dict(p) for c, p in pins.items()}
-    )
+    before, after = configuration_entries(old), configuration_entries(new)
+    return frozenset(name for name, entries in after.items() if moved_components(before.get(name, {}), entries))
 
 
 def stale_lines(manifest: Manifest, lock: Lock) -> list[str]:

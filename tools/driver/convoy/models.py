@@ -264,6 +264,12 @@ class Task:
             return None
         return self.finished_at - self.started_at
 
+    def test_counts(self) -> tuple[int, int]:
+        """(ran, cached): how many of the task's tests ran, and how many came from a cache."""
+        tests = [t for t in self.targets if t.is_test]
+        cached = sum(1 for t in tests if t.cached)
+        return len(tests) - cached, cached
+
     @property
     def failing_targets(self) -> tuple[TargetOutcome, ...]:
         return tuple(t for t in self.targets if is_failing_status(t.status))

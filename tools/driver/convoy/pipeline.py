@@ -10,7 +10,8 @@ include the bumped component, or the one the request names); a stage with
 `per_configuration: false` has one task, in the manifest's default
 configuration. An affected configuration whose resolved pins did not move
 (its entries in the candidate's lock equal the base's: it pins the
-component, say) gets a task that never runs: skipped, outcome UNCHANGED. Tasks of a stage run side by side on `parallelism` slots.
+component, say) gets a task that never runs: skipped, outcome UNCHANGED.
+Tasks of a stage run side by side on `parallelism` slots.
 Each slot is its own Bazel output base (`.convoy/bazel/slot-<k>`), so
 parallel tasks do not queue on one server, and a configuration prefers the
 slot `index(sorted(configurations)) % parallelism`, so it finds a warm

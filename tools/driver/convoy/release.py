@@ -44,7 +44,8 @@ from convoy import gitutil
 from convoy import untrusted
 from convoy.config import Config
 from convoy.errors import ConvoyError, InfraError
-from convoy.models import BuildState, Request
+from convoy.lock import configuration_entries
+from convoy.models import UNCHANGED_DETAIL, BuildState, Request
 from convoy.store import Store, state_dir
 from convoy.versions import tag_format_problem, tag_format_spec_problem
 
@@ -123,8 +124,8 @@ def pin_changes(old_lock: Optional[Any], new_lock: Any) -> list[PinChange]:
     ({"configurations": {name: {"components": {component: {...}}}}}) or a
     convoy.lock.Lock.
     """
-    old = _configurations(old_lock) if old_lock is not None else {}
-    new = _configurations(new_lock)
+    old = configuration_entries(old_lock) if old_lock is not None else {}
+    new = configuration_entries(new_lock)
     changes = []
     for configuration in sorted(set(old) | set(new)):
         old_components = old.get(configuration, {})
@@ -202,17 +203,6 @@ def _pattern(tag_format: str) -> tuple[re.Pattern, tuple[str, ...]]:
             parts.append(f"(?P<{name}>{_FIELD_DIGITS[name]})")
             names.append(name)
     return re.compile("".join(parts)), tuple(names)
-
-
-def _configurations(lock: Any) -> dict[str, Mapping[str, Mapping[str, Any]]]:
-    """configuration -> component -> pin fields, from a lock JSON dict or a Lock."""
-    if isinstance(lock, Mapping):
-        configurations = lock.get("configurations") or {}
-        return {
-            str(name): dict((value or {}).get("components") or {})
-            for name, value in configurations.items()
-        }
-    return {str(name): dict(components) for name, components in lock.configurations.items()}
 
 
 def _pin(fields: Optional[Mapping[str, Any]]) -> Optional[str]:
@@ -301,15 +291,15 @@ def stage_summary(store: Store, build_id: Optional[int]) -> list[str]:
         for stage in tx.stages(build_id):
             for task in tx.tasks(stage_id=stage.id):
                 if task.is_unchanged:
-                    lines.append(f"{stage.name} / {task.configuration}: {task.detail or 'unchanged: skipped'}")
+                    lines.append(f"{stage.name} / {task.configuration}: {task.detail or UNCHANGED_DETAIL}")
                     continue
                 outcome = (task.outcome or task.state.value).lower().replace("_", " ")
-                tests = [t for t in task.targets if t.is_test]
-                cached = sum(1 for t in tests if t.cached)
-                counts = f" ({len(tests) - cached} ran, {cached} cached)" if tests else ""
+                ran, cached = task.test_counts()
+                counts = f" ({ran} ran, {cached} cached)" if ran + cached else ""
                 detail = f": {task.detail}" if task.detail else ""
                 lines.append(f"{stage.name} / {task.configuration}: {outcome}{counts}{detail}")
-                lines += [f"  {t.label}: {t.status.lower()}, {'cached' if t.cached else 'ran'}" for t in tests]
+                lines += [f"  {t.label}: {t.status.lower()}, {'cached' if t.cached else 'ran'}"
+                          for t in task.targets if t.is_test]
     return lines
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from convoy.commands import common
-from convoy.models import TESTED_STATUSES, UNCHANGED, Request
+from convoy.models import UNCHANGED, UNCHANGED_DETAIL, Request, TargetOutcome
 from convoy.store import Transaction
 from convoy.untrusted import printable as p
 
@@ -58,7 +58,7 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
                     "duration": task.duration, "detail": task.detail, "log_path": task.log_path,
                     "bep_path": task.bep_path, "targets": [t.to_dict() for t in task.targets],
                     "failing_targets": [t.to_dict() for t in task.failing_targets],
-                    "tests": test_counts(task.targets),
+                    "tests": dict(zip(("ran", "cached"), task.test_counts())),
                 })
             duration = (stage.finished_at - stage.started_at) if stage.finished_at and stage.started_at else None
             stages.append({"id": stage.id, "name": stage.name, "command": stage.command,
@@ -82,13 +82,6 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
         "releases": [{"tag": rel.tag, "commit": rel.commit, "notes": rel.notes} for rel in tx.releases(request_id=r.id)],
         "timings": timings(r),
     }
-
-
-def test_counts(targets) -> dict[str, int]:
-    """How many of a task's tests ran and how many came from a cache."""
-    tests = [t for t in targets if t.is_test]
-    cached = sum(1 for t in tests if t.cached)
-    return {"ran": len(tests) - cached, "cached": cached}
 
 
 def target_line(target: dict[str, Any]) -> str:
@@ -138,7 +131,7 @@ def print_text(data: dict[str, Any]) -> None:
                   f"{_secs(stage['duration'])}")
             for task in stage["tasks"]:
                 if task["outcome"] == UNCHANGED:
-                    print(f"      {p(task['configuration'])}: {p(task['detail'] or 'unchanged: skipped')}")
+                    print(f"      {p(task['configuration'])}: {p(task['detail'] or UNCHANGED_DETAIL)}")
                     continue
                 runs = f", run {task['runs']} times" if task["runs"] > 1 else ""
                 tests = task["tests"]
@@ -149,7 +142,7 @@ def print_text(data: dict[str, Any]) -> None:
                       + runs + counts + (f": {p(task['detail'])}" if task["detail"] else ""))
                 failing = {t["label"] for t in task["failing_targets"]}
                 for target in task["targets"]:
-                    if target["label"] not in failing and target["status"].lower() in TESTED_STATUSES:
+                    if target["label"] not in failing and TargetOutcome.from_dict(target).is_test:
                         print(f"        {target_line(target)}")
                 for target in task["failing_targets"]:
                     logs = ", ".join(p(log) for log in target["log_paths"]) or "no test log"
