@@ -61,7 +61,7 @@ from typing import Callable, Dict, List, Optional
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools" / "driver"))
 
-from machine import machine  # noqa: E402  (benchmarks/machine.py)
+from machine import IDENTITY, machine  # noqa: E402  (benchmarks/machine.py)
 
 from convoy import candidate as cand  # noqa: E402
 from convoy import gitutil  # noqa: E402
@@ -81,12 +81,6 @@ from convoy.store import checkout_store  # noqa: E402
 from convoy.store import sqlite as sqlite_module  # noqa: E402
 from convoy.store import sqlite_tx as sqlite_tx_module  # noqa: E402
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Convoy Bench",
-    "GIT_AUTHOR_EMAIL": "bench@convoy.invalid",
-    "GIT_COMMITTER_NAME": "Convoy Bench",
-    "GIT_COMMITTER_EMAIL": "bench@convoy.invalid",
-}
 CONFIGURATIONS = ("alpha", "beta")
 BASE_VERSION = "v1.0.0"
 PINNED_VERSION = "v0.9.0"  # beta's pin of every 10th component

@@ -50,18 +50,12 @@ from typing import Callable, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools" / "driver"))
 
-from machine import machine  # noqa: E402  (benchmarks/machine.py)
+from machine import IDENTITY, machine  # noqa: E402  (benchmarks/machine.py)
 
 from convoy import gitutil  # noqa: E402
 from convoy import lock as lock_module  # noqa: E402
 from convoy.manifest import load_manifest  # noqa: E402
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Convoy Bench",
-    "GIT_AUTHOR_EMAIL": "bench@convoy.invalid",
-    "GIT_COMMITTER_NAME": "Convoy Bench",
-    "GIT_COMMITTER_EMAIL": "bench@convoy.invalid",
-}
 MANIFEST = "manifests/manifest.yaml"
 LOCK = "manifests/manifest.lock.json"
 

@@ -1,4 +1,5 @@
-"""One line that says what machine a benchmark's figures come from (imported by the benchmarks)."""
+"""What the benchmarks share: one line that says what machine their figures come from,
+and the git identity of the commits they make."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+
+# The author and committer of every commit a benchmark makes.
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Convoy Bench",
+    "GIT_AUTHOR_EMAIL": "bench@convoy.invalid",
+    "GIT_COMMITTER_NAME": "Convoy Bench",
+    "GIT_COMMITTER_EMAIL": "bench@convoy.invalid",
+}
 
 
 def machine() -> str:
