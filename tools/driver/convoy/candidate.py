@@ -1,4 +1,4 @@
-"""The candidate: the integration repository's branch tip plus one bump, re-locked and committed.
+"""The candidate: the integration repository's branch tip plus the bumps of its requests, re-locked and committed.
 
 The candidate is made, tested and merged as one commit: what passed is
 exactly what the branch gets. It is made on the base commit the queue mode
@@ -11,11 +11,16 @@ Bazel's output bases always see the same workspace path:
 
     tip = fetch_branch(checkout, "origin", "main")
     candidate = make_candidate(checkout, request, tip)     # commit "Bump messages to v1.5.0 (request 3)"
+    candidate = make_candidate(checkout, [r3, r4], tip)    # a batch: "Bump messages to v1.5.0, planner to
+                                                          # v2.2.0 (requests 3, 4)", one body line per bump
     ...                                                   # test candidate.worktree
     worktree = prepare_worktree(checkout, candidate.commit)   # after a restart: the same tree again
 
-Each candidate commit is also kept under `refs/convoy/requests/<id>`, so
-that git never prunes a commit the driver may resume or merge.
+A candidate holds one request (a single bump, or a group's bumps) or, in
+batch mode, several: every bump of every request is applied to the
+manifest in order, the lock re-resolved once, one commit. Each candidate
+commit is also kept under `refs/convoy/requests/<id>` of each of its
+requests, so that git never prunes a commit the driver may resume or merge.
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from convoy import fsutil
 from convoy import gitutil
+from convoy import untrusted
 from convoy.errors import ConvoyError
 from convoy.lock import LOCK_NAME, Lock, lock_manifest, read_lock, write_lock
 from convoy.manifest import Manifest
-from convoy.models import Request
+from convoy.models import Request, RequestBump, bumps_title
 
 WORKTREE = Path(".convoy") / "worktrees" / "candidate"
 MANIFEST = "manifests/manifest.yaml"
@@ -43,8 +49,8 @@ REQUEST_REF = "refs/convoy/requests/{id}"
 
 
 class CandidateRejected(Exception):
-    """The request cannot become a candidate (its bump does not apply, or
-    changes nothing): a rejection, not an infrastructure error."""
+    """The request cannot become a candidate (a bump does not apply, or the
+    bumps change nothing): a rejection, not an infrastructure error."""
 
 
 @dataclass(frozen=True)
@@ -156,42 +162,60 @@ def _remove(checkout: Path, path: Path) -> None:
     git(["worktree", "prune"], checkout)
 
 
-def bump_of(request: Request):
+def bump_of(request: Union[Request, RequestBump]):
+    """The manifest edit of a request's primary bump (or of one bump)."""
     from convoy.manifest_edit import Bump
 
+    bump = RequestBump.of(request)
     return Bump(
-        component=request.component,
-        version=request.version,
-        commit=request.commit if request.commit_given else None,
-        configuration=request.configuration,
-        archive_url=request.archive_url,
-        strip_prefix=request.strip_prefix,
+        component=bump.component,
+        version=bump.version,
+        commit=bump.commit if bump.commit_given else None,
+        configuration=bump.configuration,
+        archive_url=bump.archive_url,
+        strip_prefix=bump.strip_prefix,
     )
 
 
-def make_candidate(checkout: Path, request: Request, base_commit: str, *, lane: int = 0) -> Candidate:
-    """Makes the candidate of `request` on `base_commit`: the worktree of `lane` at
-    the base, the bump applied to the manifest, the lock re-resolved (only
-    the bumped component asks the network), one commit.
+def as_requests(requests: Union[Request, Sequence[Request]]) -> tuple[Request, ...]:
+    """One request, or a sequence of them (a batch), as a tuple."""
+    return (requests,) if isinstance(requests, Request) else tuple(requests)
 
-    Raises CandidateRejected if the bump does not apply or changes nothing;
-    ConvoyError (re-locking: a remote unreachable, ...) or GitError otherwise.
+
+def make_candidate(checkout: Path, request: Union[Request, Sequence[Request]], base_commit: str, *,
+                   lane: int = 0) -> Candidate:
+    """Makes the candidate of `request` (one request, or a sequence of them:
+    a batch) on `base_commit`: the worktree of `lane` at the base, every
+    bump of every request applied to the manifest in order, the lock
+    re-resolved once (only the bumped components ask the network), one commit.
+
+    Raises CandidateRejected if a bump does not apply or the bumps together
+    change nothing; ConvoyError (re-locking: a remote unreachable, ...) or
+    GitError otherwise.
     """
     from convoy.manifest_edit import bump_manifest
 
+    held = as_requests(request)
+    if not held:
+        raise ValueError("a candidate needs at least one request")
+    bumps = [(r, b) for r in held for b in r.all_bumps]
     worktree = prepare_worktree(checkout, base_commit, lane=lane)
     manifest_path = worktree / MANIFEST
     try:
         text = manifest_path.read_text(encoding="utf-8")
     except OSError as e:
         raise CandidateRejected(f"{MANIFEST} cannot be read at {base_commit[:10]} ({e})") from None
-    try:
-        edited, manifest = bump_manifest(text, bump_of(request), shown=MANIFEST)
-    except ConvoyError as e:
-        raise CandidateRejected(f"the bump does not apply to {MANIFEST}: {e}") from None
+    edited, manifest = text, None
+    for owner, bump in bumps:
+        try:
+            edited, manifest = bump_manifest(edited, bump_of(bump), shown=MANIFEST)
+        except ConvoyError as e:
+            which = "" if len(bumps) == 1 else f" of {bump.title} (request {owner.id})"
+            raise CandidateRejected(f"the bump{which} does not apply to {MANIFEST}: {e}") from None
     if edited == text:
         raise CandidateRejected(
-            f"nothing to change: {MANIFEST} at {base_commit[:10]} already pins {request.title}"
+            f"nothing to change: {MANIFEST} at {base_commit[:10]} already pins "
+            f"{bumps_title([b for _, b in bumps])}"
         )
     fsutil.atomic_write(manifest_path, edited)
     try:
@@ -201,20 +225,40 @@ def make_candidate(checkout: Path, request: Request, base_commit: str, *, lane: 
     lock = lock_manifest(manifest, worktree, MANIFEST, previous=previous, cache_root=checkout)
     write_lock(worktree / LOCK, lock)
     git(["add", "--", MANIFEST, LOCK], worktree)
-    message = f"Bump {request.component} to {request.version} (request {request.id})"
-    body = [f"Requested by: {request.requested_by}"]
-    if request.commit:
-        body.append(f"Commit: {request.commit}")
-    if request.configuration:
-        body.append(f"Configuration: {request.configuration}")
-    if request.archive_url:
-        body.append(f"Archive: {request.archive_url}")
+    message, body = commit_message(held)
     git([*identity_args(checkout), "commit", "--quiet", "--no-verify", "-m", message, "-m", "\n".join(body)],
         worktree)
     commit = git(["rev-parse", "HEAD"], worktree)
-    git(["update-ref", "--", REQUEST_REF.format(id=request.id), commit], checkout)
+    for owner in held:
+        git(["update-ref", "--", REQUEST_REF.format(id=owner.id), commit], checkout)
     return Candidate(worktree=worktree, base_commit=base_commit, commit=commit, lock=lock, manifest=manifest,
                      previous_lock=previous)
+
+
+def commit_message(requests: Sequence[Request]) -> tuple[str, list[str]]:
+    """The candidate commit's subject and body lines. One request of one
+    bump: "Bump messages to v1.5.0 (request 3)", then who asked and the
+    commit, scope and archive; otherwise "Bump messages to v2.0.0, planner
+    to v3.0.0 (request 7)" (or "(requests 3, 4)"), then one line per bump."""
+    if len(requests) == 1 and not requests[0].bumps:
+        request = requests[0]
+        body = [f"Requested by: {request.requested_by}"]
+        if request.commit:
+            body.append(f"Commit: {request.commit}")
+        if request.configuration:
+            body.append(f"Configuration: {request.configuration}")
+        if request.archive_url:
+            body.append(f"Archive: {request.archive_url}")
+        return f"Bump {request.component} to {request.version} (request {request.id})", body
+    bumps = [(r, b) for r in requests for b in r.all_bumps]
+    ids = ", ".join(str(r.id) for r in requests)
+    subject = (f"Bump {', '.join(f'{b.component} to {b.version}' for _, b in bumps)} "
+               f"(request{'s' if len(requests) > 1 else ''} {ids})")
+    body = [f"{b.component} {b.version}" + (f" in {b.configuration}" if b.configuration else "")
+            + (f" at {b.commit}" if b.commit else "")
+            + (f" from {untrusted.redact_userinfo(b.archive_url)}" if b.archive_url else "")
+            + f" (request {r.id}, by {r.requested_by})" for r, b in bumps]
+    return subject, body
 
 
 def has_commit(checkout: Path, commit: str) -> bool:

@@ -202,6 +202,13 @@ def _failures(data: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _plus(data: Mapping[str, Any]) -> str:
+    """" + planner v3.0.0 [rover]" for a group's other bumps (data["bumps"]); "" for a single bump."""
+    bumps = data.get("bumps") or ()
+    return "".join(f" + {b.get('component')} {b.get('version')}" + (
+        f" [{b['configuration']}]" if b.get("configuration") else "") for b in bumps if isinstance(b, Mapping))
+
+
 def describe(event: Event) -> str:
     """The event in one line: `#<request> <what happened>`, every control
     character in it escaped (see untrusted.printable)."""
@@ -216,14 +223,14 @@ def _describe(event: Event) -> str:
     if t == models.REQUEST_QUEUED:
         scope = f" in {d['configuration']}" if d.get("configuration") else ""
         archive = f" from {redact_userinfo(str(d['archive_url']))}" if d.get("archive_url") else ""
-        what = f"queued: {d.get('component')} {d.get('version')}{scope} @ {_short(d.get('commit'))}{archive} " \
-               f"(by {d.get('requested_by')})"
+        what = f"queued: {d.get('component')} {d.get('version')}{scope} @ {_short(d.get('commit'))}{archive}" \
+               f"{_plus(d)} (by {d.get('requested_by')})"
     elif t == models.REQUEST_SUPERSEDED:
         what = f"superseded by #{d.get('superseded_by')} ({d.get('component')} {d.get('version')})"
     elif t == models.REQUEST_CANCELLED:
         what = "cancelled" + (f": {d['reason']}" if d.get("reason") else "")
     elif t == models.BUILD_START:
-        what = (f"build {d.get('number')} of {d.get('component')} {d.get('version')}: candidate "
+        what = (f"build {d.get('number')} of {d.get('component')} {d.get('version')}{_plus(d)}: candidate "
                 f"{_short(d.get('candidate_commit'))} on {_short(d.get('base_commit'))}; stages "
                 f"{', '.join(d.get('stages') or ())}; configurations {', '.join(d.get('configurations') or ())}")
     elif t == models.STAGE_START:
@@ -249,7 +256,7 @@ def _describe(event: Event) -> str:
         what = f"build {d.get('number')} failed" + (f": {d['reason']}" if d.get("reason") else "")
     elif t == models.MANIFEST_UPDATED:
         what = f"merged: {d.get('remote')}/{d.get('branch')} is now {_short(d.get('commit'))} " \
-               f"({d.get('component')} {d.get('version')})"
+               f"({d.get('component')} {d.get('version')}{_plus(d)})"
     elif t == models.RELEASE_TAGGED:
         what = f"released: tag {d.get('tag')} on {_short(d.get('commit'))}"
     elif t == models.REQUEST_REJECTED:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 
 class RequestState(str, enum.Enum):
@@ -117,13 +117,63 @@ EVENT_TYPES = (
 
 
 @dataclass(frozen=True)
+class RequestBump:
+    """One bump of a request: `component` to `version` (the fields of the
+    request's primary bump; `commit`, `configuration` as there)."""
+
+    component: str
+    version: str
+    commit: Optional[str] = None
+    commit_given: bool = False
+    archive_url: Optional[str] = None
+    strip_prefix: Optional[str] = None
+    configuration: Optional[str] = None
+
+    @property
+    def title(self) -> str:
+        """"messages v1.5.0" (and the scope, if one)."""
+        scope = f" [{self.configuration}]" if self.configuration else ""
+        return f"{self.component} {self.version}{scope}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"component": self.component, "version": self.version, "commit": self.commit,
+                "commit_given": self.commit_given, "archive_url": self.archive_url,
+                "strip_prefix": self.strip_prefix, "configuration": self.configuration}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RequestBump":
+        return cls(component=str(data["component"]), version=str(data["version"]), commit=data.get("commit"),
+                   commit_given=bool(data.get("commit_given")), archive_url=data.get("archive_url"),
+                   strip_prefix=data.get("strip_prefix"), configuration=data.get("configuration"))
+
+    @classmethod
+    def of(cls, source: Any) -> "RequestBump":
+        """The bump of anything with the seven bump fields (a Request's
+        primary, a Submission), of a mapping of them, or the bump itself."""
+        if isinstance(source, RequestBump):
+            return source
+        if isinstance(source, Mapping):
+            return cls.from_dict(source)
+        return cls(component=source.component, version=source.version, commit=source.commit,
+                   commit_given=source.commit_given, archive_url=source.archive_url,
+                   strip_prefix=source.strip_prefix, configuration=source.configuration)
+
+
+def bumps_title(bumps: Sequence[RequestBump]) -> str:
+    """"messages v2.0.0 + planner v3.0.0"."""
+    return " + ".join(b.title for b in bumps)
+
+
+@dataclass(frozen=True)
 class Request:
-    """One integration request: bump `component` to `version`.
+    """One integration request: bump `component` to `version`, and, for a
+    group, the `bumps` beyond that one, all tested, merged and tagged as one.
 
     `commit` is the component's commit: given at submit (`commit_given`) or
     resolved from the version then. `configuration` limits the request to
     one configuration (None: every configuration that has the component).
-    `detail` says, in one line, why a request ended as it did.
+    `detail` says, in one line, why a request ended as it did. `all_bumps`
+    is every bump, this primary one first; `components` their components.
     """
 
     id: int
@@ -150,12 +200,42 @@ class Request:
     total_seconds: float
     bazel_seconds: float
     git_seconds: float
+    bumps: tuple[RequestBump, ...] = ()  # a group's bumps beyond the primary one
+
+    @property
+    def primary(self) -> RequestBump:
+        return RequestBump.of(self)
+
+    @property
+    def all_bumps(self) -> tuple[RequestBump, ...]:
+        """Every bump of the request, the primary one (component, version, ...) first."""
+        return (self.primary, *self.bumps)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The components the request bumps, in its bumps' order."""
+        return tuple(b.component for b in self.all_bumps)
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.bumps)
 
     @property
     def title(self) -> str:
-        """"messages v1.5.0" (and the scope, if one)."""
-        scope = f" [{self.configuration}]" if self.configuration else ""
-        return f"{self.component} {self.version}{scope}"
+        """"messages v1.5.0" (and the scope, if one); a group's
+        "messages v2.0.0 + planner v3.0.0"."""
+        return bumps_title(self.all_bumps)
+
+
+@dataclass(frozen=True)
+class OpenGroup:
+    """A group being gathered (`convoy submit ... --group NAME`): its bumps
+    are held until `convoy submit --group NAME --close` queues them as one request."""
+
+    name: str
+    bumps: tuple[RequestBump, ...]
+    requested_by: Optional[str]
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,16 @@ The notes become the annotated tag's message:
       build: 2 tasks passed
       integration: 6 tests passed
 
+A release of several bumps (a group, or a batch of requests) says what it
+is in one line and names every request and bump under "Requests:":
+
+    v2026.11.4: messages v1.4.0 -> v1.5.0 + planner v2.1.0 -> v2.2.0 (request 8, by ci)
+
+    Requests:
+      request 8 by ci:
+        messages v1.4.0 -> v1.5.0, commit 5e6f7a8b9c0d
+        planner v2.1.0 -> v2.2.0, commit 1a2b3c4d5e6f
+
 `push_release_tag` makes sure one release tag points at a commit on the
 remote (the queue after a merge, and `convoy tag` by hand, both call it; it
 is idempotent, so a driver killed half-way tags once); `release_notes_for`
@@ -45,7 +55,7 @@ from convoy import untrusted
 from convoy.config import Config
 from convoy.errors import ConvoyError, InfraError
 from convoy.lock import configuration_entries
-from convoy.models import UNCHANGED_DETAIL, BuildState, Request
+from convoy.models import UNCHANGED_DETAIL, BuildState, Request, RequestBump
 from convoy.store import Store, state_dir
 from convoy.versions import tag_format_problem, tag_format_spec_problem
 
@@ -147,15 +157,20 @@ def release_notes(
     request_line: str,
     test_summary: Sequence[str],
     previous_tag: Optional[str] = None,
+    request_lines: Sequence[str] = (),
 ) -> str:
     """The annotated tag message of `tag` (see the module docstring).
 
     `request_line` says what the release is ("planner v2.1.0 -> v2.2.0
     (request 7)"); `test_summary` has one line per stage or task;
     `previous_tag` is the release the changes are counted from (None: the
-    start).
+    start); `request_lines`, if any, go under "Requests:" (a release of
+    several bumps names each request and bump there).
     """
-    lines = [f"{tag}: {request_line}", "", f"Components changed since {previous_tag or 'the start'}:"]
+    lines = [f"{tag}: {request_line}", ""]
+    if request_lines:
+        lines += ["Requests:", *(f"  {line}" for line in request_lines), ""]
+    lines += [f"Components changed since {previous_tag or 'the start'}:"]
     lines += [f"  {change.describe()}" for change in changes] or ["  (none)"]
     lines += ["", "Tests:"]
     lines += [f"  {line}" for line in test_summary] or ["  (none)"]
@@ -232,9 +247,10 @@ def tag_format_of(checkout: Path, config: Config) -> str:
 
 
 def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, *, request: Optional[Request],
-                     today: datetime.date) -> tuple[str, str]:
+                     today: datetime.date, requests: Optional[Sequence[Request]] = None) -> tuple[str, str]:
     """Makes sure a release tag points at `commit` on the remote; returns
-    (its name, its notes). Idempotent: a release tag already there at
+    (its name, its notes; `requests`: every request the commit holds, a
+    batch, named in the notes instead of `request`). Idempotent: a release tag already there at
     `commit` is returned as it is (never a second tag for one commit); a
     local tag left by a killed driver is pushed or replaced; a name taken
     meanwhile on the remote moves on to the next one."""
@@ -246,9 +262,10 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
                       if target == commit and parse_tag(fmt, name) is not None)
         if ours:
             name = ours[0]
-            return name, release_notes_for(checkout, store, fmt, name, commit, tags, request=request)
+            return name, release_notes_for(checkout, store, fmt, name, commit, tags, request=request,
+                                           requests=requests)
         name = next_tag(fmt, list(tags), today)
-        notes = release_notes_for(checkout, store, fmt, name, commit, tags, request=request)
+        notes = release_notes_for(checkout, store, fmt, name, commit, tags, request=request, requests=requests)
         local = gitutil.run(["rev-parse", "-q", "--verify", "--end-of-options", f"refs/tags/{name}^{{commit}}"],
                             cwd=checkout, check=False).stdout.strip()
         if local and local != commit:
@@ -304,11 +321,13 @@ def stage_summary(store: Store, build_id: Optional[int]) -> list[str]:
 
 
 def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, commit: str,
-                      tags: dict[str, str], *, request: Optional[Request] = None) -> str:
+                      tags: dict[str, str], *, request: Optional[Request] = None,
+                      requests: Optional[Sequence[Request]] = None) -> str:
     """The release notes of `tag` on `commit`: the pins that changed since
     the previous release tag (the newest one of `tag_format` that is an
-    ancestor of `commit`), the request, and the test summary of the build
-    that tested `commit`."""
+    ancestor of `commit`), the request (or `requests`, every request of a
+    batch; a group's or a batch's bumps each named), and the test summary
+    of the build that tested `commit`."""
     previous = previous_release(checkout, tag_format, commit, tags, exclude=tag)
     if previous is not None:
         old_lock, since = cand.lock_at(checkout, tags[previous]), previous
@@ -323,16 +342,33 @@ def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, c
         builds = [b for b in tx.builds_of_commit(commit) if b.state == BuildState.SUCCEEDED]
         if request is None and builds:
             request = tx.request(builds[-1].request_id)
-    if request is not None:
-        before = sorted({c.old_version for c in changes if c.component == request.component and c.old_version})
-        line = (f"{request.component} {'/'.join(before) + ' -> ' if before else ''}{request.version}"
-                + (f" in {request.configuration}" if request.configuration else "")
-                + f" (request {request.id}, by {untrusted.printable(request.requested_by)}"
+    held = list(requests) if requests else ([request] if request is not None else [])
+    request_lines: list[str] = []
+    if len(held) == 1 and not held[0].bumps:
+        request = held[0]
+        line = (f"{_bump_line(request.primary, changes)} (request {request.id}, by "
+                f"{untrusted.printable(request.requested_by)}"
                 + (f", commit {request.commit[:12]}" if request.commit else "") + ")")
+    elif held:
+        bumps = " + ".join(_bump_line(b, changes) for r in held for b in r.all_bumps)
+        who = (f"request {held[0].id}, by {untrusted.printable(held[0].requested_by)}" if len(held) == 1
+               else f"requests {', '.join(str(r.id) for r in held)}")
+        line = f"{bumps} ({who})"
+        for r in held:
+            request_lines.append(f"request {r.id} by {untrusted.printable(r.requested_by)}:")
+            request_lines += [f"  {_bump_line(b, changes)}" + (f", commit {b.commit[:12]}" if b.commit else "")
+                              for b in r.all_bumps]
     else:
         line = f"tagged by hand on {commit[:12]}"
-    return release_notes(tag, changes, request_line=line, previous_tag=since,
-                                 test_summary=stage_summary(store, builds[-1].id if builds else None))
+    return release_notes(tag, changes, request_line=line, previous_tag=since, request_lines=request_lines,
+                         test_summary=stage_summary(store, builds[-1].id if builds else None))
+
+
+def _bump_line(bump: RequestBump, changes: Sequence[PinChange]) -> str:
+    """"messages v1.4.0 -> v1.5.0" (the versions it moved from) and its scope."""
+    before = sorted({c.old_version for c in changes if c.component == bump.component and c.old_version})
+    return (f"{bump.component} {'/'.join(before) + ' -> ' if before else ''}{bump.version}"
+            + (f" in {bump.configuration}" if bump.configuration else ""))
 
 
 def previous_release(checkout: Path, tag_format: str, commit: str, tags: dict[str, str],

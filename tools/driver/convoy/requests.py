@@ -31,13 +31,14 @@ from typing import Any, Mapping, Optional, Sequence
 from convoy import models
 from convoy import untrusted
 from convoy.errors import ConvoyError
-from convoy.models import Build, BuildState, Phase, Request, RequestState, StageState
+from convoy.models import Build, BuildState, Phase, Request, RequestBump, RequestState, StageState
 from convoy.store import Transaction, now
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A checked request for a bump (what `convoy submit` validated)."""
+    """A checked request for a bump (what `convoy submit` validated); a
+    group's other bumps, each checked the same way, in `bumps`."""
 
     component: str
     version: str
@@ -47,11 +48,24 @@ class Submission:
     strip_prefix: Optional[str]
     configuration: Optional[str]
     requested_by: str
+    bumps: tuple[RequestBump, ...] = ()
+
+    @property
+    def all_bumps(self) -> tuple[RequestBump, ...]:
+        """Every bump, this primary one first."""
+        return (RequestBump.of(self), *self.bumps)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(b.component for b in self.all_bumps)
 
     def same_as(self, request: Request) -> bool:
-        """Whether `request` asks for exactly this bump."""
-        return (request.commit, request.version, request.configuration, request.archive_url) == (
-            self.commit, self.version, self.configuration, self.archive_url)
+        """Whether `request` asks for exactly these bumps (in this order)."""
+        mine, theirs = self.all_bumps, request.all_bumps
+        return len(mine) == len(theirs) and all(
+            (b.component, b.commit, b.version, b.configuration, b.archive_url)
+            == (o.component, o.commit, o.version, o.configuration, o.archive_url)
+            for b, o in zip(mine, theirs))
 
 
 class CancelOutcome(enum.Enum):
@@ -59,20 +73,43 @@ class CancelOutcome(enum.Enum):
     REQUESTED = "requested"  # it is being tested: the running `convoy process` ends it
 
 
+def bumps_data(request: Request) -> dict[str, Any]:
+    """`{"bumps": [...]}`: a group's bumps beyond its primary one, for an
+    event's data (nothing for a single bump: the data stays as it was)."""
+    if not request.bumps:
+        return {}
+    bumps = []
+    for bump in request.bumps:
+        data = bump.to_dict()
+        data.pop("commit_given")
+        if bump.archive_url:
+            data["archive_url"] = untrusted.redact_userinfo(bump.archive_url)
+        bumps.append(data)
+    return {"bumps": bumps}
+
+
 def _queued_data(request: Request, **extra: Any) -> dict[str, Any]:
     return {"component": request.component, "version": request.version, "commit": request.commit,
             "configuration": request.configuration, "requested_by": request.requested_by,
-            "archive_url": untrusted.redact_userinfo(request.archive_url) if request.archive_url else None, **extra}
+            "archive_url": untrusted.redact_userinfo(request.archive_url) if request.archive_url else None,
+            **bumps_data(request), **extra}
+
+
+def touching(tx: Transaction, components: Sequence[str], states=(RequestState.QUEUED,)) -> list[Request]:
+    """The requests (queued, by default) that bump any of `components`, oldest first."""
+    wanted = set(components)
+    return [r for r in tx.requests(list(states)) if wanted & set(r.components)]
 
 
 # -- entering and leaving the queue ------------------------------------------------------
 
 
 def queue(tx: Transaction, submission: Submission) -> tuple[Request, bool, list[int]]:
-    """Queues the submission, or finds the same bump already queued; a new
-    request supersedes the component's older queued ones. Returns (the
-    request, whether it was already queued, the ids it superseded)."""
-    queued = tx.requests([RequestState.QUEUED], component=submission.component)
+    """Queues the submission, or finds the same bumps already queued; a new
+    request supersedes the older queued ones of every component it bumps
+    (a single request or a group alike). Returns (the request, whether it
+    was already queued, the ids it superseded)."""
+    queued = touching(tx, submission.components)
     for request in queued:
         if submission.same_as(request):
             return request, True, []
@@ -90,12 +127,13 @@ def supersede(tx: Transaction, request: Request, newer: Request, *, detail: str,
     tx.update_request(request.id, state=RequestState.SUPERSEDED, phase=None, superseded_by=newer.id,
                       finished_at=now(), detail=detail, **fields)
     tx.add_event(models.REQUEST_SUPERSEDED, request_id=request.id,
-                 data={"superseded_by": newer.id, "component": newer.component, "version": newer.version})
+                 data={"superseded_by": newer.id, "component": newer.component, "version": newer.version,
+                       **bumps_data(newer)})
 
 
 def newer_queued(tx: Transaction, request: Request) -> Optional[Request]:
-    """The newest queued request of the same component made after `request`, if any."""
-    newer = [q for q in tx.requests([RequestState.QUEUED], component=request.component) if q.id > request.id]
+    """The newest queued request made after `request` that bumps one of its components, if any."""
+    newer = [q for q in touching(tx, request.components) if q.id > request.id]
     return newer[-1] if newer else None
 
 
@@ -173,7 +211,8 @@ def pushed(tx: Transaction, request: Request, build: Optional[Build], *, remote:
     tx.add_event(
         models.MANIFEST_UPDATED, request_id=request.id, build_id=build.id if build else None,
         data={"remote": remote, "branch": branch, "commit": request.candidate_commit,
-              "base_commit": request.base_commit, "component": request.component, "version": request.version},
+              "base_commit": request.base_commit, "component": request.component, "version": request.version,
+              **bumps_data(request)},
     )
 
 
@@ -200,7 +239,7 @@ def record_release(tx: Transaction, request: Optional[Request], build: Optional[
     tx.insert_release(request_id=request_id, build_id=build_id, tag=tag, commit=commit, notes=notes)
     data: dict[str, Any] = {"tag": tag, "commit": commit, "notes": notes}
     if request is not None:
-        data.update(component=request.component, version=request.version)
+        data.update(component=request.component, version=request.version, **bumps_data(request))
     if by_hand:
         data["by_hand"] = True
     tx.add_event(models.RELEASE_TAGGED, request_id=request_id, build_id=build_id, data=data)
@@ -252,7 +291,7 @@ def reject(tx: Transaction, request: Request, *, stage: Optional[str], build: Op
             "candidate_commit": build.candidate_commit if build else None,
             "base_commit": build.base_commit if build else request.base_commit,
             "failures": [dict(f) for f in failures], "summary": summary,
-            "logs": str(logs), "show": f"convoy show {request.id}",
+            "logs": str(logs), "show": f"convoy show {request.id}", **bumps_data(request),
         },
     )
 
@@ -290,3 +329,12 @@ def error(tx: Transaction, request: Request, reason: str, *, attempts: int, limi
                       detail=reason)
     tx.add_event(models.REQUEST_ERROR, request_id=request.id,
                  data={"attempts": attempts, "limit": limit, "reason": reason, **(extra or {})})
+
+
+def passed_with(tx: Transaction, request: Request, build: Build, *, lead: bool) -> None:
+    """Every stage of a candidate of several requests passed (a batch): the
+    first (`lead`, whose build it is) ends the build; each goes to merging."""
+    if lead:
+        passed(tx, request, build)
+    else:
+        tx.update_request(request.id, phase=Phase.MERGING)

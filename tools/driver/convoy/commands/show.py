@@ -2,6 +2,11 @@
 
     convoy show 4
     convoy show 4 --json      # the same, for scripts (timings: total, bazel, git and driver seconds)
+
+A group request (several bumps tested, merged and tagged as one) lists
+every bump. In the JSON, as in convoy.models.Request, request.bumps holds a
+group's bumps beyond its primary one (component, version, ...; empty for a
+single bump) and request.all_bumps every bump, the primary one first.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
             "candidate_commit": r.candidate_commit, "tag": r.tag, "detail": r.detail,
             "superseded_by": r.superseded_by, "cancel_requested": r.cancel_requested,
             "created_at": r.created_at, "finished_at": r.finished_at,
+            "bumps": [b.to_dict() for b in r.bumps], "all_bumps": [b.to_dict() for b in r.all_bumps],
         },
         "builds": builds,
         "releases": [{"tag": rel.tag, "commit": rel.commit, "notes": rel.notes} for rel in tx.releases(request_id=r.id)],
@@ -95,6 +101,13 @@ def target_line(target: dict[str, Any]) -> str:
     return f"{p(target['label'])} {p(target['status'].upper())} ({how})"
 
 
+def _bump(b: dict[str, Any]) -> str:
+    """"messages v1.5.0 in rover @ <commit>" (and its archive)."""
+    scope = f" in {p(b['configuration'])}" if b["configuration"] else ""
+    return (f"{p(b['component'])} {p(b['version'])}{scope}" + (f" @ {p(b['commit'])}" if b["commit"] else "")
+            + (f" from {p(b['archive_url'])}" if b["archive_url"] else ""))
+
+
 def _when(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -107,10 +120,13 @@ def print_text(data: dict[str, Any]) -> None:
     """Every value from the state goes through untrusted.printable (`p`): a
     newline or a terminal escape stored in a request cannot forge a line."""
     r = data["request"]
-    scope = f" in {p(r['configuration'])}" if r["configuration"] else ""
-    print(f"request #{r['id']}: {p(r['component'])} {p(r['version'])}{scope}"
-          + (f" @ {p(r['commit'])}" if r["commit"] else "")
-          + (f" from {p(r['archive_url'])}" if r["archive_url"] else ""))
+    bumps = r.get("all_bumps") or [r]
+    if len(bumps) == 1:
+        print(f"request #{r['id']}: {_bump(r)}")
+    else:
+        print(f"request #{r['id']}: a group of {len(bumps)} bumps, tested, merged and tagged as one:")
+        for bump in bumps:
+            print(f"  bump {_bump(bump)}")
     print(f"  requested by {p(r['requested_by'])} at {_when(r['created_at'])}")
     state = r["state"] + (f" ({r['phase']})" if r["phase"] and r["state"] == "testing" else "")
     print(f"  state: {p(state)}; attempts: {r['attempts']}")

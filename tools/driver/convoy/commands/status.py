@@ -50,10 +50,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     table = [("ID", "COMPONENT", "VERSION", "STATE", "STAGE", "AGE", "NOTE")]
     for r in rows:  # every value from the state is escaped: a newline or escape in it cannot forge a line
         version = printable(r["version"]) + (f" [{printable(r['configuration'])}]" if r["configuration"] else "")
+        component = printable(r["component"])
+        for bump in r.get("bumps") or ():  # a group: every bump, joined by " + "
+            component += f" + {printable(bump['component'])}"
+            version += f" + {printable(bump['version'])}" + (
+                f" [{printable(bump['configuration'])}]" if bump["configuration"] else "")
         note = printable(r["note"] or "")
         if len(note) > NOTE_WIDTH:
             note = note[: NOTE_WIDTH - 3] + "..."
-        table.append((str(r["id"]), printable(r["component"]), version, printable(r["state"]),
+        table.append((str(r["id"]), component, version, printable(r["state"]),
                       printable(r["stage"] or "-"), common.age(r["age_seconds"]), note))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
@@ -95,4 +100,5 @@ def row(tx: Transaction, r: Request) -> dict[str, Any]:
         "configuration": r.configuration, "requested_by": r.requested_by, "state": r.state.value,
         "phase": r.phase.value if r.phase else None, "stage": current_stage(tx, r), "attempts": r.attempts,
         "tag": r.tag, "note": note, "created_at": r.created_at, "age_seconds": round(now() - r.created_at, 1),
+        **({"bumps": [b.to_dict() for b in r.bumps]} if r.bumps else {}),  # a group's other bumps
     }

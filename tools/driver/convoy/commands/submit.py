@@ -7,6 +7,20 @@
         --strip_prefix=planner-2.2.0
     convoy submit ... --json     # {"id": 3, "state": "queued", "existing": false, "superseded": [2]}
 
+Several bumps as ONE request (a group: tested, merged and tagged as one;
+rejected as a whole if any of them breaks the build):
+
+    convoy submit --bump=messages=v2.0.0 --bump=planner=v3.0.0             # COMPONENT=VERSION
+    convoy submit --component=messages --version=v2.0.0 --bump=planner=v3.0.0@<40 hex>   # ...@COMMIT
+
+A group gathered over time (say, by each component's CI): each bump is
+checked now and held in the open group NAME; --close queues them all as one
+request (each checked again; the group is then gone):
+
+    convoy submit --component=messages --version=v2.0.0 --group=release-7    # held until closed
+    convoy submit --bump=planner=v3.0.0 --group=release-7
+    convoy submit --group=release-7 --close                                   # one queued request
+
 Checked before anything is queued, each a one-line error: the component is
 in the manifest, the version looks like v1.2.3, the configuration exists and
 has the component, the commit is 40 hex and is on a branch or tag of the
@@ -19,19 +33,25 @@ configurations' members and pins, each checked as `convoy lock` checks
 them); a mistake elsewhere in it is reported by `convoy lock`, and by the
 queue when it makes the candidate from the branch tip's manifest.
 
-The same component at the same commit (same scope and archive) already
-queued: its id is printed, nothing is added. A newer request for a
-component supersedes its older *queued* requests.
+Each bump of a group is checked exactly as a single one, and a request
+(or group) bumps each component once.
+
+The same bumps at the same commits (same scopes and archives) already
+queued: its id is printed, nothing is added. A newer request supersedes the
+older *queued* requests of every component it bumps: a group supersedes a
+queued single bump of one of its components, and a single bump a queued
+group that has its component.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from absl import flags
 
@@ -43,43 +63,129 @@ from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.resolve import remote_has_commit
 from convoy.manifest import Component, Manifest, ManifestView, read_component
-from convoy.models import Request
+from convoy.models import Request, RequestBump
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("requested_by", None, "Who asks for the bump (default: $USER), e.g. ci@messages.")
+flags.DEFINE_multi_string("bump", None, "convoy submit: another bump of the same request, COMPONENT=VERSION or "
+                          "COMPONENT=VERSION@COMMIT (repeat it); all the request's bumps are tested, merged and "
+                          "tagged as one.")
+flags.DEFINE_string("group", None, "convoy submit: add the bump(s) to the open group NAME, held until it is "
+                    "closed; with --close: queue the group's bumps as one request.")
+flags.DEFINE_bool("close", False, "convoy submit --group=NAME --close: queue the open group as one request.")
 
 GIT_TIMEOUT = 60.0
 
 
 def run(args: list[str]) -> int:
     bump, as_json, repo = BumpArgs.from_flags(), FLAGS.json, FLAGS.repo
+    extra, group, close = list(FLAGS.bump or ()), FLAGS.group, FLAGS.close
     common.no_arguments("submit", args)
-    request, existing, superseded = submit(common.checkout(repo), bump)
+    if group is not None or close:
+        from convoy.commands import submit_groups
+
+        return submit_groups.run(common.checkout(repo), bump, extra, group, close=close, as_json=as_json)
+    request, existing, superseded = submit(common.checkout(repo), bump, extra)
+    print_queued(request, existing, superseded, as_json=as_json)
+    return 0
+
+
+def print_queued(request: Request, existing: bool, superseded: list[int], *, as_json: bool,
+                 **extra_json: object) -> None:
+    """What `convoy submit` prints for a queued (or already queued) request."""
     if as_json:
         print(json.dumps({"id": request.id, "state": request.state.value, "existing": existing,
-                          "superseded": superseded}))
+                          "superseded": superseded, **extra_json}))
     elif existing:
-        print(f"request #{request.id} already queues {request.component} {request.version} at "
-              f"{(request.commit or '-')[:12]}; nothing added")
+        what = (f"{request.component} {request.version} at {(request.commit or '-')[:12]}" if not request.bumps
+                else _at(request))
+        print(f"request #{request.id} already queues {what}; nothing added")
         print(request.id)
     else:
         for old in superseded:
             print(f"request #{old} superseded by #{request.id}")
-        print(f"queued request #{request.id}: {request.title} at {(request.commit or '-')[:12]} "
-              f"(by {request.requested_by}); run: convoy process")
+        print(f"queued request #{request.id}: {_at(request)} (by {request.requested_by}); run: convoy process")
         print(request.id)
-    return 0
 
 
-def submit(root: Path, bump: BumpArgs) -> tuple[Request, bool, list[int]]:
-    """Checks `bump` against the checkout `root` (its manifest, the
-    component's remote) and queues it. Returns (the request, whether the
-    same bump was already queued, the ids of the requests it superseded);
-    ConvoyError (one line) if the bump is refused."""
-    manifest = read_component(common.shown_manifest(root), bump.component or "")
-    submission = validate(root, manifest, bump)
+def _at(request: Request) -> str:
+    """"messages v1.5.0 at 1a2b3c4d5e6f" (+ a group's other bumps, each at its commit)."""
+    return " + ".join(f"{b.title} at {(b.commit or '-')[:12]}" for b in request.all_bumps)
+
+
+def submit(root: Path, bump: BumpArgs, bumps: Sequence[str] = ()) -> tuple[Request, bool, list[int]]:
+    """Checks `bump` (and the other bumps of the same request, `bumps`:
+    --bump's COMPONENT=VERSION[@COMMIT]) against the checkout `root` (its
+    manifest, each component's remote) and queues them as one request.
+    Returns (the request, whether the same bumps were already queued, the
+    ids of the requests it superseded); ConvoyError (one line) if a bump is
+    refused (then nothing is queued)."""
+    submission = combine(checked(root, bump, bumps))
     with common.store(root, create=True) as store:
         return enqueue(store, submission)
+
+
+def parse_bump(text: str, requested_by: Optional[str] = None) -> BumpArgs:
+    """--bump's COMPONENT=VERSION or COMPONENT=VERSION@COMMIT, as BumpArgs
+    (checked later, as --component and --version are)."""
+    problem = untrusted.text_problem(text)
+    if problem:
+        raise ConvoyError(f"--bump={untrusted.printable(text)} {problem}; pass it without them")
+    component, equals, rest = text.partition("=")
+    version, at, commit = rest.partition("@")
+    if not equals or not component or not version or (at and not commit):
+        raise ConvoyError(f"--bump={text} is not COMPONENT=VERSION (or COMPONENT=VERSION@COMMIT); for example "
+                          "--bump=planner=v2.2.0")
+    return BumpArgs(component=component, version=version, commit=commit if at else None, requested_by=requested_by)
+
+
+def bump_args(bump: RequestBump, requested_by: Optional[str]) -> BumpArgs:
+    """The arguments that ask for `bump` again (its commit only if it was given)."""
+    return BumpArgs(component=bump.component, version=bump.version,
+                    commit=bump.commit if bump.commit_given else None, configuration=bump.configuration,
+                    archive_url=bump.archive_url, strip_prefix=bump.strip_prefix, requested_by=requested_by)
+
+
+def checked(root: Path, bump: BumpArgs, bumps: Sequence[str] = ()) -> list[requests.Submission]:
+    """Each bump asked for, checked as `validate` checks one: the one of
+    --component and --version (unless only --bump is given), then each
+    --bump. ConvoyError (one line) for the first refused, or for two bumps
+    of one component."""
+    wanted: list[tuple[Optional[str], BumpArgs]] = []
+    if bump.component is not None or bump.version is not None or not bumps:
+        wanted.append((None, bump))
+    else:
+        for name in ("commit", "configuration", "archive_url", "strip_prefix"):
+            if getattr(bump, name) is not None:
+                raise ConvoyError(f"--{name} belongs to the bump of --component and --version; give that bump "
+                                  "with them (a --bump takes only COMPONENT=VERSION or COMPONENT=VERSION@COMMIT)")
+    wanted += [(text, parse_bump(text, bump.requested_by)) for text in bumps]
+    check_once([(args.component, args.version) for _, args in wanted if args.component], "one request")
+    found = []
+    for text, args in wanted:
+        try:
+            found.append(validate(root, read_component(common.shown_manifest(root), args.component or ""), args))
+        except ConvoyError as e:
+            if text is None:
+                raise
+            raise ConvoyError(f"--bump={untrusted.printable(text)}: {e}") from None
+    return found
+
+
+def check_once(bumps: Sequence[tuple[str, str]], where: str) -> None:
+    """ConvoyError if two of the (component, version) `bumps` have one component."""
+    seen: dict[str, str] = {}
+    for component, version in bumps:
+        if component in seen:
+            raise ConvoyError(f"two bumps of {component} in {where} ({seen[component]} and {version}); a request "
+                              "bumps each component once: keep one of them")
+        seen[component] = version
+
+
+def combine(submissions: Sequence[requests.Submission]) -> requests.Submission:
+    """One submission of the checked bumps, the first one primary."""
+    first, *others = submissions
+    return dataclasses.replace(first, bumps=tuple(RequestBump.of(s) for s in others))
 
 
 MAX_TEXT = 200  # characters of --requested_by

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from convoy.errors import ConvoyError
-from convoy.models import Build, Event, Release, Request, RequestState, Stage, Task, TaskState
+from convoy.models import Build, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task, TaskState
 from convoy.untrusted import printable
 
 STATE_DIR = ".convoy"
@@ -53,7 +53,8 @@ class Transaction(abc.ABC):
     def requests(
         self, states: Optional[Iterable[RequestState]] = None, component: Optional[str] = None,
     ) -> list[Request]:
-        """Requests (in these states, of this component), oldest first."""
+        """Requests (in these states, bumping this component: the primary
+        bump's or another of a group's), oldest first."""
 
     @abc.abstractmethod
     def update_request(self, request_id: int, **fields: Any) -> Request: ...
@@ -133,6 +134,31 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def release_lease(self, name: str, owner: str) -> None: ...
+
+    # meta: small named values (the schema version; the queue's window chain under 'queue.chain')
+    @abc.abstractmethod
+    def meta(self, key: str) -> Optional[str]:
+        """The value stored under `key`, or None."""
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Stores `value` under `key` (replacing what was there)."""
+
+    # open groups: bumps held until `convoy submit --group NAME --close`
+    @abc.abstractmethod
+    def open_group(self, name: str) -> Optional[OpenGroup]: ...
+
+    @abc.abstractmethod
+    def open_groups(self) -> list[OpenGroup]:
+        """Every open group, by name."""
+
+    @abc.abstractmethod
+    def put_open_group(self, name: str, bumps: Iterable[RequestBump], requested_by: Optional[str]) -> OpenGroup:
+        """Creates the group, or replaces its bumps (its requested_by and
+        created_at are kept)."""
+
+    @abc.abstractmethod
+    def delete_open_group(self, name: str) -> None: ...
 
 
 class Store(abc.ABC):

@@ -7,7 +7,9 @@ connection per thread. A write transaction is `BEGIN IMMEDIATE`, so two
 writers never interleave a read and a write; `read()` is a deferred one.
 `readonly=True` (convoy status, convoy show) opens it with SQLite's mode=ro:
 no write lock, nothing created or migrated. A new database gets the schema
-below; an existing one must hold it, at `SCHEMA_VERSION`. A failure of the
+below; an existing one must hold it, at `SCHEMA_VERSION`, or at an older
+version, which a writer migrates in place when it opens it (and a reader
+reads as it is; see sqlite_migrate.py). A failure of the
 world at this boundary (the database locked past the busy timeout, damaged,
 not convoy's, read-only, the disk full) is a one-line ConvoyError that says
 what to do; a transaction it interrupts is rolled back. The SQL of the
@@ -28,10 +30,10 @@ from typing import Iterator, Optional
 
 from convoy.errors import ConvoyError
 from convoy.store.base import Store
+from convoy.store.sqlite_migrate import OPEN_GROUPS, SCHEMA_VERSION, known_version, migrate, required_tables
 from convoy.store.sqlite_tx import SQLiteTransaction
 from convoy.untrusted import printable, redact_userinfo
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
@@ -63,7 +65,8 @@ CREATE TABLE IF NOT EXISTS requests (
     finished_at REAL,
     total_seconds REAL NOT NULL DEFAULT 0,
     bazel_seconds REAL NOT NULL DEFAULT 0,
-    git_seconds REAL NOT NULL DEFAULT 0
+    git_seconds REAL NOT NULL DEFAULT 0,
+    bumps TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state, id);
 CREATE TABLE IF NOT EXISTS builds (
@@ -137,7 +140,7 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
-"""
+""" + OPEN_GROUPS + ";\n"
 
 _TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 
@@ -259,16 +262,21 @@ class SQLiteStore(Store):
 
     def _open(self) -> None:
         """Checks the schema; creates it in a new (empty) database. An
-        existing database is only read here: opening takes no write lock."""
+        existing database is only read here: opening takes no write lock,
+        unless it is at an older schema version: then it is migrated."""
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise ConvoyError(f"cannot create {printable(self.path.parent)} ({e.strerror}); it must be a "
                               "directory this user can write") from None
         conn = self._connection()
-        if self._has_schema(conn):
+        version = self._schema_version(conn)
+        if version is not None:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
+            if version < SCHEMA_VERSION:
+                with self._begin(conn):  # every step and the new version at once
+                    migrate(conn)
             return
         conn.execute("PRAGMA journal_mode=WAL")
         with self._begin(conn):  # two convoys may create it at once: both statements are idempotent
@@ -281,7 +289,7 @@ class SQLiteStore(Store):
     def _open_readonly(self) -> None:
         self._uri = f"{self.path.absolute().as_uri()}?mode=ro"
         try:
-            found = self._has_schema(self._connection())
+            found = self._schema_version(self._connection()) is not None
         except sqlite3.Error as e:
             # A WAL database in a read-only directory, without its -shm file:
             # SQLite cannot make one. Nobody can be writing it there (a
@@ -290,38 +298,40 @@ class SQLiteStore(Store):
                 raise
             self.close()
             self._uri += "&immutable=1"
-            found = self._has_schema(self._connection())
+            found = self._schema_version(self._connection()) is not None
         if not found:
             raise ConvoyError(
                 f"no convoy state in {printable(self.path)} (the database is empty): nothing was submitted here "
                 "yet; run: convoy submit --component=<name> --version=<version>"
             )
 
-    def _has_schema(self, conn: sqlite3.Connection) -> bool:
-        """Whether the database holds convoy's schema (False: it is empty).
-        ConvoyError if it is another program's database, another convoy's
-        (schema version), or lacks tables; nothing is changed then."""
+    def _schema_version(self, conn: sqlite3.Connection) -> Optional[int]:
+        """The version of convoy's schema the database holds (None: it is
+        empty). ConvoyError if it is another program's database, a newer
+        convoy's (an unknown schema version), or lacks tables; nothing is
+        changed then."""
         shown = printable(self.path)
         with self._begin(conn, "DEFERRED"):
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:
-                return False
+                return None
             row = None
             if "meta" in tables:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             raise ConvoyError(f"{shown} is not convoy's state database (an SQLite database without convoy's "
                               f"schema version); {_move_aside(self.path)}")
-        if str(row[0]) != str(SCHEMA_VERSION):
+        version = known_version(row[0])
+        if version is None:
             raise ConvoyError(
                 f"{shown}: state schema {printable(row[0])} is not {SCHEMA_VERSION} (written by another convoy); "
                 f"use that convoy, or {_move_aside(self.path)}"
             )
-        missing = [table for table in _TABLES if table not in tables]
+        missing = [table for table in required_tables(_TABLES, version) if table not in tables]
         if missing:
             raise ConvoyError(f"{shown}: the state database is damaged (no table {', '.join(missing)}); "
                               f"{_move_aside(self.path)}")
-        return True
+        return version
 
     def _connection(self) -> sqlite3.Connection:
         held = getattr(self._local, "held", None)

@@ -18,12 +18,13 @@ from convoy.models import (
     TaskState,
 )
 from convoy.store.base import MAX_ID, Transaction, iso, now
+from convoy.store.sqlite_meta import MetaAndGroups, bumps_json, bumps_of
 
 # The columns `insert_request` and `update_*` accept, by table.
 _REQUEST_COLUMNS = {
     "component", "version", "commit", "commit_given", "archive_url", "strip_prefix", "configuration",
     "requested_by", "state", "phase", "attempts", "base_commit", "candidate_commit", "tag", "detail",
-    "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at",
+    "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at", "bumps",
 }
 _BUILD_COLUMNS = {"state", "finished_at", "detail"}
 _STAGE_COLUMNS = {"state", "started_at", "finished_at"}
@@ -34,8 +35,9 @@ _TASK_COLUMNS = {
 _RENAMED = {"commit": "commit_sha"}
 
 
-class SQLiteTransaction(Transaction):
-    """One transaction on `conn`, which SQLiteStore begins and ends."""
+class SQLiteTransaction(MetaAndGroups, Transaction):
+    """One transaction on `conn`, which SQLiteStore begins and ends (meta
+    and open groups: sqlite_meta.py)."""
 
     def __init__(self, conn: sqlite3.Connection, readonly: bool = False) -> None:
         self.conn = conn
@@ -54,6 +56,8 @@ class SQLiteTransaction(Transaction):
             raise ValueError(f"cannot update {table}.{', '.join(sorted(unknown))}")
         if not fields:
             return
+        if "bumps" in fields:
+            fields = {**fields, "bumps": bumps_json(fields["bumps"])}
         columns = [_RENAMED.get(k, k) for k in fields]
         values = [_sql_value(v) for v in fields.values()]
         sets = ", ".join(f"{c} = ?" for c in columns)
@@ -68,6 +72,8 @@ class SQLiteTransaction(Transaction):
         unknown = set(fields) - _REQUEST_COLUMNS
         if unknown:
             raise ValueError(f"unknown request fields {sorted(unknown)}")
+        if "bumps" in fields:
+            fields["bumps"] = bumps_json(fields["bumps"])
         columns = [_RENAMED.get(k, k) for k in fields]
         cursor = self.conn.execute(
             f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
@@ -87,11 +93,9 @@ class SQLiteTransaction(Transaction):
             states = [RequestState(s).value for s in states]
             where.append(f"state IN ({', '.join('?' for _ in states)})")
             args += states
-        if component is not None:
-            where.append("component = ?")
-            args.append(component)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return [_request(r) for r in self._all(f"SELECT * FROM requests{clause} ORDER BY id", args)]
+        found = [_request(r) for r in self._all(f"SELECT * FROM requests{clause} ORDER BY id", args)]
+        return found if component is None else [r for r in found if component in r.components]
 
     def update_request(self, request_id: int, **fields: Any) -> Request:
         self._update("requests", _REQUEST_COLUMNS, request_id, {**fields, "updated_at": now()})
@@ -263,6 +267,7 @@ def _request(row: sqlite3.Row) -> Request:
         detail=row["detail"], superseded_by=row["superseded_by"], cancel_requested=bool(row["cancel_requested"]),
         created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
         total_seconds=row["total_seconds"], bazel_seconds=row["bazel_seconds"], git_seconds=row["git_seconds"],
+        bumps=bumps_of(row["bumps"]) if "bumps" in row.keys() else (),  # a version-1 database, read as it is
     )
 
 

@@ -1,0 +1,66 @@
+"""The SQL of the transaction's small tables: `meta` (named values) and
+`open_groups` (bumps held until their group is closed); a mixin of
+SQLiteTransaction, which gives it `conn`, `_one` and `_all`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Iterable, Optional
+
+from convoy.models import OpenGroup, RequestBump
+from convoy.store.base import now
+
+RESERVED_META = ("schema_version",)  # the store's own: never written through set_meta
+
+
+class MetaAndGroups:
+    """`Transaction.meta`, `set_meta` and the open groups, in SQL."""
+
+    conn: sqlite3.Connection
+
+    def meta(self, key: str) -> Optional[str]:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        if key in RESERVED_META:
+            raise ValueError(f"meta key {key!r} is the store's own")
+        if not isinstance(value, str):
+            raise TypeError(f"meta values are text, not {type(value).__name__}")
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def open_group(self, name: str) -> Optional[OpenGroup]:
+        row = self.conn.execute("SELECT * FROM open_groups WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _open_group(row)
+
+    def open_groups(self) -> list[OpenGroup]:
+        return [_open_group(r) for r in self.conn.execute("SELECT * FROM open_groups ORDER BY name").fetchall()]
+
+    def put_open_group(self, name: str, bumps: Iterable[RequestBump], requested_by: Optional[str]) -> OpenGroup:
+        text = bumps_json(bumps)
+        self.conn.execute(
+            "INSERT INTO open_groups (name, bumps, requested_by, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET bumps = excluded.bumps",
+            (name, text, requested_by, now()),
+        )
+        return self.open_group(name)
+
+    def delete_open_group(self, name: str) -> None:
+        self.conn.execute("DELETE FROM open_groups WHERE name = ?", (name,))
+
+
+def bumps_json(bumps: Iterable[object]) -> str:
+    """Bumps (RequestBump, or mappings of its fields) as the JSON text of a `bumps` column."""
+    return json.dumps([RequestBump.of(b).to_dict() for b in bumps or ()], sort_keys=True)
+
+
+def bumps_of(text: Optional[str]) -> tuple[RequestBump, ...]:
+    """The bumps of a `bumps` column's JSON text (None or empty: none)."""
+    return tuple(RequestBump.from_dict(b) for b in json.loads(text or "[]"))
+
+
+def _open_group(row: sqlite3.Row) -> OpenGroup:
+    return OpenGroup(name=row["name"], bumps=bumps_of(row["bumps"]), requested_by=row["requested_by"],
+                     created_at=row["created_at"] or 0.0)

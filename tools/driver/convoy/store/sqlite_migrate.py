@@ -1,0 +1,66 @@
+"""The SQLite state's schema versions, and the migration of an older one in place.
+
+A database written by an older convoy is migrated when a writer opens it
+(`SQLiteStore`, not read-only): every step from its version to
+SCHEMA_VERSION, and the new version number, in one write transaction, so
+that an interrupted migration leaves the database as it was. A read-only
+open (convoy status, convoy show) migrates nothing and reads an older
+database as it is.
+
+    version 1   the first schema
+    version 2   requests.bumps (a group's extra bumps, JSON); table open_groups
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Optional
+
+SCHEMA_VERSION = 2
+
+OPEN_GROUPS = """
+CREATE TABLE IF NOT EXISTS open_groups (
+    name TEXT PRIMARY KEY,
+    bumps TEXT NOT NULL,
+    requested_by TEXT,
+    created_at REAL
+)"""
+
+# version -> the statements that make it the next version.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE requests ADD COLUMN bumps TEXT NOT NULL DEFAULT '[]'", OPEN_GROUPS),
+}
+
+# The tables a version added (a database at an older version lacks them).
+ADDED_TABLES: dict[int, tuple[str, ...]] = {2: ("open_groups",)}
+
+
+def known_version(value: object) -> Optional[int]:
+    """The schema version `value` (meta's text) names, if it is one this
+    convoy can read or migrate (1 to SCHEMA_VERSION); None otherwise."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 3:
+        return None
+    version = int(text)
+    return version if 1 <= version <= SCHEMA_VERSION else None
+
+
+def required_tables(tables: tuple[str, ...], version: int) -> tuple[str, ...]:
+    """Which of the current schema's `tables` a database at `version` has."""
+    later = {t for v, added in ADDED_TABLES.items() if v > version for t in added}
+    return tuple(t for t in tables if t not in later)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Brings the database to SCHEMA_VERSION; the caller holds a write
+    transaction (BEGIN IMMEDIATE), in which the version is read again:
+    another convoy may have migrated it meanwhile."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = known_version(row[0]) if row is not None else None
+    if version is None or version == SCHEMA_VERSION:
+        return
+    while version < SCHEMA_VERSION:
+        for statement in MIGRATIONS[version]:
+            conn.execute(statement)
+        version += 1
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
