@@ -1,6 +1,7 @@
 """convoy's entry point: parse flags, dispatch to one command module.
 
 Usage: convoy <command> [--flag=value ...]
+       convoy <command> --help      # the command's own help: its module's docstring
 
 Each command is a module in convoy.commands exposing
 `run(args: list[str]) -> int`; flags are absl flags defined at the top of
@@ -67,6 +68,7 @@ COMMANDS = {
     "process": "process",
     "retry": "retry",
     "show": "show",
+    "simulate": "simulate",
     "status": "status",
     "submit": "submit",
     "tag": "tag",
@@ -98,6 +100,9 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         module = importlib.import_module(f"convoy.commands.{COMMANDS[name]}")
+        if _asks_help(argv):
+            print((module.__doc__ or USAGE).strip())
+            return 0
         # A command may take arguments absl cannot (init: --component repeated).
         args = _parse_flags(getattr(module, "preparse", list)(argv))
         return module.run(args[2:])
@@ -115,6 +120,12 @@ def main(argv: list[str]) -> int:
         return 141  # as a shell reports a command ended by SIGPIPE
     except Exception as e:  # a bug in convoy: one line, the rest in a crash log
         return _crashed(e, name, argv)
+
+
+def _asks_help(argv: list[str]) -> bool:
+    """`convoy <command> --help` (or -h), before any `--`."""
+    args = argv[2:]
+    return any(a in ("--help", "-h") for a in args[:args.index("--") if "--" in args else len(args)])
 
 
 def _crashed(error: Exception, command: str, argv: list[str]) -> int:
@@ -194,6 +205,8 @@ def run() -> None:
     """Console-script entry point (`convoy`)."""
     if sys.argv[1:2] == ["--version"]:  # before absl, which defines --version for convoy submit
         sys.exit(main(sys.argv[:2]))
+    if sys.argv[1:2] and sys.argv[1] in COMMANDS and _asks_help(sys.argv):  # before absl's own --help
+        sys.exit(main(sys.argv))
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=_check_flags)
 
 
