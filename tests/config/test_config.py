@@ -150,7 +150,7 @@ def test_a_missing_file_says_how_to_make_one(tmp_path):
 
 BAD = """\
 queue:
-  mode: speculative
+  mode: zipper
   poll_interval: 0
 parallelism: two
 retries:
@@ -199,7 +199,7 @@ colour: blue
 
 def test_every_problem_at_once_sorted_by_line(tmp_path):
     assert _problems(tmp_path, BAD) == [
-        "convoy.yaml:2: queue.mode: 'speculative' is not supported yet (only serial is); write mode: serial",
+        "convoy.yaml:2: queue.mode: 'zipper' is not a queue mode (known: serial, speculative, batch); write mode: serial",
         "convoy.yaml:3: queue.poll_interval: must be greater than 0, not 0; write it like poll_interval: 10",
         "convoy.yaml:4: parallelism: must be a whole number, not a string; write it like parallelism: 2",
         "convoy.yaml:6: retries.infrastructure: must be at least 0, not -1; write it like infrastructure: 2",
@@ -242,8 +242,8 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
         'convoy.yaml:42: plugins.log.events: "*" already means every event; write events: ["*"] alone, or list '
         "the events you want",
         "convoy.yaml:44: plugins.x.type: unknown plugin type 'slack' (expected: log, command, webhook); fix it",
-        "convoy.yaml:45: unknown key 'colour' (expected: queue, parallelism, retries, git, release, bazel, stages, "
-        "plugins); fix or remove it",
+        "convoy.yaml:45: unknown key 'colour' (expected: queue, pools, parallelism, retries, git, release, bazel, "
+        "stages, plugins); fix or remove it",
     ]
 
 

@@ -31,9 +31,18 @@ def test_the_serial_mode_takes_the_oldest_queued_request(store, tmp_path):
 
 
 def test_an_unknown_mode_is_one_line(store, tmp_path):
-    config = dataclasses.replace(parse_config("", str(tmp_path / "convoy.yaml")), queue_mode="speculative")
-    with pytest.raises(ConvoyError, match="queue mode 'speculative' is not implemented"):
+    config = dataclasses.replace(parse_config("", str(tmp_path / "convoy.yaml")), queue_mode="zipper")
+    with pytest.raises(ConvoyError, match="queue mode 'zipper' is not implemented"):
         open_queue(QueueContext(tmp_path, config, store))
+
+
+@pytest.mark.parametrize("mode", ["speculative", "batch"])
+def test_the_window_modes_take_their_numbers_from_convoy_yaml(store, tmp_path, mode):
+    text = f"queue: {{mode: {mode}, window: 5, window_floor: 2, batch_size: 3, max_bisect: 1}}\npools: {{rigs: 2}}\n"
+    manager = open_queue(QueueContext(tmp_path, parse_config(text, str(tmp_path / "convoy.yaml")), store))
+    assert manager.policy.mode == mode and manager.policy.window == 5 and manager.policy.window_floor == 2
+    assert manager.policy.batch_size == (3 if mode == "batch" else 1) and manager.policy.max_bisect == 1
+    assert manager.capacity() == {"rigs": 2}
 
 
 def test_every_mode_convoy_yaml_accepts_has_a_class():

@@ -6,7 +6,9 @@ and either returns a Config or raises one ConvoyError listing every problem,
 one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>`
 (the same form and the same checker as convoy.manifest):
 
-    queue: {mode: serial, poll_interval: 10}     # serial is the only mode so far
+    queue: {mode: serial, poll_interval: 10}     # serial, speculative or batch (convoy.queue)
+    queue: {window: 4, window_floor: 1, batch_size: 4, max_bisect: 3}   # speculative and batch
+    pools: {rover-rigs: 2, drone-rigs: 2}        # rigs per pool (default: the lab's healthy workers)
     parallelism: 2                               # task slots
     retries: {infrastructure: 2}                 # re-queue an infrastructure error this often
     git: {remote: origin, branch: main}          # where the candidate is pushed and tagged
@@ -51,15 +53,15 @@ __all__ = [
 ]
 
 CONFIG_NAME = "convoy.yaml"
-QUEUE_MODES = ("serial",)
+QUEUE_MODES = ("serial", "speculative", "batch")
 COMMANDS = ("build", "test")
 PLUGIN_KINDS = ("log", "command", "webhook")
 DEFAULT_TARGETS = ("//integration/...",)
 
 ALL_EVENTS = "*"
 
-_TOP_KEYS = ("queue", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins")
-_QUEUE_KEYS = ("mode", "poll_interval")
+_TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins")
+_QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
 _RELEASE_KEYS = ("tag_format",)
@@ -156,6 +158,11 @@ class Config:
     path: str
     queue_mode: str = "serial"
     poll_interval: float = 10.0
+    queue_window: int = 4
+    queue_window_floor: int = 1
+    queue_batch_size: int = 4
+    queue_max_bisect: int = 3
+    pools: Optional[Mapping[str, int]] = None  # rigs per pool; None: ask the lab
     stages: tuple[StageSpec, ...] = DEFAULT_STAGES
     parallelism: int = 2
     infra_retries: int = 2
@@ -223,8 +230,16 @@ class _ConfigChecker(ValueChecker):
         mode = self.optional_string(queue, "mode", "queue", "serial") or "serial"
         if mode not in QUEUE_MODES:
             self.problem(key_line(queue, "mode"), "queue.mode",
-                         f"'{mode}' is not supported yet (only {', '.join(QUEUE_MODES)} is)", "write mode: serial")
+                         f"'{mode}' is not a queue mode (known: {', '.join(QUEUE_MODES)})", "write mode: serial")
         poll_interval = self.number(queue, "poll_interval", "queue", 10.0)
+        window = self.number(queue, "window", "queue", 4, minimum=1, integer=True, above=False)
+        window_floor = self.number(queue, "window_floor", "queue", 1, minimum=1, integer=True, above=False)
+        if window is not None and window_floor is not None and window_floor > window:
+            self.problem(key_line(queue, "window_floor"), "queue.window_floor",
+                         f"{window_floor} is more than queue.window ({window})", "make it at most the window")
+        batch_size = self.number(queue, "batch_size", "queue", 4, minimum=1, integer=True, above=False)
+        max_bisect = self.number(queue, "max_bisect", "queue", 3, integer=True, above=False)
+        pools = self.pools(document)
 
         parallelism = self.number(document, "parallelism", "", 2, minimum=1, integer=True, above=False)
         retries = self.section(document, "retries", _RETRIES_KEYS)
@@ -265,11 +280,33 @@ class _ConfigChecker(ValueChecker):
         if self.problems:
             return None
         return Config(
-            path=path, queue_mode=mode, poll_interval=poll_interval, stages=stages, parallelism=parallelism,
+            path=path, queue_mode=mode, poll_interval=poll_interval, queue_window=int(window),
+            queue_window_floor=int(window_floor), queue_batch_size=int(batch_size), queue_max_bisect=int(max_bisect),
+            pools=pools, stages=stages, parallelism=parallelism,
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
             bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
         )
+
+    def pools(self, document: Mapping) -> Optional[dict[str, int]]:
+        """`pools: {name: rigs}`: the rigs of each hardware pool (None: not set)."""
+        if "pools" not in document:
+            return None
+        pools = document["pools"]
+        if not isinstance(pools, Mapping):
+            self.problem(key_line(document, "pools"), "pools", f"must be a mapping, not {kind_of(pools)}",
+                         "write it like pools: {rover-rigs: 2}")
+            return None
+        result = {}
+        for name in pools:
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                self.problem(key_line(pools, name), "pools", f"'{name}' is not a pool name",
+                             "write a name like rover-rigs")
+                continue
+            rigs = self.number(pools, name, "pools", 1, minimum=1, integer=True, above=False)
+            if rigs is not None:
+                result[name] = int(rigs)
+        return result
 
     def stages(self, document: Mapping) -> tuple[StageSpec, ...]:
         items = self.items(document, "stages", "name: build")

@@ -15,6 +15,7 @@ The failpoints, in the order a request meets them:
 | --- | --- |
 | `after_candidate` | the candidate commit exists and is recorded; its build has not started |
 | `task_running` | a task's Bazel client has started (its pid is recorded) |
+| `window_full` | (speculative, batch) the window is full: every item in it has a candidate and a stage running |
 | `after_build` | the build succeeded and is recorded; the branch has not moved |
 | `before_push` | right before `git push` of the candidate to the branch (the merge) |
 | `after_push` | the branch is at the candidate on the remote; not recorded, no tag |
@@ -29,7 +30,7 @@ import signal
 import sys
 
 ENV = "CONVOY_FAILPOINT"
-NAMES = ("after_candidate", "task_running", "after_build", "before_push", "after_push", "after_tag", "after_tag_push")
+NAMES = ("after_candidate", "task_running", "window_full", "after_build", "before_push", "after_push", "after_tag", "after_tag_push")
 
 
 class FailpointError(RuntimeError):

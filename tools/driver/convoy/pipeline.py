@@ -1,12 +1,13 @@
 """The construction plan of a candidate and its run: stages in order, tasks in parallel.
 
-    plan = construction_plan(config.stages, manifest, request)    # StagePlan per stage
+    plan = construction_plan(config.stages, manifest, request)    # StagePlan per stage (request: one, or a batch)
     with store.transaction() as tx:
         build = create_build(tx, request, base, candidate, plan)    # rows + BUILD_START
     outcome = BuildRunner(context, request, build, worktree).run()
 
 A stage has one task per affected configuration (the configurations that
-include the bumped component, or the one the request names); a stage with
+include the bumped component, or the one the request names; for a group or
+a batch, the union over all their bumps); a stage with
 `per_configuration: false` has one task, in the manifest's default
 configuration. An affected configuration whose resolved pins did not move
 (its entries in the candidate's lock equal the base's: it pins the
@@ -45,7 +46,7 @@ import enum
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from convoy import models
 from convoy.candidate import MANIFEST as CANDIDATE_MANIFEST
@@ -54,6 +55,7 @@ from convoy.errors import ConvoyError
 from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
 from convoy.manifest import Manifest, load_manifest
 from convoy.models import Build, Request, Stage, StageState, Task, TaskState
+from convoy.requests import bumps_data
 from convoy.store import Store, Transaction, now
 from convoy.tasks import Abort, Slots, TaskRunner, is_infra, slot_output_base, target_summary
 from convoy.timing import Meter
@@ -66,20 +68,30 @@ class StagePlan:
     unchanged: tuple[str, ...] = ()  # affected, but their pins did not move: skipped
 
 
-def affected_configurations(manifest: Manifest, component: str, scope: Optional[str]) -> tuple[str, ...]:
+def affected_configurations(manifest: Manifest, component: Union[str, Request, Sequence[Request]],
+                            scope: Optional[str] = None) -> tuple[str, ...]:
     """The configurations a bump of `component` changes: `scope` alone, or
-    every configuration that includes the component (sorted)."""
+    every configuration that includes the component (sorted).
+
+    Given a request (or a sequence of requests, a batch) instead of a
+    component: the union over all their bumps (sorted), each bump's own
+    `configuration` limiting that bump; `scope` is not used then."""
+    if not isinstance(component, str):
+        requests = (component,) if isinstance(component, Request) else tuple(component)
+        return tuple(sorted({name for request in requests for bump in request.all_bumps
+                             for name in affected_configurations(manifest, bump.component, bump.configuration)}))
     if scope is not None:
         return (scope,)
     return tuple(sorted(name for name, c in manifest.configurations.items() if component in c.components))
 
 
-def construction_plan(stages: Sequence[StageSpec], manifest: Manifest, request: Request,
+def construction_plan(stages: Sequence[StageSpec], manifest: Manifest, request: Union[Request, Sequence[Request]],
                       changed: Optional[frozenset[str]] = None) -> tuple[StagePlan, ...]:
-    """Each stage's configurations. `changed` (lock.changed_configurations:
+    """Each stage's configurations, for `request` (one request, or a
+    sequence of them: a batch). `changed` (lock.changed_configurations:
     the configurations whose pins moved; None: unknown, all count as moved)
     puts the affected configurations whose pins did not move in `unchanged`."""
-    affected = affected_configurations(manifest, request.component, request.configuration)
+    affected = affected_configurations(manifest, request)
     if not affected:
         affected = (manifest.default_configuration,)
     plans = []
@@ -111,7 +123,7 @@ def create_build(tx: Transaction, request: Request, base_commit: str, candidate_
         models.BUILD_START, request_id=request.id, build_id=build.id,
         data={
             "number": build.number, "component": request.component, "version": request.version,
-            "base_commit": base_commit, "candidate_commit": candidate_commit,
+            **bumps_data(request), "base_commit": base_commit, "candidate_commit": candidate_commit,
             "stages": [stage.spec.name for stage in plan], "configurations": configurations,
             **({"unchanged": unchanged} if unchanged else {}),
             **({"reason": reason} if reason else {}),
@@ -132,6 +144,14 @@ class RunContext:
     lab_run: LabRun = lab_invocation
     stop: threading.Event = field(default_factory=threading.Event)  # the driver is shutting down
     run_bazel: Optional[Callable[..., Any]] = None  # default: convoy.bazel.run_bazel
+    lane: int = 0  # the candidate's lane: its output bases (tasks.slot_output_base)
+    # The slots of a build (default: `parallelism` of its own); a window's are shared by its lanes.
+    make_slots: Optional[Callable[[Sequence[str]], Slots]] = None
+    # Asked before each stage starts (index, stage, spec); False: the build is cancelled or stopped.
+    gate: Optional[Callable[[int, Stage, StageSpec], bool]] = None
+
+    def output_base(self, slot: int) -> Path:
+        return slot_output_base(self.checkout, slot, lane=self.lane)
 
     def bazel(self) -> Callable[..., Any]:
         if self.run_bazel is None:
@@ -231,7 +251,8 @@ class BuildRunner:
     def _run(self) -> BuildOutcome:
         with self.ctx.store.read() as tx:
             stages = tx.stages(self.build.id)
-        slots = Slots(self.ctx.config.parallelism, self._slot_order())
+        order = self._slot_order()
+        slots = self.ctx.make_slots(order) if self.ctx.make_slots else Slots(self.ctx.config.parallelism, order)
         for index, stage in enumerate(stages):
             if stage.state == StageState.SUCCEEDED:
                 continue
@@ -243,6 +264,8 @@ class BuildRunner:
                 return self._infra(stages[index:], stage,
                                    f"stage '{stage.name}' of build {self.build.number} is no longer in convoy.yaml")
             if self.cancel.is_set() or self.ctx.stop.is_set():
+                return self._aborted(stages[index:], stage)
+            if self.ctx.gate is not None and not self.ctx.gate(index, stage, spec):
                 return self._aborted(stages[index:], stage)
             stage = self._start_stage(stage)
             outcome = self._run_stage(stage, spec, slots)
@@ -281,7 +304,7 @@ class BuildRunner:
         if spec.check_pools and pending and self.ctx.pool_check is not None:
             try:
                 self.ctx.pool_check(self.worktree, spec, [t.configuration for t in pending], self.ctx.config,
-                                    slot_output_base(self.ctx.checkout, 0))
+                                    self.ctx.output_base(0))
             except Exception as e:  # the lab's check failed: not the candidate's fault
                 reason = f"pool check before stage {stage.name} failed: {str(e) or type(e).__name__}"
                 for task in pending:

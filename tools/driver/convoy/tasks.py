@@ -68,7 +68,7 @@ class Slots:
         index = self.order.index(configuration) if configuration in self.order else 0
         return index % self.count
 
-    def acquire(self, configuration: str) -> int:
+    def acquire(self, configuration: str, spec: Optional[StageSpec] = None) -> int:
         with self.cond:
             while not self.free:
                 self.cond.wait()
@@ -78,14 +78,16 @@ class Slots:
             self.free.remove(slot)
             return slot
 
-    def release(self, slot: int) -> None:
+    def release(self, slot: int, spec: Optional[StageSpec] = None) -> None:
         with self.cond:
             self.free.add(slot)
             self.cond.notify()
 
 
-def slot_output_base(checkout: Path, slot: int) -> Path:
-    return checkout / SLOTS_DIR / f"slot-{slot}"
+def slot_output_base(checkout: Path, slot: int, *, lane: int = 0) -> Path:
+    """The output base of `slot`: `.convoy/bazel/slot-<k>` in lane 0, `.convoy/bazel/lane-<l>/slot-<k>`
+    in lane l (a lane's worktree is its own workspace, and an output base serves one)."""
+    return checkout / SLOTS_DIR / (f"slot-{slot}" if lane == 0 else f"lane-{lane}/slot-{slot}")
 
 
 def log_paths(checkout: Path, request_id: int, build_number: int, stage: str, configuration: str) -> tuple[Path, Path]:
@@ -170,7 +172,7 @@ class TaskRunner:
         if self.abort.is_set():
             self._interrupted(stage, task, "not started: " + (self.abort.reason or "aborted"))
             return
-        slot = slots.acquire(task.configuration)
+        slot = slots.acquire(task.configuration, spec)
         try:
             self._run_on(stage, spec, task, slot)
         except Exception as e:  # a bug or an OS failure: an infrastructure error, never a hang
@@ -179,7 +181,7 @@ class TaskRunner:
                         targets=(), detail=f"convoy could not run the task: {e}", duration=0.0)
             self.abort.set("infra")
         finally:
-            slots.release(slot)
+            slots.release(slot, spec)
 
     def _run_on(self, stage: Stage, spec: StageSpec, task: Task, slot: int) -> None:
         log_path, bep_path = log_paths(self.ctx.checkout, self.request.id, self.build.number, stage.name,
@@ -220,7 +222,7 @@ class TaskRunner:
                 self.worktree, spec.command, selection.targets(spec) if selection is not None else tuple(spec.targets),
                 log_path=log_path, bep_path=bep_path,
                 flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
-                output_base=slot_output_base(self.ctx.checkout, slot),
+                output_base=self.ctx.output_base(slot),
                 repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort.event,
                 on_start=started_client,
                 secret_env=self.ctx.config.secret_env, pass_env=self.ctx.config.bazel_pass_env,
@@ -252,7 +254,7 @@ class TaskRunner:
         config = self.ctx.config
         changed = affected.changed_components(self.ctx.checkout, self.build, task.configuration)  # git time
         settings = affected.QuerySettings(
-            output_base=slot_output_base(self.ctx.checkout, slot), startup_flags=tuple(config.bazel_startup_flags),
+            output_base=self.ctx.output_base(slot), startup_flags=tuple(config.bazel_startup_flags),
             flags=flags, secret_env=tuple(config.secret_env), pass_env=tuple(config.bazel_pass_env),
             timeout=min(spec.timeout, affected.QUERY_TIMEOUT), log_path=log_path.with_suffix(".query.log"))
         with self.ctx.meter.measure("bazel"):

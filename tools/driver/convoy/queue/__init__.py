@@ -9,10 +9,12 @@
 | `base.py` | `QueueManager`: the loop every mode shares (claim, resume, step, errors) |
 | `phases.py` | `Steps`: candidate, build, merge and tag of one request; `QueueContext` |
 | `serial.py` | `SerialQueue`: one at a time, oldest first, on the branch tip |
+| `chain.py` | `Scheduler`: the window's decisions (speculative, batch; also what `convoy simulate` runs) |
+| `window.py` | `WindowQueue`: the speculative and batch modes, carrying out the scheduler's decisions |
+| `jobs.py` | `Job`: one candidate's build in its own lane and thread; the slots the lanes share |
 | `lock.py` | `ProcessLock` (one driver per checkout) and the store's `Lease` |
 
-A new mode (speculative, batch) is a module here with a `QueueManager`
-subclass, registered in `MODES`; nothing outside this package knows which
+A mode is a `QueueManager` subclass registered in `MODES`; nothing outside this package knows which
 mode runs. convoy.yaml's `queue.mode` is checked against the same names.
 """
 
@@ -25,8 +27,9 @@ from convoy.queue.base import QueueManager
 from convoy.queue.lock import ProcessLock
 from convoy.queue.phases import QueueContext, StuckError
 from convoy.queue.serial import SerialQueue
+from convoy.queue.window import WindowQueue
 
-MODES: dict[str, type[QueueManager]] = {"serial": SerialQueue}
+MODES: dict[str, type[QueueManager]] = {"serial": SerialQueue, "speculative": WindowQueue, "batch": WindowQueue}
 
 __all__ = ["MODES", "ProcessLock", "QueueContext", "QueueManager", "StuckError", "open_queue"]
 

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from convoy import candidate as cand
 from convoy import diskcache
@@ -181,18 +181,19 @@ class Steps:
 
     # -- merging -------------------------------------------------------------------------
 
-    def merge(self, request: Request) -> None:
-        """Pushes the candidate to the branch if the branch is still at its base."""
+    def merge(self, request: Request, *, members: Sequence[Request] = ()) -> None:
+        """Pushes the candidate to the branch if the branch is still at its base
+        (`members`: the other requests of a batch's candidate, which follow `request`)."""
         checkout, remote, branch = self.ctx.checkout, self.ctx.config.remote, self.ctx.config.branch
         tip = cand.remote_branch(checkout, remote, branch)
         if tip == request.candidate_commit:
-            self._pushed(request, tip)  # the push landed before the driver died
+            self._pushed(request, tip, members)  # the push landed before the driver died
             return
         if tip != request.base_commit:
             if self._contains(tip, request.candidate_commit):
-                self._pushed(request, tip)  # it landed, then the branch moved on before the driver restarted
+                self._pushed(request, tip, members)  # it landed, then the branch moved on before the driver restarted
             else:
-                self._rebuild(request, tip)
+                self._rebuild(request, tip, members)
             return
         failpoints.hit("before_push")
         try:
@@ -203,12 +204,12 @@ class Steps:
             if tip == request.base_commit:
                 raise InfraError(f"git push to {remote} {branch} failed: {e.detail}") from None
             if tip != request.candidate_commit and not self._contains(tip, request.candidate_commit):
-                self._rebuild(request, tip)
+                self._rebuild(request, tip, members)
                 return
         else:
             tip = request.candidate_commit
         failpoints.hit("after_push")
-        self._pushed(request, tip)
+        self._pushed(request, tip, members)
 
     def _contains(self, tip: Optional[str], commit: str) -> bool:
         """Whether the remote branch, now at `tip`, has `commit` in its history
@@ -224,7 +225,7 @@ class Steps:
                              f"{ancestor.stderr.strip() or ancestor.returncode})")
         return ancestor.returncode == 0
 
-    def _pushed(self, request: Request, tip: str) -> None:
+    def _pushed(self, request: Request, tip: str, members: Sequence[Request] = ()) -> None:
         """Records that the branch has the candidate (at its tip, or below a
         tip `tip` that others pushed since); the next phase tags the candidate."""
         remote, branch = self.ctx.config.remote, self.ctx.config.branch
@@ -232,9 +233,10 @@ class Steps:
                     check=False)
         build = self.latest_build(request)
         with self.ctx.store.transaction() as tx:
-            requests.pushed(tx, request, build, remote=remote, branch=branch)
+            for each in (request, *members):
+                requests.pushed(tx, each, build, remote=remote, branch=branch)
 
-    def _rebuild(self, request: Request, tip: Optional[str]) -> None:
+    def _rebuild(self, request: Request, tip: Optional[str], members: Sequence[Request] = ()) -> None:
         branch = self.ctx.config.branch
         with self.ctx.store.read() as tx:
             builds = tx.builds(request.id)
@@ -245,17 +247,22 @@ class Steps:
         self.out(f"{time.strftime('%H:%M:%S')} #{request.id} {moved}")
         with self.ctx.store.transaction() as tx:
             tx.update_build(builds[-1].id, detail=moved)
-            requests.remake_candidate(tx, request)
+            for each in (request, *members):
+                requests.remake_candidate(tx, each)
 
     # -- pushed ------------------------------------------------------------------------------
 
-    def tag(self, request: Request) -> None:
-        """Tags the merged candidate (idempotent) and ends the request as merged."""
+    def tag(self, request: Request, *, members: Sequence[Request] = ()) -> None:
+        """Tags the merged candidate (idempotent) and ends the request (and
+        the `members` of its batch) as merged: one tag, notes naming each."""
+        extra = {"requests": [request, *members]} if members else {}
         name, notes = release.push_release_tag(self.ctx.checkout, self.ctx.config, self.ctx.store,
-                                               request.candidate_commit, request=request, today=self.ctx.today())
+                                               request.candidate_commit, request=request, today=self.ctx.today(),
+                                               **extra)
         build = self.latest_build(request)
         with self.ctx.store.transaction() as tx:
-            requests.merged(tx, request, build, tag=name, notes=notes, branch=self.ctx.config.branch)
+            for each in (request, *members):
+                requests.merged(tx, each, build, tag=name, notes=notes, branch=self.ctx.config.branch)
 
 
 def rejection_summary(stage: Optional[str], failures) -> str:
