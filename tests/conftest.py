@@ -193,7 +193,7 @@ def examples_dir(tmp_path_factory) -> Path:
         "planner/__init__.py": ('__version__ = "2.3.0"', '__version__ = "2.4.0"'),
         "BUILD.bazel": ('deps = ["@messages"],', 'deps = ["@messages", ":route_tables"],'),
     })
-    for patch in (1, 2, 3, 4):  # versions that change nothing but their number: bumps that pass
+    for patch in range(1, 10):  # versions that change nothing but their number: bumps that pass
         _add_version(root / "components", "messages", "v1.5.0", f"v1.5.{patch}", {
             "messages/__init__.py": ('__version__ = "1.5.0"', f'__version__ = "1.5.{patch}"')})
         _add_version(root / "components", "planner", "v2.2.0", f"v2.2.{patch}", {

@@ -1,4 +1,5 @@
-"""Fixtures of the queue's end-to-end tests (test_hardening_queue, test_crash_campaign).
+"""Fixtures of the queue's end-to-end tests (test_hardening_queue, test_crash_campaign,
+test_speculative, test_batch).
 
 - `hard` (module): an integration repository whose stages are build and
   integration only (fast), and a Mover that pushes someone else's commit to
@@ -13,6 +14,7 @@ import pytest
 from tests.support.env import isolated_env
 from tests.support.integration import config_text
 from tests.support.queue import Mover
+from tests.support.window import window_config
 
 FAST_STAGES = """\
 stages:
@@ -30,3 +32,8 @@ def hard(make_integration, tmp_path_factory):
         it.git("clone", "-q", str(it.bare), str(clone))
     yield it, Mover(it, clone)
     it.shutdown_bazel()
+
+
+@pytest.fixture(scope="session")
+def window_it(make_integration):
+    return make_integration("window-modes", window_config("speculative"))

@@ -1,7 +1,8 @@
 """The speculative queue end to end: real git, the real Bazel, `convoy process` as a real process.
 
-One integration repository, queue.mode speculative with a window of 3, the
-stages build, integration and hardware. Each test submits its requests,
+One integration repository (`window_it`, shared with test_batch), queue.mode
+speculative with a window of 3, the stages build, integration and hardware.
+Each test submits its requests,
 runs the queue and checks with `assert_green` that main only moved to
 candidates that passed, each built on the commit main was at before it:
 
@@ -23,7 +24,7 @@ import pytest
 from convoy.models import RequestState
 
 from tests.support.integration import Integration
-from tests.support.window import assert_green, held_hardware, start_process, wait_for, window_config
+from tests.support.window import assert_green, held_hardware, start_process, use_mode, wait_for
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -31,8 +32,8 @@ BREAKS_HARDWARE = ("controller", "v1.3.0")  # drone's flash_and_drive_test fails
 
 
 @pytest.fixture(scope="module")
-def it(make_integration) -> Integration:
-    return make_integration("speculative", config=window_config("speculative", window=3))
+def it(window_it) -> Integration:
+    return use_mode(window_it, "speculative", window=3)
 
 
 def tip(it: Integration) -> str:

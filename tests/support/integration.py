@@ -144,7 +144,8 @@ class Integration:
         return self.git("rev-parse", f"{version}^{{commit}}", cwd=Path(self.remotes[component].removeprefix("file://")))
 
     def shutdown_bazel(self) -> None:
-        for slot in sorted((self.checkout / ".convoy" / "bazel").glob("slot-*")):
+        slots = self.checkout / ".convoy" / "bazel"
+        for slot in sorted(slots.glob("slot-*")) + sorted(slots.glob("lane-*/slot-*")):
             subprocess.run(["bazel", f"--output_user_root={OUTPUT_USER_ROOT}", f"--output_base={slot}", "shutdown"],
                            cwd=self.checkout, capture_output=True, timeout=120)
 

@@ -31,6 +31,12 @@ def window_config(mode: str, *, window: int = 3, batch_size: int = 3, max_bisect
                                 f"batch_size: {batch_size}, max_bisect: {max_bisect}}}\n")
 
 
+def use_mode(it: Integration, mode: str, **numbers: int) -> Integration:
+    """Sets the queue's mode (and window numbers) in the checkout's convoy.yaml; returns `it`."""
+    (it.checkout / "convoy.yaml").write_text(window_config(mode, **numbers))
+    return it
+
+
 def held_hardware(directory: Path) -> tuple[dict, Path]:
     """A `bazel` first on PATH that is the real one, except that a hardware
     test run waits while the file `hold` exists (removing it lets every held

@@ -16,8 +16,17 @@ _DEFAULT_CONFIG_TEXT = """\
 # mistake in it at once; the other commands do not read it.
 
 queue:
-  mode: serial          # one candidate at a time, oldest request first (the only mode so far)
+  mode: serial          # serial: one candidate at a time, oldest request first;
+                        # speculative: up to `window` in flight, each built on the one ahead;
+                        # batch: up to `batch_size` requests in one candidate, split when it fails
   poll_interval: 10     # seconds between looks at the queue (convoy process --forever)
+  window: 4             # speculative, batch: candidates in flight at most (halves on a failure)
+  window_floor: 1       # ... and at least
+  batch_size: 4         # batch: requests in one candidate at most
+  max_bisect: 3         # batch: splits of a failed batch before testing one request at a time
+
+# pools:                # rigs per hardware pool, for a `check_pools: true` stage in the
+#   rover-rigs: 2       # speculative and batch modes (a pool not named here is not limited)
 
 parallelism: 2          # task slots: Bazel invocations of one stage run side by side
 

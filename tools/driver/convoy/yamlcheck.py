@@ -1,23 +1,20 @@
 """Checking a person's YAML file: every problem at once, each at its line with a fix.
 
-A Checker subclass walks a document loaded by `parse_yaml` (ruamel.yaml's
-round-trip loader, which keeps line numbers) and calls `problem()` for each
-mistake; the caller raises one ConvoyError with all of them. Used by the
-manifest (convoy.manifest) and by convoy.yaml (convoy.config).
+A Checker subclass walks a document loaded by `parse_yaml` and calls
+`problem()` for each mistake; the caller raises one ConvoyError with all of
+them (convoy.manifest, convoy.config).
 
 No file may exhaust the host: a file larger than MAX_BYTES, nested deeper
 than MAX_DEPTH, or whose aliases (`*name`) repeat more than MAX_ALIAS_NODES
-values in all (a "billion laughs" of nested aliases expands ten lines into
-10**9 values) is refused in one line, from the parser's events, before
-any node is built. The document is composed by ruamel's C parser (linear in
-the size of the file; the round-trip parser is quadratic in a run of
-comments) and constructed by the round-trip constructor, which keeps line
-numbers.
+values in all (a "billion laughs": ten lines, 10**9 values) is refused in
+one line, from the parser's events, before any node is built. The document is composed by ruamel's C parser (linear;
+the round-trip parser is quadratic in a run of comments), then built by
+the round-trip constructor, which keeps line numbers.
 
-`c_yaml()` is that C composer, for others that need node positions
-(convoy.manifest_edit); `EventReader` reads chosen parts of a file from the
-C parser's events, as the round-trip document would hold them, without
-building the rest (convoy.manifest's read_component, for `convoy submit`).
+`c_yaml()` is that C composer, for node positions (convoy.manifest_edit);
+`EventReader` reads chosen parts of a file from the C parser's events as
+the round-trip document would hold them, building nothing else
+(convoy.manifest's read_component, for `convoy submit`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
     convoy demo                      # in <convoy checkout>/demo-work, made anew
     convoy demo --workdir=/tmp/day
+    convoy demo --mode=speculative   # or batch: the same day, with a window of candidates in flight
 
 Makes the sample's components (examples/components) into real git
 repositories with history and tags, and an integration repository (a bare
@@ -41,6 +42,8 @@ from convoy.errors import ConvoyError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "demo: where to make the sample's repositories (default: demo-work in "
                     "convoy's checkout; made anew on every run).")
+flags.DEFINE_enum("mode", "serial", ["serial", "speculative", "batch"],
+                  "demo: the queue mode of the day (speculative and batch show their window in flight).")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ with open(os.path.join(sys.argv[1], component + ".log"), "a") as out:
 """
 
 
-def _demo_config(workdir: Path) -> str:
+def _demo_config(workdir: Path, mode: str = "serial") -> str:
     notify = [sys.executable, "-c", _NOTIFY, str(workdir / "notifications")]
     plugin = (
         "\n  # The demo tells the component repositories what happened to their requests.\n"
@@ -87,6 +90,11 @@ def _demo_config(workdir: Path) -> str:
         "    timeout: 10\n"
     )
     text = default_config_text()
+    if mode != "serial":
+        if text.count("  mode: serial ") != 1:
+            raise ConvoyError("convoy.config.default_config_text() has no 'mode: serial' line; the demo cannot set "
+                              f"mode {mode}")
+        text = text.replace("  mode: serial ", f"  mode: {mode} ", 1)
     if "\nplugins:\n" not in text:
         raise ConvoyError("convoy.config.default_config_text() has no plugins: list; the demo cannot add its plugin")
     return text.rstrip("\n") + "\n" + plugin
@@ -172,13 +180,13 @@ def _tags(bare: Path) -> list[tuple[str, str]]:
 
 
 def run(args: list[str]) -> int:
-    workdir = FLAGS.workdir  # read first: the demo's own convoy commands parse the flags anew
+    workdir, mode = FLAGS.workdir, FLAGS.mode  # read first: the demo's own convoy commands parse the flags anew
     if args:
         raise ConvoyError(f"convoy demo takes no arguments, got: {' '.join(args)}; run: convoy help")
-    return demo(Path(workdir) if workdir else None)
+    return demo(Path(workdir) if workdir else None, mode=mode)
 
 
-def demo(workdir: Optional[Path] = None) -> int:
+def demo(workdir: Optional[Path] = None, *, mode: str = "serial") -> int:
     """The day of the sample in `workdir` (made anew; default: demo-work in
     convoy's checkout), printing as it goes; 0 if every request ended as
     the story says, else 1."""
@@ -191,10 +199,11 @@ def demo(workdir: Optional[Path] = None) -> int:
     remotes = {name: path.as_uri() for name, path in
                sample.make_component_repos(source / "examples", workdir / "components").items()}
     integration = sample.make_integration_repo(source, workdir / "integration", remotes,
-                                               config_text=_demo_config(workdir))
+                                               config_text=_demo_config(workdir, mode))
     repo = integration.checkout
     _say(f"   components: {', '.join(sorted(remotes))} (git repositories with a tag per release)")
     _say(f"   integration repository: {integration.bare} (origin), checkout {repo}")
+    _say(f"   queue mode: {mode}")
 
     try:
         _say("\n== morning: four component teams merge and ask for integration")

@@ -15,8 +15,9 @@ chain as the window allows, asks the scheduler what to do, and does it:
 | Reject | every request of an item known to fail on the tip is rejected |
 | Split | a failed batch becomes its parts (suspects first, or halves) |
 
-The chain (its items, their splits and their failures) is kept in the
-store's meta table (`queue.chain`), written in the same transaction as the
+What the jobs report is `JobReports` (window_reports.py); the chain in the
+store is `ChainRecord` (window_record.py). The chain (its items, their
+splits and their failures) is kept in the store's meta table (`queue.chain`), written in the same transaction as the
 request states it goes with, so that a killed `convoy process` resumes it:
 a request past its build (merging, pushed) is merged and tagged first;
 an item whose build was under way resumes it (finished tasks kept); an item
@@ -25,7 +26,6 @@ that failed keeps its failure; anything else is built again.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -36,20 +36,18 @@ from convoy import failpoints
 from convoy import gitutil
 from convoy import requests
 from convoy.errors import ConvoyError, InfraError
-from convoy.models import BuildState, Phase, Request, RequestState
+from convoy.models import Phase, Request, RequestState
 from convoy.queue import chain
 from convoy.queue.base import QueueManager
 from convoy.queue.jobs import Job, JobEnd, SharedSlots
 from convoy.queue.phases import QueueContext, StuckError
+from convoy.queue.window_record import ChainRecord
+from convoy.queue.window_reports import JobReports, _ids
 from convoy.store import Transaction
 
 log = logging.getLogger("convoy.queue.window")
 
-CHAIN_KEY = "queue.chain"
-UNLIMITED = 1 << 30
-
-
-class WindowQueue(QueueManager):
+class WindowQueue(JobReports, ChainRecord, QueueManager):
     """The speculative and batch modes (see the module docstring)."""
 
     mode = "window"
@@ -246,208 +244,6 @@ class WindowQueue(QueueManager):
             self.scheduler.split(action.item, action.parts)
             self._save(tx)
 
-    # -- what the jobs report ---------------------------------------------------------------------
-
-    def made(self, job: Job, base: str, commit: str) -> None:
-        with self.cond:
-            if self.jobs.get(id(job.item)) is job:
-                job.item.made(base, commit)
-            self.cond.notify_all()
-
-    def at_gate(self, job: Job, index: int, needs: dict[str, int]) -> None:
-        with self.cond:
-            if self.jobs.get(id(job.item)) is job:
-                job.item.passed_stages = index
-                job.item.running = False
-                job.item.rigs = {}
-                self.needs[id(job.item)] = needs
-            self.cond.notify_all()
-
-    def job_ended(self, job: Job, end: JobEnd) -> None:
-        with self.cond:
-            self.ended.append((job, end))
-            self.cond.notify_all()
-
-    def _handle_ended(self) -> Optional[int]:
-        with self.cond:
-            ended, self.ended = self.ended, []
-        finished = None
-        for job, end in ended:
-            done = self._ended(job, end)
-            finished = finished if finished is not None else done
-        return finished
-
-    def _ended(self, job: Job, end: JobEnd) -> Optional[int]:
-        item = job.item
-        with self.cond:
-            current = self.jobs.get(id(item)) is job
-            if current:
-                del self.jobs[id(item)]
-                item.rigs = {}
-        if not current or end.result == "discarded":
-            job.end_build_discarded(end)
-            return None
-        if end.result == "succeeded":
-            with self.ctx.store.transaction() as tx:
-                for rid in item.requests:
-                    requests.passed_with(tx, tx.request(rid), tx.build(end.build_id), lead=rid == item.requests[0])
-            with self.cond:
-                item.passed_stages, item.running = len(self.scheduler.stages), False
-            failpoints.hit("after_build")
-        elif end.result in ("failed", "made_failed"):
-            failure = {"build_id": end.build_id, "stage": end.stage, "stage_index": end.stage_index,
-                       "summary": end.reason, "failures": list(end.failures), "suspects": end.suspects,
-                       "how": end.how}
-            with self.ctx.store.transaction() as tx, self.cond:
-                self.failures[id(item)] = failure
-                if end.result == "made_failed":  # no candidate: it fails where it stands, on its base
-                    item.made(job.base, f"unmade:{job.base}")
-                item.failed(chain.Failure(end.stage_index, suspects=end.suspects, how=end.how))
-                self._save(tx)
-        elif end.result == "infra":
-            return self._infrastructure(item, end.reason)
-        elif end.result == "bug":
-            return self._bug(item, end)
-        elif end.result == "stopped":
-            pass
-        with self.cond:
-            self.cond.notify_all()
-        return None
-
-    def _infrastructure(self, item: chain.Item, reason: str) -> int:
-        """Not the candidate's fault: its requests go back to the queue (or end in error)."""
-        self.out(f"{time.strftime('%H:%M:%S')} {_ids(item.requests)}: infrastructure error ({reason}); re-queued")
-        with self.ctx.store.transaction() as tx:
-            for rid in item.requests:
-                request = tx.request(rid)
-                if request.state == RequestState.TESTING:
-                    requests.infrastructure_error(tx, request, reason, limit=self.ctx.config.infra_retries)
-            with self.cond:
-                if item in self.scheduler.chain:
-                    self.scheduler.chain.remove(item)
-                self._save(tx)
-        self.stop.wait(min(self.ctx.config.poll_interval, 2.0))
-        return item.requests[0]
-
-    def _bug(self, item: chain.Item, end: JobEnd) -> int:
-        with self.cond:
-            if item in self.scheduler.chain:
-                self.scheduler.chain.remove(item)
-        for rid in item.requests:
-            self._internal_error(rid, end.error)
-        with self.ctx.store.transaction() as tx:
-            self._save(tx)
-        return item.requests[0]
-
-    def _handle_cancels(self) -> None:
-        with self.ctx.store.read() as tx:
-            wanted = [r for r in tx.requests([RequestState.TESTING])
-                      if r.cancel_requested and r.phase in (None, Phase.CANDIDATE, Phase.BUILDING)]
-        for request in wanted:
-            with self.cond:
-                item = self.scheduler.item_of(request.id)
-                if item is None:
-                    continue
-                job = self.jobs.pop(id(item), None)
-                self.scheduler.drop(request.id)
-            if job is not None:
-                self._retire(job, f"request #{request.id} was cancelled")
-            with self.ctx.store.transaction() as tx:
-                requests.end_running_builds(tx, tx.request(item.requests[0]), reason="cancelled")
-                requests.cancelled(tx, tx.request(request.id))
-                with self.cond:
-                    self._save(tx)
-            self.out(f"{time.strftime('%H:%M:%S')} #{request.id} cancelled; what was behind it is built again")
-
-    def _full(self) -> bool:
-        """Whether the window is full, each item with a candidate and a stage running."""
-        with self.cond:
-            items = self.scheduler.chain
-            return (len(items) >= max(2, self.scheduler.window)
-                    and all(i.candidate is not None and i.running and id(i) in self.jobs for i in items))
-
-    # -- rigs -----------------------------------------------------------------------------------------
-
-    def _needs(self, item: chain.Item, stage: int) -> dict[str, int]:
-        return dict(self.needs.get(id(item), {}))
-
-    def capacity(self) -> dict[str, int]:
-        return dict(self.ctx.config.pools or {})
-
-    def _free(self) -> dict[str, int]:
-        capacity = self.capacity()
-        held = self.scheduler.rigs_held()
-        wanted = {pool for needs in self.needs.values() for pool in needs}
-        free = {pool: UNLIMITED for pool in wanted | set(held)}
-        free.update({pool: n - held.get(pool, 0) for pool, n in capacity.items()})
-        return free
-
-    # -- the chain in the store ---------------------------------------------------------------------
-
-    def _save(self, tx: Transaction) -> None:
-        data = []
-        for item in self.scheduler.chain:
-            entry = item.to_json()
-            if id(item) in self.failures:
-                entry["failure"] = self.failures[id(item)]
-            data.append(entry)
-        tx.set_meta(CHAIN_KEY, json.dumps({"mode": self.policy.mode, "window": self.scheduler.window,
-                                           "items": data}))
-
-    def _load(self) -> None:
-        """The chain as the store has it; requests past their build are merged first."""
-        self.loaded = True
-        self._fetch_tip()
-        with self.ctx.store.read() as tx:
-            testing = {r.id: r for r in tx.requests([RequestState.TESTING])}
-            saved = json.loads(tx.meta(CHAIN_KEY) or "{}")
-        items, seen = [], set()
-        for entry in saved.get("items", []):
-            item = chain.Item.from_json(entry)
-            item.requests = tuple(r for r in item.requests if r in testing)
-            if not item.requests:
-                continue
-            seen.update(item.requests)
-            items.append((item, entry.get("failure")))
-        for rid in sorted(set(testing) - seen):
-            items.append((chain.Item((rid,), splittable=False), None))
-        if saved.get("window"):
-            self.scheduler.window = max(self.policy.window_floor, min(self.policy.window, int(saved["window"])))
-        for item, failure in items:
-            self.scheduler.chain.append(item)
-        with self.ctx.store.read() as tx:
-            builds = {item.requests[0]: tx.builds(item.requests[0]) for item, _ in items}
-        for item, failure in items:
-            self._resume(item, failure, builds[item.requests[0]])
-        with self.ctx.store.transaction() as tx, self.cond:
-            self._save(tx)
-
-    def _resume(self, item: chain.Item, failure: Optional[dict], builds) -> None:
-        lead, _ = self._requests_of(item)
-        build = builds[-1] if builds else None
-        if lead.phase in (Phase.MERGING, Phase.PUSHED, Phase.TAGGED) and build is not None:
-            item.made(build.base_commit, build.candidate_commit)
-            item.passed_stages = len(self.scheduler.stages)
-            # Steps.merge decides from the remote (pushed already, push now, or build again on a
-            # branch that moved elsewhere), and after a push only the tag is left: not the plan's
-            # base check, which would see a pushed candidate as built on a stale base.
-            item.base = self.tip
-            return
-        if build is None or lead.phase != Phase.BUILDING:
-            return  # made again
-        if build.state == BuildState.BUILDING:
-            with self.ctx.store.read() as tx:
-                stages = tx.stages(build.id)
-            item.made(build.base_commit, build.candidate_commit)
-            item.passed_stages = sum(1 for s in stages if s.state.value == "succeeded")
-            self._build(item, build.base_commit, resume=build)
-        elif build.state == BuildState.FAILED and failure and failure.get("build_id") == build.id:
-            item.made(build.base_commit, build.candidate_commit)
-            self.failures[id(item)] = failure
-            item.failed(chain.Failure(int(failure.get("stage_index", 0)),
-                                      suspects=tuple(failure["suspects"]) if failure.get("suspects") else None,
-                                      how=failure.get("how") or ""))
-
     # -- helpers ----------------------------------------------------------------------------------------
 
     def _requests_of(self, item: chain.Item) -> tuple[Request, list[Request]]:
@@ -455,36 +251,8 @@ class WindowQueue(QueueManager):
             found = [tx.request(rid) for rid in item.requests]
         return found[0], found[1:]
 
-    def position(self, item: chain.Item) -> int:
-        with self.cond:
-            return self.scheduler.chain.index(item) if item in self.scheduler.chain else len(self.scheduler.chain)
-
     def _fetch_tip(self) -> str:
         config = self.ctx.config
         self.tip = cand.fetch_branch(self.ctx.checkout, config.remote, config.branch)
         return self.tip
 
-    def _show_window(self) -> None:
-        with self.cond:
-            parts = []
-            for item in self.scheduler.chain:
-                if item.failure is not None:
-                    where = "failing"
-                elif item.candidate is None:
-                    where = "candidate"
-                elif item.passed(len(self.scheduler.stages)):
-                    where = "passed"
-                else:
-                    where = self.scheduler.stages[min(item.passed_stages, len(self.scheduler.stages) - 1)].name
-                    where += "" if item.running else " (waiting)"
-                parts.append(f"{_ids(item.requests)} {where}")
-            line = " | ".join(parts)
-            window = self.scheduler.window
-        if line and line != self._shown:
-            self._shown = line
-            with self._print_lock:  # not inside an event's line
-                self.out(f"{time.strftime('%H:%M:%S')} window {len(parts)}/{window}: {line}")
-
-
-def _ids(requests_: tuple[int, ...]) -> str:
-    return "+".join(f"#{r}" for r in requests_)

@@ -1,0 +1,89 @@
+"""The window's chain in the store: saved with the request states it goes with, loaded by the next process
+(a mixin of WindowQueue).
+
+The chain (each item's requests, its splits and, for a failing item, its
+failure) is the meta key `queue.chain`, rewritten in the transaction of
+every change of the chain. `_load` rebuilds the chain from it and from the
+requests in `testing`: a request past its build (merging, pushed) is left
+to the merge step, which asks the remote; a build under way resumes in a
+new job; a failed item keeps its failure; anything else is built again. The
+window itself starts at queue.window again in every new process.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from convoy.models import BuildState, Phase, RequestState
+from convoy.queue import chain
+from convoy.store import Transaction
+
+CHAIN_KEY = "queue.chain"
+
+
+class ChainRecord:
+    """The store-facing half of WindowQueue (see the module docstring)."""
+
+    def _save(self, tx: Transaction) -> None:
+        data = []
+        for item in self.scheduler.chain:
+            entry = item.to_json()
+            if id(item) in self.failures:
+                entry["failure"] = self.failures[id(item)]
+            data.append(entry)
+        tx.set_meta(CHAIN_KEY, json.dumps({"mode": self.policy.mode, "window": self.scheduler.window,
+                                           "items": data}))
+
+    def _load(self) -> None:
+        """The chain as the store has it; requests past their build are merged first."""
+        self.loaded = True
+        self._fetch_tip()
+        with self.ctx.store.read() as tx:
+            testing = {r.id: r for r in tx.requests([RequestState.TESTING])}
+            saved = json.loads(tx.meta(CHAIN_KEY) or "{}")
+        items, seen = [], set()
+        for entry in saved.get("items", []):
+            item = chain.Item.from_json(entry)
+            item.requests = tuple(r for r in item.requests if r in testing)
+            if not item.requests:
+                continue
+            seen.update(item.requests)
+            items.append((item, entry.get("failure")))
+        for rid in sorted(set(testing) - seen):
+            items.append((chain.Item((rid,), splittable=False), None))
+        for item, failure in items:
+            self.scheduler.chain.append(item)
+        with self.ctx.store.read() as tx:
+            builds = {item.requests[0]: tx.builds(item.requests[0]) for item, _ in items}
+        for item, failure in items:
+            self._resume(item, failure, builds[item.requests[0]])
+        with self.ctx.store.transaction() as tx, self.cond:
+            self._save(tx)
+
+    def _resume(self, item: chain.Item, failure: Optional[dict], builds) -> None:
+        lead, _ = self._requests_of(item)
+        build = builds[-1] if builds else None
+        if lead.phase in (Phase.MERGING, Phase.PUSHED, Phase.TAGGED) and build is not None:
+            item.made(build.base_commit, build.candidate_commit)
+            item.passed_stages = len(self.scheduler.stages)
+            # Steps.merge decides from the remote (pushed already, push now, or build again on a
+            # branch that moved elsewhere), and after a push only the tag is left: not the plan's
+            # base check, which would see a pushed candidate as built on a stale base.
+            item.base = self.tip
+            return
+        if build is None or lead.phase != Phase.BUILDING:
+            return  # made again
+        if build.state == BuildState.BUILDING:
+            with self.ctx.store.read() as tx:
+                stages = tx.stages(build.id)
+            item.made(build.base_commit, build.candidate_commit)
+            item.passed_stages = sum(1 for s in stages if s.state.value == "succeeded")
+            self._build(item, build.base_commit, resume=build)
+        elif build.state == BuildState.FAILED and failure and failure.get("build_id") == build.id:
+            item.made(build.base_commit, build.candidate_commit)
+            self.failures[id(item)] = failure
+            item.failed(chain.Failure(int(failure.get("stage_index", 0)),
+                                      suspects=tuple(failure["suspects"]) if failure.get("suspects") else None,
+                                      how=failure.get("how") or ""))
+
