@@ -49,3 +49,40 @@ def test_every_mode_convoy_yaml_accepts_has_a_class():
     from convoy.config import QUEUE_MODES
 
     assert set(QUEUE_MODES) == set(MODES)
+
+
+HARDWARE = "stages:\n  - {name: hardware, command: test, tag_filter: convoy-hardware, check_pools: true}\n"
+
+
+def test_without_pools_the_rigs_are_the_labs_healthy_workers(store, tmp_path, monkeypatch):
+    from convoy.lab import pools
+
+    asked = []
+
+    def bots(lab):  # the lab's answer (tests/lab runs the real lab; here only the counting is checked)
+        asked.append(lab.server)
+        return [pools.Bot("r1", "rover-rigs", "OK", True, ()), pools.Bot("r2", "rover-rigs", "OK", True, ()),
+                pools.Bot("r3", "rover-rigs", "OK", False, ()), pools.Bot("d1", "drone-rigs", "OK", True, ())]
+
+    monkeypatch.setattr(pools, "bots", bots)
+    text = "queue: {mode: speculative}\n" + HARDWARE
+    manager = open_queue(QueueContext(tmp_path, parse_config(text, str(tmp_path / "convoy.yaml")), store))
+    assert manager.capacity() == {"rover-rigs": 2, "drone-rigs": 1}  # the unhealthy one does not count
+    assert manager.capacity() == {"rover-rigs": 2, "drone-rigs": 1} and len(asked) == 1  # asked once a while
+
+
+def test_no_lab_and_no_pools_counts_no_rigs_and_says_so(store, tmp_path, monkeypatch):
+    from convoy.errors import ConvoyError as Unreachable
+    from convoy.lab import pools
+
+    def bots(lab):
+        raise Unreachable("asking the lab at 127.0.0.1:50051 (workers) failed: connection refused")
+
+    monkeypatch.setattr(pools, "bots", bots)
+    lines = []
+    text = "queue: {mode: batch}\n" + HARDWARE
+    manager = open_queue(QueueContext(tmp_path, parse_config(text, str(tmp_path / "convoy.yaml")), store,
+                                      out=lines.append))
+    assert manager.capacity() == {}
+    assert lines == ["convoy: cannot ask the lab for its rigs (asking the lab at 127.0.0.1:50051 (workers) failed: "
+                     "connection refused); set pools: in convoy.yaml to count them"]

@@ -70,6 +70,9 @@ class WindowQueue(JobReports, ChainRecord, QueueManager):
         self.tip: Optional[str] = None
         self.loaded = False
         self._merge_failures = 0
+        self._lab_rigs: dict[str, int] = {}  # the lab's healthy workers per pool, when pools: is not set
+        self._lab_asked = float("-inf")
+        self._lab_warned = False
         self._shown = ""
 
     # -- QueueManager's hooks (the window does not take one request at a time) ------------------

@@ -20,6 +20,7 @@ from convoy.queue import chain
 from convoy.queue.jobs import Job, JobEnd
 
 UNLIMITED = 1 << 30  # the free rigs of a pool convoy.yaml does not limit
+LAB_EVERY = 30.0  # seconds between questions to the lab about its rigs
 
 
 class JobReports:
@@ -149,7 +150,36 @@ class JobReports:
         return dict(self.needs.get(id(item), {}))
 
     def capacity(self) -> dict[str, int]:
-        return dict(self.ctx.config.pools or {})
+        """Rigs per pool: `pools:` of convoy.yaml; else the healthy workers of
+        each pool of the lab the rig stage runs on (asked at most every
+        LAB_EVERY seconds); else none known (no pool is limited)."""
+        if self.ctx.config.pools is not None:
+            return dict(self.ctx.config.pools)
+        stage = next((s for s in self.ctx.config.stages if s.check_pools), None)
+        if stage is None or self.ctx.pool_check is None:
+            return {}
+        if time.monotonic() - self._lab_asked < LAB_EVERY:
+            return dict(self._lab_rigs)
+        self._lab_asked = time.monotonic()
+        try:
+            from convoy.lab import pools as lab_pools
+            from convoy.lab.stage import lab_address
+            from convoy.tasks import task_flags
+
+            bots = lab_pools.bots(lab_address(task_flags(self.ctx.config, stage)))
+        except Exception as e:  # no lab: the pool check before the stage says so; rigs are not counted
+            if self._lab_rigs or not self._lab_warned:
+                self.out(f"convoy: cannot ask the lab for its rigs ({' '.join(str(e).split())}); "
+                         "set pools: in convoy.yaml to count them")
+                self._lab_warned = True
+            self._lab_rigs = {}
+            return {}
+        rigs: dict[str, int] = {}
+        for bot in bots:
+            if bot.healthy:
+                rigs[bot.pool] = rigs.get(bot.pool, 0) + 1
+        self._lab_rigs = rigs
+        return dict(rigs)
 
     def _free(self) -> dict[str, int]:
         capacity = self.capacity()
