@@ -200,6 +200,9 @@ def examples_dir(tmp_path_factory) -> Path:
             "planner/__init__.py": ('__version__ = "2.2.0"', f'__version__ = "2.2.{patch}"')})
         _add_version(root / "components", "controller", "v1.2.0", f"v1.2.{patch}", {
             "controller/__init__.py": ('__version__ = "1.2.0"', f'__version__ = "1.2.{patch}"')})
+    _add_version(root / "components", "firmware", "v3.0.1", "v3.0.2", {
+        "firmware/__init__.py": ('__version__ = "3.0.1"', '__version__ = "3.0.2"'),
+        "firmware/image.py": ("FIRMWARE_VERSION = (3, 0, 1)", "FIRMWARE_VERSION = (3, 0, 2)")})
     return root
 
 

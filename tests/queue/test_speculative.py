@@ -9,7 +9,8 @@ candidates that passed, each built on the commit main was at before it:
 - all pass: three requests in flight at once, each built on the one ahead;
 - the head fails: controller v1.3.0 (drone's hardware test) is rejected and
   the two behind it, built on its candidate, are built again without it;
-- a middle item fails: only what is behind it is built again;
+- a middle item fails: only what is behind it is built again; what is
+  behind it is a group (planner + firmware), merged as one tag;
 - a cancel in the middle: the request ends cancelled, the one behind it is
   built again on the head's candidate;
 - kills with the window full: `convoy process` is killed (SIGKILL) with
@@ -73,17 +74,19 @@ def test_the_head_fails_and_those_behind_are_built_again(it):
     assert first[-1]["base_commit"] == since  # then again without it
 
 
-def test_a_middle_item_fails(it):
+def test_a_middle_item_fails_and_a_group_behind_it_merges_as_one_tag(it):
     since = tip(it)
     head = submit(it, "messages", "v1.5.3")
     bad = submit(it, *BREAKS_HARDWARE)
-    tail = submit(it, "planner", "v2.2.3")
+    tail = it.submit("--bump=planner=v2.2.3", "--bump=firmware=v3.0.2")  # a group: one request
     run = it.process("--all")
     assert run.code == 0, run
     assert it.request(bad).state == RequestState.REJECTED
     assert_green(it, since, [[head], [tail]])
     assert len(builds(it, head)) == 1  # the item ahead of the failure is never rebuilt
     assert builds(it, tail)[-1]["base_commit"] == it.request(head).candidate_commit
+    notes = [e for e in it.events(tail) if e.type == "RELEASE_TAGGED"][0].data["notes"]
+    assert "planner" in notes and "v2.2.3" in notes and "firmware" in notes and "v3.0.2" in notes
 
 
 def test_a_cancel_in_the_middle_builds_again_what_was_behind(it, tmp_path):
