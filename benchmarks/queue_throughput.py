@@ -1,427 +1,265 @@
-"""The serial queue's wall time on issue 10's scenario: convoy before issue 10 and now, side by side.
+"""The queue's modes side by side: serial, speculative and batch, simulated and for real (issue 11).
 
-    .venv/bin/python benchmarks/queue_throughput.py [--hw-seconds=20] [--order=before,after] [--before=c94a9cd]
-                                                    [--keep]
+    .venv/bin/python benchmarks/queue_throughput.py [--sim-only | --real-only] [--hw-seconds=20]
+        [--window=3] [--window-floor=2] [--batch-size=3] [--batch-window=2] [--modes=serial,speculative,batch]
+        [--keep]
 
-Each side is built from scratch in a temporary directory (removed at the
-end unless --keep), the same way, by the tree under test:
+1. Simulated (convoy.simulate: the scheduler `convoy process` runs,
+   convoy.queue.chain's Scheduler, on a simulated clock): 4 rigs, 10% of the
+   requests break a stage, stages build, integration and configuration of
+   180 s and hardware of 1800 s (±10%), 100 requests arriving at 1000 an
+   hour (the queue is saturated), seeds 1, 2 and 3 and their mean; serial,
+   speculative with a window of 8 (twice the rigs) and of 4, and batch
+   (batch_size 4, window 2). Per row: merges per hour and its ratio to
+   serial (same seed; the mean row: ratio of the means), mean and p95
+   minutes from submit to merge, stage runs and hardware runs per merge,
+   rig utilisation, green violations. Then the issue's targets, PASS or
+   FAIL each, on the means: speculative (window 8) >= 3x serial with <= 1.5
+   hardware runs per merge; batch >= 3x serial; 0 green violations.
 
-- before: a `git worktree add --detach` of this repository at --before
-  (c94a9cd, before issue 10 started), with this checkout's machine-local
-  .bazelrc.local (its paths pointed at that tree);
-- after: this checkout's working tree, as it is.
+2. Real: real git, real Bazel, the sample integration repository and a
+   real lab (`convoy lab`'s BuildGrid, PostgreSQL, two rigs per pool:
+   rover-rigs and drone-rigs) that the hardware stage runs on
+   (`--config=hil`, `check_pools: true`, `pools: {rover-rigs: 2, drone-rigs:
+   2}`); the hardware test sleeps --hw-seconds in setUpModule. Each mode is
+   a side made from scratch in its own temporary directory (components,
+   integration repository, lab; only the --output_user_root install base is
+   shared). Each side first processes three warm-up requests, untimed and
+   the same in every mode, so that every lane the mode uses has its Bazel
+   servers and external repositories (a queue that runs all day has them);
+   then the six timed requests: see benchmarks/queue_real.py (five pass;
+   the fourth, controller v1.3.0, is rejected at drone's hardware stage;
+   two are submitted once the earlier request of their component left the
+   queue, the same rule in every mode). Per mode: the wall time of `convoy
+   process --all` and its ratio to serial, requests merged and rejected,
+   candidates built (builds), runs of the hardware test (not cached), the
+   seconds the hardware stage's tasks took per configuration, when #5 and
+   #6 arrived (seconds after `convoy process` started), the tags (name,
+   commit and the versions of its manifest) and whether origin main's
+   final manifest (resolved versions per configuration) is the same in
+   every mode. Target: speculative's wall time <= 60% of serial's.
 
-Each side's driver is `<this venv's python> -m convoy` with
-PYTHONPATH=<tree>/tools/driver (checked: `convoy help` runs, and
-`convoy.__file__` is in that tree). With that driver, as `convoy demo`
-does: convoy.sample.make_component_repos(<tree>/examples) makes a git
-repository per component; the firmware team then releases v3.0.2 (the tree
-of v3.0.1, version 3.0.2); convoy.sample.make_integration_repo(<tree>) makes
-the integration repository (bare origin + checkout) with the tree's default
-convoy.yaml, whose startup flags get one shared --output_user_root (Bazel's
-install base is shared; each checkout's output bases and disk cache, under
-.convoy/, start cold). One commit makes the hardware test
-(integration/flash_and_drive_test.py) sleep --hw-seconds in setUpModule,
-once per run of the test. Four requests are submitted up front:
+   With one rig per pool (--rigs=rover-rigs:1,drone-rigs:1) every request
+   but the planner's needs the one rover rig for its hardware test, so the
+   hardware stage is serial whatever the mode, and no mode gets much below
+   the rover rig's seconds (measured: speculative 1.19x serial, cold lanes,
+   failing request second). The lab, not local rigs: `check_pools: true`
+   makes the window count the pools' rigs; local hardware tests would be
+   bounded by `parallelism` instead.
 
-  messages   v1.5.0  both configurations                          -> merged
-  controller v1.3.0  its image outgrows the drone board            -> rejected
-  planner    v2.2.0  rover only (the drone has no planner)         -> merged
-  firmware   v3.0.2  moves rover only: the drone pins v2.9.4       -> merged
-
-and `convoy process --all` (the serial queue) runs them; its wall time is
-the headline figure. Per request: how it ended, its time in the queue
-(`convoy show --json` timings), tasks run and skipped, test targets run and
-cached (`cached` of each target of each task, from the build event files),
-and the runs of the hardware test (not cached) with the seconds Bazel
-measured in them. A run of the hardware test is a re-run with unchanged
-inputs when the same configuration already ran it, earlier in that side,
-with the same versions of its dependencies (controller, firmware,
-messages). Only figures are printed; the exit status is 1 only when
-something is broken (a request did not end as above, convoy failed).
+Only figures and PASS/FAIL lines are printed. The exit status is 1 only when
+something is broken: a green violation or a stalled simulation, a request
+that did not end as expected, convoy failing, final manifests that differ
+between modes, or serial and speculative with different tag counts; not for
+a missed target.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "tools" / "driver"))
 
+from convoy.queue.chain import Policy  # noqa: E402
+from convoy.simulate import Report, Settings, simulate  # noqa: E402
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
-PYTHON = REPO / ".venv" / "bin" / "python"
-OUTPUT_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convoy" / "bench-bazel"
-STARTUP_FLAGS = [f"--output_user_root={OUTPUT_ROOT}", "--max_idle_secs=300"]
-BEFORE = "c94a9cd"
-HARDWARE_TEST = "//integration:flash_and_drive_test"
-HARDWARE_DEPS = ("controller", "firmware", "messages")  # integration/BUILD.bazel
-TEST_STATUSES = ("passed", "failed", "flaky", "timeout")  # the test ran (or its result came from a cache)
-PROCESS_TIMEOUT = 3 * 3600
-GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "Convoy Bench", "GIT_AUTHOR_EMAIL": "bench@convoy.invalid",
-           "GIT_COMMITTER_NAME": "Convoy Bench", "GIT_COMMITTER_EMAIL": "bench@convoy.invalid"}
-
-
-@dataclass(frozen=True)
-class Step:
-    component: str
-    version: str
-    expected: str
-    why: str
-
-
-SCENARIO = (
-    Step("messages", "v1.5.0", "merged", "both configurations"),
-    Step("controller", "v1.3.0", "rejected", "its image outgrows the drone board"),
-    Step("planner", "v2.2.0", "merged", "rover only (the drone has no planner)"),
-    Step("firmware", "v3.0.2", "merged", "moves rover only: the drone pins v2.9.4"),
+SEEDS = (1, 2, 3)
+STAGE_SECONDS = {"build": 180.0, "integration": 180.0, "configuration": 180.0, "hardware": 1800.0}
+SIM_ROWS = (  # label, policy
+    ("serial", Policy.of("serial")),
+    ("speculative w8", Policy.of("speculative", window=8)),
+    ("speculative w4", Policy.of("speculative", window=4)),
+    ("batch b4 w2", Policy.of("batch", batch_size=4, window=2)),
 )
-
-# Run by each side's own driver (PYTHONPATH=<tree>/tools/driver): the demo's set-up.
-# argv: tree, workdir, startup flags (JSON). Prints JSON: checkout, bare, remotes, configurations.
-SETUP = r"""
-import json, sys
-from pathlib import Path
-import convoy
-from convoy import sample
-from convoy.config import default_config_text
-from convoy.manifest import load_manifest
-
-tree, work, startup = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), json.loads(sys.argv[3])
-driver = Path(convoy.__file__).resolve()
-if driver.parents[3] != tree:
-    sys.exit(f"convoy imported from {driver}, not from {tree}")
-remotes = {name: path.as_uri() for name, path in
-           sample.make_component_repos(tree / "examples", work / "components").items()}
-text = default_config_text()
-if text.count("startup_flags: []") != 1:
-    sys.exit("the default convoy.yaml has no 'startup_flags: []' line to replace")
-text = text.replace("startup_flags: []", "startup_flags: " + json.dumps(startup), 1)
-repo = sample.make_integration_repo(tree, work / "integration", remotes, config_text=text)
-manifest = load_manifest(repo.checkout / "manifests" / "manifest.yaml")
-configurations = {name: {"components": list(c.components), "pins": dict(c.pins),
-                         "resolved": {n: comp.version for n, comp in manifest.resolved(name).items()}}
-                  for name, c in manifest.configurations.items()}
-print(json.dumps({"driver": str(driver), "checkout": str(repo.checkout), "bare": str(repo.bare),
-                  "remotes": remotes, "configurations": configurations}))
-"""
+ABBREVIATIONS = {"messages": "m", "planner": "p", "controller": "c", "firmware": "f"}
 
 
-# --- processes -----------------------------------------------------------------------------
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
 
 
-def run(argv: Sequence[str], cwd: Path, env: Optional[Dict[str, str]] = None, timeout: float = 600,
-        what: str = "") -> str:
-    proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"{what or ' '.join(map(str, argv))} failed (exit {proc.returncode}):\n"
-                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout
+# --- 1. the simulator --------------------------------------------------------------------------
 
 
-def git(args: Sequence[str], cwd: Path) -> str:
-    return run(["git", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args], cwd,
-               env={**os.environ, **GIT_ENV})
+def settings(seed: int) -> Settings:
+    return Settings(requests=100, arrival_per_hour=1000.0, failure_rate=0.1, rigs={"rigs": 4},
+                    stage_seconds=dict(STAGE_SECONDS), seed=seed)
 
 
-def driver_env(tree: Path) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CONVOY_FAILPOINT", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(tree / "tools" / "driver")
-    return env
+def sim_table() -> List[str]:
+    """Prints the simulated table and the targets; returns what is broken."""
+    reports: Dict[str, List[Report]] = {}
+    broken: List[str] = []
+    for label, policy in SIM_ROWS:
+        reports[label] = []
+        for seed in SEEDS:
+            try:
+                reports[label].append(simulate(policy, settings(seed)))
+            except RuntimeError as e:
+                broken.append(f"simulated {label}, seed {seed}: {e}")
+    if broken:
+        return broken
+    s = settings(1)
+    print(f"== 1. simulated: {s.requests} requests at {s.arrival_per_hour:g}/h, failure_rate {s.failure_rate:g}, "
+          f"stages " + ", ".join(f"{k}={v:g}s" for k, v in STAGE_SECONDS.items()) +
+          f" (±10%), {s.rigs['rigs']} rigs for stage hardware, seeds {', '.join(map(str, SEEDS))}")
+    print(f"   {'mode':<15} {'seed':>4} {'merges/h':>8} {'x serial':>8} {'mean min':>8} {'p95 min':>8} "
+          f"{'runs/merge':>10} {'hw runs/merge':>13} {'rig use %':>9} {'green viol.':>11} {'merged':>6} "
+          f"{'rejected':>8}")
+    serial = reports["serial"]
+    for label, _ in SIM_ROWS:
+        rows = reports[label]
+        for seed, r, base in zip(SEEDS, rows, serial):
+            print(sim_row(label, str(seed), r.merges_per_hour, r.merges_per_hour / base.merges_per_hour, r))
+        mean = {k: statistics.mean(getattr(r, k) for r in rows) for k in (
+            "merges_per_hour", "mean_minutes", "p95_minutes", "runs_per_merge", "hardware_runs_per_merge",
+            "rig_utilisation", "green_violations", "merged", "rejected")}
+        serial_mean = statistics.mean(r.merges_per_hour for r in serial)
+        print(sim_row(label, "mean", mean["merges_per_hour"], mean["merges_per_hour"] / serial_mean, mean))
+    print("   targets (issue 11), on the means of the seeds:")
+    serial_mean = statistics.mean(r.merges_per_hour for r in serial)
+
+    def ratio(label: str) -> tuple[float, str]:
+        mean = statistics.mean(r.merges_per_hour for r in reports[label]) / serial_mean
+        seeds = "/".join(f"{r.merges_per_hour / b.merges_per_hour:.2f}" for r, b in zip(reports[label], serial))
+        return mean, seeds
+
+    spec, spec_seeds = ratio("speculative w8")
+    hw = statistics.mean(r.hardware_runs_per_merge for r in reports["speculative w8"])
+    batch, batch_seeds = ratio("batch b4 w2")
+    violations = sum(r.green_violations for rows in reports.values() for r in rows)
+    targets = [
+        (f"speculative (window 8) >= 3x serial merges/hour: {spec:.2f}x (seeds {spec_seeds})", spec >= 3),
+        (f"speculative (window 8) <= 1.5 hardware runs per merge: {hw:.2f}", hw <= 1.5),
+        (f"batch (batch_size 4, window 2) >= 3x serial merges/hour: {batch:.2f}x (seeds {batch_seeds})", batch >= 3),
+        (f"0 green violations (every row, every seed): {violations}", violations == 0),
+    ]
+    width = max(len(text) for text, _ in targets)
+    for text, ok in targets:
+        print(f"   {text:<{width}}  {verdict(ok)}")
+    if violations:
+        broken.append(f"the simulator found {violations} green violations: a scheduler bug")
+    return broken
 
 
-def convoy(tree: Path, checkout: Path, *args: str) -> str:
-    return run([str(PYTHON), "-m", "convoy", *args, f"--repo={checkout}"], checkout, driver_env(tree),
-               what=f"convoy {' '.join(args)}")
+def sim_row(label: str, seed: str, mph: float, ratio: float, r) -> str:
+    get = (lambda k: r[k]) if isinstance(r, dict) else (lambda k: getattr(r, k))
+    return (f"   {label:<15} {seed:>4} {mph:8.2f} {ratio:8.2f} {get('mean_minutes'):8.1f} {get('p95_minutes'):8.1f} "
+            f"{get('runs_per_merge'):10.2f} {get('hardware_runs_per_merge'):13.2f} "
+            f"{100 * get('rig_utilisation'):9.1f} {count(get('green_violations')):>11} {count(get('merged')):>6} "
+            f"{count(get('rejected')):>8}")
 
 
-def shutdown_bazel(checkout: Path) -> None:
-    for output_base in sorted((checkout / ".convoy" / "bazel").glob("*")):
-        if (output_base / "server").exists():
-            subprocess.run(["bazel", *STARTUP_FLAGS[:1], f"--output_base={output_base}", "shutdown"], cwd=checkout,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
+def count(value: float) -> str:
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
-# --- the scenario --------------------------------------------------------------------------
+# --- 2. the real run ------------------------------------------------------------------------------
 
 
-def before_tree(commit: str, directory: Path) -> Path:
-    """A worktree of this repository at `commit`, with this checkout's .bazelrc.local (and user.bazelrc)."""
-    tree = directory / "tree-before"
-    run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(tree), commit], REPO)
-    for name in (".bazelrc.local", "user.bazelrc"):
-        if (REPO / name).is_file():
-            (tree / name).write_text((REPO / name).read_text().replace(str(REPO), str(tree)))
-    return tree
+def pins_text(pins: Dict[str, Dict[str, str]]) -> str:
+    def short(versions: Dict[str, str]) -> str:
+        return " ".join(f"{ABBREVIATIONS.get(c, c)}{v.lstrip('v')}" for c, v in versions.items())
+
+    return "; ".join(f"{configuration} {short(versions)}" for configuration, versions in pins.items())
 
 
-def release_firmware(remote: Path) -> None:
-    """The firmware team's v3.0.2: the tree of v3.0.1 (main's tip) with version 3.0.2, tagged."""
-    edits = {"firmware/__init__.py": ('__version__ = "3.0.1"', '__version__ = "3.0.2"'),
-             "firmware/image.py": ("FIRMWARE_VERSION = (3, 0, 1)", "FIRMWARE_VERSION = (3, 0, 2)")}
-    for name, (old, new) in edits.items():
-        text = (remote / name).read_text()
-        if text.count(old) != 1:
-            raise SystemExit(f"{remote / name} has no single {old!r}: is main's tip still firmware v3.0.1?")
-        (remote / name).write_text(text.replace(old, new))
-    git(["commit", "-q", "-am", "firmware v3.0.2"], remote)
-    git(["tag", "-a", "v3.0.2", "-m", "firmware v3.0.2"], remote)
+def real_table(args: argparse.Namespace) -> List[str]:
+    import queue_real  # noqa: E402  (benchmarks/queue_real.py; imports convoy.lab)
 
-
-def slow_hardware_test(checkout: Path, seconds: float) -> None:
-    """Commits (and pushes) a hardware test that sleeps `seconds` once per run."""
-    path = checkout / "integration" / "flash_and_drive_test.py"
-    text = path.read_text()
-    cls = "\n\nclass FlashAndDriveTest("
-    if text.count("\nimport unittest\n") != 1 or text.count(cls) != 1:
-        raise SystemExit(f"{path} is not the sample's hardware test; cannot make it slow")
-    text = text.replace("\nimport unittest\n", "\nimport time\nimport unittest\n", 1)
-    sleep = (f"\n\nHW_SECONDS = {seconds!r}  # benchmarks/queue_throughput.py: the rig test's own time\n\n\n"
-             "def setUpModule():\n    time.sleep(HW_SECONDS)\n")
-    path.write_text(text.replace(cls, sleep + cls, 1))
-    git(["commit", "-q", "-am", f"The hardware test takes {seconds:g} s"], checkout)
-    git(["push", "-q", "origin", "main"], checkout)
-
-
-# --- one side ------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    step: Step
-    id: int
-    state: str
-    seconds: float
-    tasks_run: int = 0
-    tasks_skipped: int = 0
-    unchanged: int = 0
-    tests_run: int = 0
-    tests_cached: int = 0
-    hw_runs: int = 0
-    hw_seconds: float = 0.0
-    hw_reruns: int = 0
-    hw_rerun_seconds: float = 0.0
-    hw_configurations: List[str] = field(default_factory=list)
-
-
-@dataclass
-class Side:
-    name: str
-    what: str
-    wall: float
-    outcomes: List[Outcome]
-    log: Path
-
-    def total(self, attribute: str) -> float:
-        return sum(getattr(o, attribute) for o in self.outcomes)
-
-    def wrong(self) -> List[str]:
-        return [f"{self.name}: request #{o.id} ({o.step.component} {o.step.version}) ended {o.state}, "
-                f"expected {o.step.expected} ({o.step.why}); see {self.log}"
-                for o in self.outcomes if o.state != o.step.expected]
-
-
-def candidate_pins(main: Dict[str, Dict[str, str]], configurations: dict, step: Step) -> Dict[str, Dict[str, str]]:
-    """Each configuration's versions with `step` applied to main's (a configuration's own pin wins)."""
-    pins = {name: dict(versions) for name, versions in main.items()}
-    for name, c in configurations.items():
-        if step.component in c["components"] and step.component not in c["pins"]:
-            pins[name][step.component] = step.version
-    return pins
-
-
-def outcome_of(step: Step, shown: dict, pins: Dict[str, Dict[str, str]], seen: set) -> Outcome:
-    r = shown["request"]
-    out = Outcome(step, r["id"], r["state"], shown["timings"]["total_seconds"])
-    for build in shown["builds"]:
-        for stage in build["stages"]:
-            for task in stage["tasks"]:
-                if task["state"] == "skipped":
-                    out.tasks_skipped += 1
-                    out.unchanged += task["outcome"] == "UNCHANGED"
-                    continue
-                out.tasks_run += 1 if task["runs"] or task["state"] in ("succeeded", "failed") else 0
-                for target in task["targets"]:
-                    if target["status"] not in TEST_STATUSES:
-                        continue
-                    if target["cached"]:
-                        out.tests_cached += 1
-                        continue
-                    out.tests_run += 1
-                    if target["label"] != HARDWARE_TEST:
-                        continue
-                    configuration = task["configuration"]
-                    seconds = (target["duration_ms"] or 0) / 1000
-                    key = (configuration, tuple(pins[configuration].get(d) for d in HARDWARE_DEPS))
-                    out.hw_runs += 1
-                    out.hw_seconds += seconds
-                    out.hw_configurations.append(configuration)
-                    if key in seen:
-                        out.hw_reruns += 1
-                        out.hw_rerun_seconds += seconds
-                    seen.add(key)
-    return out
-
-
-def run_side(name: str, tree: Path, work: Path, hw_seconds: float, what: str) -> Side:
-    print(f"\n== {name}: {what}", flush=True)
-    work.mkdir(parents=True)
-    env = driver_env(tree)
-    run([str(PYTHON), "-m", "convoy", "help"], work, env, what=f"{name}: convoy help")
-    setup = json.loads(run([str(PYTHON), "-c", SETUP, str(tree), str(work), json.dumps(STARTUP_FLAGS)], work, env,
-                           what=f"{name}: the demo's set-up"))
-    checkout = Path(setup["checkout"])
-    print(f"   driver {setup['driver']}; sample from {tree}")
-    release_firmware(Path(setup["remotes"]["firmware"].removeprefix("file://")))
-    slow_hardware_test(checkout, hw_seconds)
-    ids = []
-    for step in SCENARIO:
-        out = convoy(tree, checkout, "submit", f"--component={step.component}", f"--version={step.version}",
-                     f"--requested_by=bench@{step.component}", "--json")
-        ids.append(json.loads(out)["id"])
-    log = work / "process.log"
-    print(f"   convoy process --all ({len(ids)} requests; its output: {log})", flush=True)
+    queues = {"serial": {"mode": "serial"},
+              "speculative": {"mode": "speculative", "window": args.window, "window_floor": args.window_floor},
+              "batch": {"mode": "batch", "batch_size": args.batch_size, "window": args.batch_window}}
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in queues for m in modes):
+        raise SystemExit(f"--modes: a list of {', '.join(queues)}")
+    directory = Path(tempfile.mkdtemp(prefix="convoy-bench-queue-"))
+    directory.chmod(0o755)  # the lab's PostgreSQL runs as the postgres user when we are root
+    print(f"\n== 2. real: git, Bazel, the sample integration and a lab ({args.rigs}); the hardware test "
+          f"sleeps {args.hw_seconds:g} s; each mode from scratch in {directory}")
+    for i, q in enumerate(queue_real.REQUESTS, 1):
+        print(f"   #{i} {q.component:<10} {q.version:<7} wave {q.wave}: {q.why:<62} -> {q.expected}")
+    sides = {}
+    keep = True
     try:
-        with open(log, "w") as output:
-            start = time.monotonic()
-            proc = subprocess.run([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"],
-                                  cwd=checkout, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                  timeout=PROCESS_TIMEOUT)
-            wall = time.monotonic() - start
+        for mode in modes:
+            sides[mode] = queue_real.run_side(mode, queues[mode], directory / f"side-{mode}", args.hw_seconds,
+                                              args.rigs)
+        keep = args.keep
     finally:
-        shutdown_bazel(checkout)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name}: convoy process --all failed (exit {proc.returncode}):\n"
-                         f"{log.read_text()[-4000:]}")
-
-    configurations = setup["configurations"]
-    main = {c: dict(v["resolved"]) for c, v in configurations.items()}
-    seen: set = set()
-    outcomes = []
-    for step, request_id in zip(SCENARIO, ids):
-        pins = candidate_pins(main, configurations, step)
-        shown = json.loads(convoy(tree, checkout, "show", str(request_id), "--json"))
-        outcome = outcome_of(step, shown, pins, seen)
-        outcomes.append(outcome)
-        if outcome.state == "merged":
-            main = pins
-    side = Side(name, what, wall, outcomes, log)
-    print_side(side)
-    return side
-
-
-# --- printing ------------------------------------------------------------------------------
-
-
-def label(o: Outcome) -> str:
-    return f"#{o.id} {o.step.component} {o.step.version}"
-
-
-def print_side(side: Side) -> None:
-    print(f"   convoy process --all: {side.wall:.1f} s wall")
-    print(f"   {'request':<22} {'ended':<9} {'time':>7}  {'tasks run/skipped':<21} {'tests run/cached':<17} "
-          f"{'hardware runs (s)':<26} {'of them re-runs (s)'}")
-    for o in side.outcomes:
-        hw = f"{o.hw_runs} ({o.hw_seconds:.1f})" + (f" {'+'.join(o.hw_configurations)}" if o.hw_runs else "")
-        skipped = f"{o.tasks_skipped}" + (f" ({o.unchanged} unch.)" if o.unchanged else "")
-        print(f"   {label(o):<22} {o.state:<9} {o.seconds:6.1f}s  {o.tasks_run:>4} / {skipped:<14} "
-              f"{o.tests_run:>4} / {o.tests_cached:<10} {hw:<26} {o.hw_reruns} ({o.hw_rerun_seconds:.1f})")
-    hw = f"{side.total('hw_runs'):.0f} ({side.total('hw_seconds'):.1f})"
-    print(f"   {'all':<22} {'':<9} {side.total('seconds'):6.1f}s  {side.total('tasks_run'):>4} / "
-          f"{side.total('tasks_skipped'):<14} {side.total('tests_run'):>4} / {side.total('tests_cached'):<10} "
-          f"{hw:<26} {side.total('hw_reruns'):.0f} ({side.total('hw_rerun_seconds'):.1f})")
-
-
-def ratio(before: float, after: float) -> str:
-    return f"{after / before:.2f}" if before else "-"
-
-
-def print_table(before: Side, after: Side, hw_seconds: float) -> None:
-    rows = [("convoy process --all: wall (s)", before.wall, after.wall, "{:.1f}")]
-    for b, a in zip(before.outcomes, after.outcomes):
-        rows.append((f"  {b.step.component} {b.step.version}: {b.state}/{a.state} (s)", b.seconds, a.seconds,
-                     "{:.1f}"))
-    for title, attribute, form in (
-        ("tasks run", "tasks_run", "{:.0f}"), ("tasks skipped", "tasks_skipped", "{:.0f}"),
-        ("  of them UNCHANGED", "unchanged", "{:.0f}"),
-        ("test targets run", "tests_run", "{:.0f}"), ("test targets cached", "tests_cached", "{:.0f}"),
-        ("hardware test runs", "hw_runs", "{:.0f}"), ("  seconds in them", "hw_seconds", "{:.1f}"),
-        ("  re-runs, unchanged inputs", "hw_reruns", "{:.0f}"),
-        ("  seconds in those", "hw_rerun_seconds", "{:.1f}"),
-    ):
-        rows.append((title, before.total(attribute), after.total(attribute), form))
-    rows.append(("  those, % of the wall time (*)", 100 * before.total("hw_rerun_seconds") / before.wall,
-                 100 * after.total("hw_rerun_seconds") / after.wall, "{:.0f}"))
-    print(f"\n== side by side: {len(SCENARIO)} requests, serial queue, hardware test {hw_seconds:g} s")
-    print(f"   before: {before.what}\n   after:  {after.what}")
-    print(f"   {'':<44} {'before':>9} {'after':>9} {'after/before':>13}")
-    for title, b, a, form in rows:
-        print(f"   {title:<44} {form.format(b):>9} {form.format(a):>9} {ratio(b, a):>13}")
-
-
-def describe_after() -> str:
-    head = run(["git", "-C", str(REPO), "log", "-1", "--format=%h"], REPO).strip()
-    changed = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "tools/driver"], REPO).splitlines()
-    return f"the working tree of {REPO} (HEAD {head}, {len(changed)} driver files changed or new)"
+        if keep:
+            print(f"kept {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    broken = [line for side in sides.values() for line in side.wrong()]
+    serial = sides.get("serial")
+    print(f"\n   {'mode':<12} {'queue':<28} {'wall s':>7} {'/serial':>7} {'merged':>6} {'rejected':>8} "
+          f"{'candidates':>10} {'hw test runs':>12} {'hw task s rover/drone':>21} {'tags':>4}  #5, #6 arrived (s)")
+    for mode, side in sides.items():
+        numbers = ", ".join(f"{k} {v}" for k, v in side.queue.items() if k != "mode") or "-"
+        ratio = f"{side.wall / serial.wall:7.2f}" if serial else f"{'-':>7}"
+        print(f"   {mode:<12} {numbers:<28} {side.wall:7.1f} {ratio} {side.count('merged'):>6} "
+              f"{side.count('rejected'):>8} {side.builds():>10} {side.hardware_runs():>12} "
+              f"{side.hardware_seconds('rover'):>10.1f} / {side.hardware_seconds('drone'):<8.1f} {len(side.tags):>4}  "
+              + ", ".join(f"{a:.1f}" for a, q in zip(side.arrivals, queue_real.REQUESTS) if q.wave > 1))
+    for mode, side in sides.items():
+        print(f"   {mode} tags (m=messages p=planner c=controller f=firmware):")
+        for tag, commit, pins in side.tags:
+            print(f"     {tag:<12} {commit[:10]}  {pins_text(pins)}")
+    finals = {mode: side.final for mode, side in sides.items()}
+    same = all(final == next(iter(finals.values())) for final in finals.values())
+    print(f"   final manifest of origin main (resolved versions per configuration), identical in every mode: "
+          f"{'yes' if same else 'NO'}")
+    for mode, final in finals.items():
+        print(f"     {mode:<12} {pins_text(final)}")
+    if not same:
+        broken.append("the final manifests differ between modes")
+    if "speculative" in sides and serial:
+        spec = sides["speculative"]
+        if len(spec.tags) != len(serial.tags):
+            broken.append(f"serial made {len(serial.tags)} tags, speculative {len(spec.tags)}")
+        share = spec.wall / serial.wall
+        print(f"   target: speculative wall <= 60% of serial: {100 * share:.0f}% "
+              f"({spec.wall:.1f} s / {serial.wall:.1f} s) {verdict(share <= 0.6)}")
+    return broken
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hw-seconds", type=float, default=20.0,
-                        help="how long one run of the hardware test takes (under its 60 s timeout: size small)")
-    parser.add_argument("--order", default="before,after", help="which side runs first: before,after or after,before")
-    parser.add_argument("--before", default=BEFORE, help="the commit of 'before' (default: before issue 10)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, repositories)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--sim-only", action="store_true", help="only the simulated table")
+    only.add_argument("--real-only", action="store_true", help="only the real run")
+    parser.add_argument("--hw-seconds", type=float, default=20.0, help="one run of the hardware test (real run)")
+    parser.add_argument("--window", type=int, default=3, help="the real speculative side's queue.window")
+    parser.add_argument("--window-floor", type=int, default=2, help="the real speculative side's queue.window_floor")
+    parser.add_argument("--batch-size", type=int, default=3, help="the real batch side's queue.batch_size")
+    parser.add_argument("--batch-window", type=int, default=2, help="the real batch side's queue.window")
+    parser.add_argument("--modes", default="serial,speculative,batch", help="the real run's sides, in this order")
+    parser.add_argument("--rigs", default="rover-rigs:2,drone-rigs:2",
+                        help="the real run's lab: pool:rigs,... (also convoy.yaml's pools)")
+    parser.add_argument("--keep", action="store_true", help="keep the real run's temporary directory")
     args = parser.parse_args()
-    order = [s.strip() for s in args.order.split(",")]
-    if sorted(order) != ["after", "before"]:
-        parser.error("--order is before,after or after,before")
-    if not PYTHON.is_file():
-        parser.error(f"{PYTHON} not found: run scripts/setup first")
-
-    directory = Path(tempfile.mkdtemp(prefix="convoy-bench-queue-"))
-    print(f"issue 10's scenario, built from scratch per side in {directory}; Bazel output user root {OUTPUT_ROOT}")
-    for step in SCENARIO:
-        print(f"   {step.component:<10} {step.version:<7} {step.why:<42} -> {step.expected}")
-    sides: Dict[str, Side] = {}
-    tree, wrong, keep = None, [], True  # kept when something failed: its logs say why
-    try:
-        tree = before_tree(args.before, directory)
-        trees = {"before": (tree, f"convoy at {args.before} (before issue 10), {tree}"),
-                 "after": (REPO, describe_after())}
-        for name in order:
-            where, what = trees[name]
-            sides[name] = run_side(name, where, directory / f"side-{name}", args.hw_seconds, what)
-        wrong = sides["before"].wrong() + sides["after"].wrong()
-        keep = args.keep or bool(wrong)
-    finally:
-        if tree is not None:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
-            subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
-        if keep:
-            print(f"kept {directory} (the before worktree is removed)")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-    print_table(sides["before"], sides["after"], args.hw_seconds)
-    print("(time per request: convoy show --json timings.total_seconds; test targets and hardware runs: the cached\n"
-          " flag and duration of each target in the build event files; a re-run: the same configuration already\n"
-          " ran the hardware test with the same controller, firmware and messages. (*) seconds of tasks that ran\n"
-          " side by side overlap: a share of the wall time, not time that skipping them would save)")
+    start = time.monotonic()
+    broken: List[str] = []
+    if not args.real_only:
+        broken += sim_table()
+    if not args.sim_only:
+        broken += real_table(args)
+    print(f"(whole run {time.monotonic() - start:.0f} s)")
     print(machine())
-    for line in wrong:
+    for line in broken:
         print(f"queue_throughput: {line}", file=sys.stderr)
-    return 1 if wrong else 0
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":
