@@ -27,7 +27,7 @@ import pytest
 from convoy.models import RequestState
 
 from tests.support.integration import Integration
-from tests.support.window import assert_green, held_hardware, start_process, use_mode, wait_for
+from tests.support.window import assert_green, cancel_while_held, submit, tip, use_mode
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -37,14 +37,6 @@ BAD = ("controller", "v1.3.0")
 @pytest.fixture(scope="module")
 def it(window_it) -> Integration:
     return use_mode(window_it, "batch", window=2, batch_size=3)
-
-
-def tip(it: Integration) -> str:
-    return it.origin("rev-parse", "main")
-
-
-def submit(it: Integration, component: str, version: str) -> int:
-    return it.submit(f"--component={component}", f"--version={version}")
 
 
 def process(it: Integration):
@@ -110,20 +102,9 @@ def test_a_cancel_in_the_middle_of_a_batch(it, tmp_path):
     since = tip(it)
     first, middle, last = (submit(it, "messages", "v1.5.9"), submit(it, "planner", "v2.2.9"),
                            submit(it, "controller", "v1.2.5"))
-    env, hold = held_hardware(tmp_path)
-    proc = start_process(it, "--all", env=env)
-    try:
-        wait_for(lambda: it.request(first).phase is not None and it.request(first).phase.value == "building",
-                 "the batch's build")
-        cancelled = it.convoy("cancel", str(middle))
-        assert cancelled.code == 0, cancelled
-        wait_for(lambda: it.request(middle).state == RequestState.CANCELLED, "the cancel")
-        hold.unlink()
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+    cancel_while_held(it, tmp_path, middle,
+                      lambda: it.request(first).phase is not None and it.request(first).phase.value == "building",
+                      "the batch's build")
     assert_green(it, since, [[first, last]])
 
 

@@ -25,7 +25,7 @@ import pytest
 from convoy.models import RequestState
 
 from tests.support.integration import Integration
-from tests.support.window import assert_green, held_hardware, start_process, use_mode, wait_for
+from tests.support.window import assert_green, cancel_while_held, submit, tip, use_mode
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -35,14 +35,6 @@ BREAKS_HARDWARE = ("controller", "v1.3.0")  # drone's flash_and_drive_test fails
 @pytest.fixture(scope="module")
 def it(window_it) -> Integration:
     return use_mode(window_it, "speculative", window=3)
-
-
-def tip(it: Integration) -> str:
-    return it.origin("rev-parse", "main")
-
-
-def submit(it: Integration, component: str, version: str) -> int:
-    return it.submit(f"--component={component}", f"--version={version}")
 
 
 def builds(it: Integration, request_id: int) -> list[dict]:
@@ -93,20 +85,9 @@ def test_a_cancel_in_the_middle_builds_again_what_was_behind(it, tmp_path):
     since = tip(it)
     head, middle, tail = (submit(it, "messages", "v1.5.4"), submit(it, "planner", "v2.2.4"),
                           submit(it, "controller", "v1.2.2"))
-    env, hold = held_hardware(tmp_path)  # the head cannot merge until the middle is cancelled
-    proc = start_process(it, "--all", env=env)
-    try:
-        wait_for(lambda: any(b["state"] == "building" for b in builds(it, tail)), "the tail's build")
-        assert it.request(middle).state == RequestState.TESTING
-        cancelled = it.convoy("cancel", str(middle))
-        assert cancelled.code == 0, cancelled
-        wait_for(lambda: it.request(middle).state == RequestState.CANCELLED, "the cancel")
-        hold.unlink()
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+    # the head cannot merge until the middle is cancelled
+    out = cancel_while_held(it, tmp_path, middle, lambda: any(b["state"] == "building" for b in builds(it, tail)),
+                            "the tail's build")
     assert "cancelled; what was behind it is built again" in out
     assert_green(it, since, [[head], [tail]])
     tail_builds = builds(it, tail)

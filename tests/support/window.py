@@ -98,3 +98,33 @@ def assert_green(it: Integration, since: str, merged: list[list[int]]) -> None:
         assert passed[0]["base_commit"] == parent  # tested exactly as pushed
         parent = commit
     assert len(set(tags.values())) == len(tags)  # never two tags for one commit
+
+
+def tip(it: Integration) -> str:
+    return it.origin("rev-parse", "main")
+
+
+def submit(it: Integration, component: str, version: str) -> int:
+    return it.submit(f"--component={component}", f"--version={version}")
+
+
+def cancel_while_held(it: Integration, directory: Path, request_id: int, ready: Callable[[], bool],
+                      what: str) -> str:
+    """Runs `convoy process --all` with its hardware stage held (`held_hardware`), cancels
+    `request_id` once `ready()`, lets the hardware go once the cancel is done; returns the
+    process's output (its exit status must be 0)."""
+    env, hold = held_hardware(directory)
+    proc = start_process(it, "--all", env=env)
+    try:
+        wait_for(ready, what)
+        assert it.request(request_id).state == RequestState.TESTING
+        cancelled = it.convoy("cancel", str(request_id))
+        assert cancelled.code == 0, cancelled
+        wait_for(lambda: it.request(request_id).state == RequestState.CANCELLED, "the cancel")
+        hold.unlink()
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    return out

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from convoy import affected
 from convoy import candidate as cand
+from convoy import culprits
 from convoy import diskcache
 from convoy import failpoints
 from convoy import gitutil
@@ -286,13 +287,9 @@ class Job:
         """The requests of a failed item of several that the build graph can explain the failure by."""
         if len(found) < 2 or not failures:
             return None, ""
-        try:
-            from convoy import culprits
-        except ImportError:
-            return None, ""
         failure = failures[0]
         targets = [t["label"] for t in failure.targets]
-        bumped = {r.id: list(getattr(r, "components", (r.component,))) for r in found}
+        bumped = {r.id: list(r.components) for r in found}
         settings = affected.QuerySettings(
             output_base=run.output_base(0), startup_flags=tuple(run.config.bazel_startup_flags),
             flags=tuple(run.config.bazel_flags), secret_env=tuple(run.config.secret_env),
