@@ -243,7 +243,7 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
         "the events you want",
         "convoy.yaml:44: plugins.x.type: unknown plugin type 'slack' (expected: log, command, webhook); fix it",
         "convoy.yaml:45: unknown key 'colour' (expected: queue, pools, parallelism, retries, git, release, bazel, "
-        "stages, plugins); fix or remove it",
+        "stages, plugins, serve); fix or remove it",
     ]
 
 

@@ -1,7 +1,8 @@
-"""Schema version 2: a version-1 database (an existing checkout's) is
-migrated in place when a writer opens it, its data kept; a reader reads it
-as it is; a newer version stays refused. And the transaction's generic
-accessors: `meta` / `set_meta`, the open groups, and a request's bumps.
+"""Schema version 3: a version-1 or version-2 database (an existing
+checkout's) is migrated in place when a writer opens it, its data kept; a
+reader reads it as it is; a newer version stays refused. And the
+transaction's generic accessors: `meta` / `set_meta`, the open groups, the
+forges' deliveries, and a request's bumps.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from convoy.errors import ConvoyError
 from convoy.models import OpenGroup, RequestBump, RequestState
 from convoy.store import SCHEMA_VERSION, SQLiteStore
+from convoy.store.sqlite_migrate import MIGRATIONS
 
 # The schema as convoy wrote it at version 1 (before groups), verbatim.
 V1_SCHEMA = """
@@ -97,7 +99,7 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_its_data(tmp_path):
                 "messages", "v1.5.0", "a" * 40, RequestState.MERGED)
             assert (queued.component, queued.requested_by, queued.bumps) == ("planner", "ci@planner", ())
             assert [e.type for e in tx.events(request_id=queued.id)] == ["REQUEST_QUEUED"]
-            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "2"
+            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "3"
         with store.transaction() as tx:  # and it is writable as a new one
             group = tx.insert_request(component="messages", version="v2.0.0", requested_by="t",
                                       bumps=[RequestBump("planner", "v3.0.0")])
@@ -106,9 +108,44 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_its_data(tmp_path):
     assert columns(db, "requests")[-1] == "bumps"
     assert columns(db, "open_groups") == ["name", "bumps", "requested_by", "created_at"]
     assert raw(db, "SELECT bumps FROM requests WHERE id = 1") == [("[]",)]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert columns(db, "deliveries") == ["forge", "delivery", "request_id", "outcome", "received_at"]
     with SQLiteStore(db) as store, store.read() as tx:  # opened again: nothing more to do
         assert len(tx.requests()) == 3
+
+
+def make_v2(path):
+    """A version-2 database, as convoy wrote it before the deliveries (version 1 and its one step)."""
+    make_v1(path)
+    conn = sqlite3.connect(path)
+    try:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.commit()
+    finally:
+        conn.close()
+    return path
+
+
+def test_a_version_2_database_gets_the_deliveries_table_and_keeps_its_data(tmp_path):
+    db = make_v2(tmp_path / "state.db")
+    with SQLiteStore(db, readonly=True) as store, store.read() as tx:  # a reader: as it is
+        assert [r.component for r in tx.requests()] == ["messages", "planner"]
+    assert "deliveries" not in {row[0] for row in raw(db, "SELECT name FROM sqlite_master")}
+    with SQLiteStore(db) as store:
+        with store.transaction() as tx:
+            assert tx.delivery("github", "d-1") is None
+            first = tx.record_delivery("github", "d-1", request_id=2, outcome="submitted")
+            again = tx.record_delivery("github", "d-1", request_id=None, outcome="ignored")
+            assert again == first and (first.request_id, first.outcome) == (2, "submitted")
+        with store.read() as tx:
+            assert tx.delivery("github", "d-1") == first
+            assert tx.delivery("gitlab", "d-1") is None
+            assert [r.component for r in tx.requests()] == ["messages", "planner"]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    with SQLiteStore(db) as store, store.read() as tx:  # a restart keeps the deliveries
+        assert tx.delivery("github", "d-1").outcome == "submitted"
 
 
 def test_a_reader_reads_a_version_1_database_as_it_is(tmp_path):
@@ -120,7 +157,7 @@ def test_a_reader_reads_a_version_1_database_as_it_is(tmp_path):
     assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
 
-@pytest.mark.parametrize("version", ("3", "0", "two"))
+@pytest.mark.parametrize("version", ("4", "0", "two"))
 def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
     db = make_v1(tmp_path / "state.db")
     conn = sqlite3.connect(db)
@@ -131,7 +168,7 @@ def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
         with pytest.raises(ConvoyError) as error:
             SQLiteStore(db, readonly=readonly)
         message = str(error.value)
-        assert f"state schema {version} is not 2 (written by another convoy); use that convoy, or move it" in message
+        assert f"state schema {version} is not 3 (written by another convoy); use that convoy, or move it" in message
         assert "\n" not in message
     assert "bumps" not in columns(db, "requests")
 
@@ -158,7 +195,7 @@ def test_meta_accessors(store):
             tx.set_meta("queue.test", 3)
     with store.read() as tx:
         assert tx.meta("queue.test") == "second"
-        assert tx.meta("schema_version") == "2"
+        assert tx.meta("schema_version") == "3"
     with pytest.raises(RuntimeError):  # a rolled-back transaction leaves nothing
         with store.transaction() as tx:
             tx.set_meta("other", "x")

@@ -24,6 +24,7 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
       - {name: notify, type: command, events: [BUILD_FAIL], command: [scripts/notify, --to, ci]}
       - {name: hook, type: webhook, url: https://ci.example.com/hook, secret_env: CONVOY_HOOK_SECRET,
          timeout: 10, retries: 3}
+    serve: {reads: open, tokens: [...], github: {secret_env: ...}}   # convoy serve (convoy.config_serve)
 
 `default_config_text()` is a commented convoy.yaml with the defaults (what
 `convoy demo` writes; it is convoy.config_text's). The checker walks the
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from convoy.config_serve import ServeSpec, TokenSpec, check_serve
 from convoy.config_text import default_config_text
 from convoy.config_values import ENV_NAME, MAX_NUMBER, ValueChecker, line_of_item
 from convoy.models import EVENT_TYPES
@@ -48,8 +50,8 @@ from convoy.yamlcheck import key_line, kind_of, parse_checked, read_text
 
 __all__ = [
     "ALL_EVENTS", "COMMANDS", "CONFIG_NAME", "DEFAULT_STAGES", "DEFAULT_TARGETS", "EVENT_TYPES", "MAX_NUMBER",
-    "PLUGIN_KINDS", "QUEUE_MODES", "Config", "PluginSpec", "StageSpec", "default_config_text", "load_config",
-    "parse_config",
+    "PLUGIN_KINDS", "QUEUE_MODES", "Config", "PluginSpec", "ServeSpec", "StageSpec", "TokenSpec",
+    "default_config_text", "load_config", "parse_config",
 ]
 
 CONFIG_NAME = "convoy.yaml"
@@ -60,7 +62,7 @@ DEFAULT_TARGETS = ("//integration/...",)
 
 ALL_EVENTS = "*"
 
-_TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins")
+_TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins", "serve")
 _QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
@@ -175,11 +177,12 @@ class Config:
     bazel_disk_cache: Optional[str] = DEFAULT_DISK_CACHE
     bazel_disk_cache_max_gb: float = 10.0
     plugins: tuple[PluginSpec, ...] = ()
+    serve: ServeSpec = ServeSpec()
 
     @property
     def secret_env(self) -> tuple[str, ...]:
-        """The variables holding the plugins' secrets (never given to Bazel)."""
-        return tuple(dict.fromkeys(p.secret_env for p in self.plugins if p.secret_env))
+        """The variables holding the plugins' and `convoy serve`'s secrets (never given to Bazel)."""
+        return tuple(dict.fromkeys([*(p.secret_env for p in self.plugins if p.secret_env), *self.serve.secret_env]))
 
     def stage(self, name: str) -> StageSpec:
         """The stage called `name` (KeyError if there is none)."""
@@ -277,6 +280,7 @@ class _ConfigChecker(ValueChecker):
 
         stages = self.stages(document)
         plugins = self.plugins(document)
+        serve = check_serve(self, document)
         if self.problems:
             return None
         return Config(
@@ -286,6 +290,7 @@ class _ConfigChecker(ValueChecker):
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
             bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
+            serve=serve,
         )
 
     def pools(self, document: Mapping) -> Optional[dict[str, int]]:

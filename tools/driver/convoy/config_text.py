@@ -86,6 +86,19 @@ plugins:
   #   secret_env: CONVOY_WEBHOOK_SECRET       # X-Convoy-Signature: sha256=<HMAC of the body>
   #   timeout: 10
   #   retries: 3
+
+# convoy serve: the JSON API and the forges' webhooks (docs/api.md). Tokens
+# and secrets are never written here: only the variables (or the file) that
+# hold them. Without tokens, nothing can be submitted over HTTP.
+# serve:
+#   reads: open                # open: anyone may read the queue; token: GETs need a token too
+#   max_body_kib: 1024         # a larger request body is refused (413)
+#   tokens_file: /etc/convoy/serve-tokens   # lines of NAME SCOPE TOKEN, mode 0600
+#   tokens:
+#     - {name: ci-messages, env: CONVOY_TOKEN_MESSAGES, components: [messages]}
+#     - {name: ops, env: CONVOY_TOKEN_OPS, admin: true}   # may also cancel and retry
+#   github: {secret_env: CONVOY_GITHUB_SECRET}           # verifies X-Hub-Signature-256
+#   gitlab: {token_env: CONVOY_GITLAB_TOKEN}             # compared with X-Gitlab-Token
 """
 
 

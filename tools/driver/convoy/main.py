@@ -67,6 +67,7 @@ COMMANDS = {
     "lock": "lock",
     "process": "process",
     "retry": "retry",
+    "serve": "serve",
     "show": "show",
     "simulate": "simulate",
     "status": "status",

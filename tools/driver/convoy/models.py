@@ -378,6 +378,19 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A forge's webhook delivery that `convoy serve` acted on (`outcome`:
+    submitted, existing or ignored; `request_id`: the request it queued or
+    found)."""
+
+    forge: str
+    delivery: str
+    request_id: Optional[int]
+    outcome: str
+    received_at: float
+
+
+@dataclass(frozen=True)
 class Release:
     """A release tag pushed for a request's merged candidate."""
 

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from convoy import requests
 from convoy.commands import common
@@ -86,11 +86,14 @@ def add_to_group(root: Path, name: str, bump: BumpArgs, extra: Sequence[str] = (
         return tx.put_open_group(name, [*(group.bumps if group else ()), *added], requested_by), added
 
 
-def close_group(root: Path, name: str, *, requested_by: Optional[str] = None) -> tuple[Request, bool, list[int]]:
+def close_group(root: Path, name: str, *, requested_by: Optional[str] = None,
+                check: Optional[Callable[[OpenGroup], None]] = None) -> tuple[Request, bool, list[int]]:
     """Queues the open group `name` as one request (its bumps checked again)
     and ends the group. Returns what `submit` returns; ConvoyError (one
     line) for an unknown or empty group, two bumps of one component, or a
-    bump that is refused now (then the group stays open)."""
+    bump that is refused now (then the group stays open). `check` (convoy
+    serve: may this token close it?) sees the group first and may raise;
+    the group queued is the one it saw, or nothing is queued."""
     check_name(name)
     if not common.has_store(root):
         raise _unknown(name, [])
@@ -99,6 +102,8 @@ def close_group(root: Path, name: str, *, requested_by: Optional[str] = None) ->
             group, known = tx.open_group(name), [g.name for g in tx.open_groups()]
         if group is None:
             raise _unknown(name, known)
+        if check is not None:
+            check(group)
         if not group.bumps:
             raise ConvoyError(f"group '{name}' has no bumps; add one (convoy submit --component=<name> "
                               f"--version=<version> --group={name}), then close it")

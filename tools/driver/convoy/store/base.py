@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from convoy.errors import ConvoyError
-from convoy.models import Build, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task, TaskState
+from convoy.models import (
+    Build, Delivery, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task, TaskState,
+)
 from convoy.untrusted import printable
 
 STATE_DIR = ".convoy"
@@ -159,6 +161,14 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def delete_open_group(self, name: str) -> None: ...
+
+    # forge deliveries: a webhook delivery acted on once (convoy serve)
+    @abc.abstractmethod
+    def delivery(self, forge: str, delivery: str) -> Optional[Delivery]: ...
+
+    @abc.abstractmethod
+    def record_delivery(self, forge: str, delivery: str, *, request_id: Optional[int], outcome: str) -> Delivery:
+        """Records what the delivery did (a delivery already recorded keeps its first record)."""
 
 
 class Store(abc.ABC):

@@ -30,7 +30,9 @@ from typing import Iterator, Optional
 
 from convoy.errors import ConvoyError
 from convoy.store.base import Store
-from convoy.store.sqlite_migrate import OPEN_GROUPS, SCHEMA_VERSION, known_version, migrate, required_tables
+from convoy.store.sqlite_migrate import (
+    DELIVERIES, OPEN_GROUPS, SCHEMA_VERSION, known_version, migrate, required_tables,
+)
 from convoy.store.sqlite_tx import SQLiteTransaction
 from convoy.untrusted import printable, redact_userinfo
 
@@ -140,7 +142,7 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
-""" + OPEN_GROUPS + ";\n"
+""" + OPEN_GROUPS + ";\n" + DELIVERIES + ";\n"
 
 _TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 

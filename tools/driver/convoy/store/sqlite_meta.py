@@ -1,6 +1,7 @@
-"""The SQL of the transaction's small tables: `meta` (named values) and
-`open_groups` (bumps held until their group is closed); a mixin of
-SQLiteTransaction, which gives it `conn`, `_one` and `_all`."""
+"""The SQL of the transaction's small tables: `meta` (named values),
+`open_groups` (bumps held until their group is closed) and `deliveries`
+(the forges' webhook deliveries acted on); a mixin of SQLiteTransaction,
+which gives it `conn`, `_one` and `_all`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import sqlite3
 from typing import Iterable, Optional
 
-from convoy.models import OpenGroup, RequestBump
+from convoy.models import Delivery, OpenGroup, RequestBump
 from convoy.store.base import now
 
 RESERVED_META = ("schema_version",)  # the store's own: never written through set_meta
@@ -49,6 +50,18 @@ class MetaAndGroups:
 
     def delete_open_group(self, name: str) -> None:
         self.conn.execute("DELETE FROM open_groups WHERE name = ?", (name,))
+
+    def delivery(self, forge: str, delivery: str) -> Optional[Delivery]:
+        row = self.conn.execute("SELECT * FROM deliveries WHERE forge = ? AND delivery = ?",
+                                (forge, delivery)).fetchone()
+        return None if row is None else Delivery(forge=row["forge"], delivery=row["delivery"],
+                                                 request_id=row["request_id"], outcome=row["outcome"],
+                                                 received_at=row["received_at"])
+
+    def record_delivery(self, forge: str, delivery: str, *, request_id: Optional[int], outcome: str) -> Delivery:
+        self.conn.execute("INSERT OR IGNORE INTO deliveries (forge, delivery, request_id, outcome, received_at) "
+                          "VALUES (?, ?, ?, ?, ?)", (forge, delivery, request_id, outcome, now()))
+        return self.delivery(forge, delivery)
 
 
 def bumps_json(bumps: Iterable[object]) -> str:

@@ -9,6 +9,7 @@ database as it is.
 
     version 1   the first schema
     version 2   requests.bumps (a group's extra bumps, JSON); table open_groups
+    version 3   table deliveries (the forges' webhook deliveries `convoy serve` has acted on)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Optional
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 OPEN_GROUPS = """
 CREATE TABLE IF NOT EXISTS open_groups (
@@ -26,13 +27,26 @@ CREATE TABLE IF NOT EXISTS open_groups (
     created_at REAL
 )"""
 
+# A forge's delivery (GitHub's X-GitHub-Delivery, GitLab's X-Gitlab-Event-UUID)
+# and what it did: the same delivery again does nothing more.
+DELIVERIES = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    forge TEXT NOT NULL,
+    delivery TEXT NOT NULL,
+    request_id INTEGER REFERENCES requests(id),
+    outcome TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (forge, delivery)
+)"""
+
 # version -> the statements that make it the next version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE requests ADD COLUMN bumps TEXT NOT NULL DEFAULT '[]'", OPEN_GROUPS),
+    2: (DELIVERIES,),
 }
 
 # The tables a version added (a database at an older version lacks them).
-ADDED_TABLES: dict[int, tuple[str, ...]] = {2: ("open_groups",)}
+ADDED_TABLES: dict[int, tuple[str, ...]] = {2: ("open_groups",), 3: ("deliveries",)}
 
 
 def known_version(value: object) -> Optional[int]:
