@@ -417,6 +417,8 @@ class Bad:
     def run(self, case: Case):
         if case.process:
             env = {k: v for k, v in os.environ.items() if k != "CONVOY_FAILPOINT"}
+            if case.damage is _held:
+                env["CONVOY_STATE_WAIT"] = "2"  # not 30 s: the wait is the same code either way
             proc = subprocess.run([str(CONVOY), *case.argv], cwd=self.it.checkout, env=env, capture_output=True,
                                   text=True, timeout=300)
             return proc.returncode, proc.stdout, proc.stderr

@@ -133,6 +133,16 @@ def test_a_database_locked_past_the_busy_timeout_is_one_line(state_checkout, cap
     assert dump(state_checkout) == before and before[0] == "ok"
 
 
+def test_convoy_state_wait_sets_the_wait_and_the_line_says_it(state_checkout, capsys, monkeypatch):
+    monkeypatch.setenv("CONVOY_STATE_WAIT", "0.4")
+    with write_transaction_held(state_checkout / ".convoy" / "state.db"):
+        code, out, err = convoy(state_checkout, WRITERS[0], capsys)
+    assert_one_line(code, err, "locked for more than 0.4 s", "wait for it")
+    for ignored in ("", "soon", "0", "nan", "99999"):  # not a wait convoy takes: the default
+        monkeypatch.setenv("CONVOY_STATE_WAIT", ignored)
+        assert store_module.busy_timeout_ms() == store_module.BUSY_TIMEOUT_MS
+
+
 @pytest.mark.parametrize("command", (*READERS, "events"))
 def test_status_show_and_events_read_while_another_process_writes(state_checkout, capsys, monkeypatch, command):
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)

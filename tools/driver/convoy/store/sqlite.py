@@ -37,6 +37,19 @@ from convoy.store.sqlite_tx import SQLiteTransaction
 from convoy.untrusted import printable, redact_userinfo
 
 BUSY_TIMEOUT_MS = 30_000
+# How long a command waits for another convoy's write to end before it says
+# so: BUSY_TIMEOUT_MS, or CONVOY_STATE_WAIT seconds (0.1 to 3600) when set.
+BUSY_WAIT_ENV = "CONVOY_STATE_WAIT"
+
+
+def busy_timeout_ms() -> int:
+    """The wait for a held state database, in milliseconds (see BUSY_WAIT_ENV)."""
+    text = os.environ.get(BUSY_WAIT_ENV, "")
+    try:
+        seconds = float(text)
+    except ValueError:
+        return BUSY_TIMEOUT_MS
+    return int(seconds * 1000) if 0.1 <= seconds <= 3600 else BUSY_TIMEOUT_MS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -185,7 +198,7 @@ def _world_error(path: Path, error: sqlite3.Error) -> Optional[ConvoyError]:
                            f"(mv {shown} {shown}.old) and run the command again")
     if kind == "locked":
         return ConvoyError(
-            f"{shown}: another convoy holds the state database (locked for more than {BUSY_TIMEOUT_MS / 1000:g} s); "
+            f"{shown}: another convoy holds the state database (locked for more than {busy_timeout_ms() / 1000:g} s); "
             "wait for it to finish, or stop it, then run the command again"
         )
     if kind == "damaged":
@@ -339,14 +352,15 @@ class SQLiteStore(Store):
         held = getattr(self._local, "held", None)
         if held is None or held.conn is None:
             target = self._uri if self._uri is not None else self.path
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            wait = busy_timeout_ms()
+            conn = sqlite3.connect(target, timeout=wait / 1000, isolation_level=None,
                                    check_same_thread=False, uri=self._uri is not None)
             held = _ThreadConnection(conn)  # closed with the store, even if a pragma below fails
             with self._lock:
                 self._held.add(held)
             self._local.held = held
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={wait}")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         return held.conn
