@@ -84,6 +84,19 @@ def test_a_failing_middle_item_is_set_aside_then_rejected_on_its_own_base():
     assert [(type(a), a.item.requests) for a in actions if not isinstance(a, Enter)] == [(Reject, (2,))]
 
 
+def test_a_failing_item_holds_no_place_in_the_window():
+    s = scheduler(window=2)
+    s.window = 2
+    assert [i.requests for i in s.take([1, 2, 3])] == [(1,), (2,)]
+    build_all(s, "main")
+    s.chain[1].failed(Failure(0))
+    assert s.in_flight() == 1
+    assert [i.requests for i in s.take([3])] == [(3,)]  # enters while 2 waits to be rejected
+    builds = [a for a in s.plan("main", {RIGS: 9}) if isinstance(a, Build)]
+    assert [(a.item.requests, a.base) for a in builds] == [((3,), "c1")]  # on 1, without 2
+    assert s.take([4]) == []  # 1 and 3 fill the window
+
+
 def test_the_window_grows_on_merges_and_halves_on_failures():
     s = scheduler(window=4)
     s.window = 4

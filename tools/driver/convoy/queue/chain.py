@@ -29,7 +29,8 @@ stages before it and the pool has the rigs the item needs; the rigs go to
 the items nearest the head first, and no pool is ever asked for more rigs
 than it has. Other stages are entered as soon as the item reaches them.
 
-The window (items in flight) grows by one on each merge up to
+The window (items in flight, not counting failing items: their builds are
+over, and they wait only to be rejected) grows by one on each merge up to
 `Policy.window`, halves on each rejection or split, never below
 `Policy.window_floor`. A failed batch at the tip is split: the requests the
 build graph names (`Failure.suspects`) alone first, else in halves tested
@@ -195,7 +196,7 @@ class Scheduler:
         inside = {r for item in self.chain for r in item.requests}
         waiting = [r for r in queued if r not in inside]
         new = []
-        while waiting and len(self.chain) < self.window:
+        while waiting and self.in_flight() < self.window:
             batch = [waiting.pop(0)]
             while waiting and len(batch) < self.policy.batch_size:
                 batch.append(waiting.pop(0))
@@ -203,6 +204,11 @@ class Scheduler:
             self.chain.append(item)
             new.append(item)
         return new
+
+    def in_flight(self) -> int:
+        """The items the window counts: a failing item (set aside, its
+        builds over, waiting to be rejected on its own base) holds no place."""
+        return sum(1 for item in self.chain if item.failure is None)
 
     def item_of(self, request_id: int) -> Optional[Item]:
         return next((item for item in self.chain if request_id in item.requests), None)

@@ -39,7 +39,8 @@ from convoy.lock import changed_configurations
 from convoy.models import BuildState, Request
 from convoy.pipeline import BuildResult, BuildRunner, RunContext, construction_plan, create_build
 from convoy.queue.phases import rejection_summary
-from convoy.tasks import Slots, slot_output_base
+from convoy.queue.rigs import StagePools
+from convoy.tasks import Slots
 from convoy.timing import Meter
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class Job:
         self.lane = lane
         self.resume = resume  # the build to resume (after a restart); None: make the candidate
         self.gate = Gate()
+        self.pools = StagePools(window.ctx, lane)  # what the rig stage needs, asked once at its gate
         self.cancel = threading.Event()
         self.discarded: Optional[str] = None
         self.build = resume
@@ -230,7 +232,8 @@ class Job:
         worktree = cand.prepare_worktree(ctx.checkout, build.candidate_commit, lane=self.lane)
         window = self.window
         run = RunContext(checkout=ctx.checkout, config=ctx.config, store=ctx.store, meter=meter,
-                         pool_check=ctx.pool_check, stop=ctx.stop, run_bazel=ctx.run_bazel, lane=self.lane,
+                         pool_check=ctx.pool_check and self.pools.check, stop=ctx.stop, run_bazel=ctx.run_bazel,
+                         lane=self.lane,
                          make_slots=lambda order: window.slots.for_lane(order, lambda: window.position(self.item),
                                                                           self.cancel),
                          gate=lambda index, stage, spec: self._gate(index, spec, worktree))
@@ -258,30 +261,9 @@ class Job:
     def _gate(self, index: int, spec: StageSpec, worktree) -> bool:
         needs: dict[str, int] = {}
         if spec.check_pools and self.window.capacity():
-            needs = self._pools(spec, worktree)
+            needs = self.pools.needs(spec, worktree, self.build.id)
         self.window.at_gate(self, index, needs)
         return self.gate.wait(index, self.window.stop)
-
-    def _pools(self, spec: StageSpec, worktree) -> dict[str, int]:
-        """A rig of each pool the stage's tests need, per configuration (`bazel query`)."""
-        from convoy.lab.stage import needed_pools
-
-        ctx = self.window.ctx
-        with ctx.store.read() as tx:
-            build = tx.build(self.build.id)
-            stage = next(s for s in tx.stages(build.id) if s.name == spec.name)
-            configurations = [t.configuration for t in tx.tasks(stage_id=stage.id) if not t.state.is_final]
-        needs: dict[str, int] = {}
-        output_base = slot_output_base(ctx.checkout, 0, lane=self.lane)
-        for configuration in configurations:
-            try:
-                pools = needed_pools(worktree, spec, configuration, ctx.config, output_base)
-            except ConvoyError as e:
-                log.warning("cannot tell the pools of %s in %s (%s); counting none", spec.name, configuration, e)
-                continue
-            for pool in pools:
-                needs[pool] = needs.get(pool, 0) + 1
-        return needs
 
     def _suspects(self, worktree, failures, found: list[Request], run) -> tuple[Optional[tuple[int, ...]], str]:
         """The requests of a failed item of several that the build graph can explain the failure by."""

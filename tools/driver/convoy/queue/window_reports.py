@@ -208,11 +208,11 @@ class JobReports:
                     where += "" if item.running else " (waiting)"
                 parts.append(f"{_ids(item.requests)} {where}")
             line = " | ".join(parts)
-            window = self.scheduler.window
+            window, in_flight = self.scheduler.window, self.scheduler.in_flight()
         if line and line != self._shown:
             self._shown = line
             with self._print_lock:  # not inside an event's line
-                self.out(f"{time.strftime('%H:%M:%S')} window {len(parts)}/{window}: {line}")
+                self.out(f"{time.strftime('%H:%M:%S')} window {in_flight}/{window}: {line}")
 
 
 
