@@ -1,7 +1,7 @@
 """The real half of benchmarks/queue_throughput.py: one queue mode's side, from scratch.
 
-    side = run_side("speculative", {"mode": "speculative", "window": 3}, directory / "side-speculative",
-                    hw_seconds=20.0)
+    side = run_side("speculative", {"mode": "speculative", "window": 4}, directory / "side-speculative",
+                    hw_seconds=20.0, scenario="configuration")
     side.wall, side.states(), side.tags, side.final
 
 A side is made in its own directory, the way `convoy demo` makes the
@@ -14,16 +14,19 @@ these changes: the queue's mode and numbers, the shared Bazel
 the side's own, under .convoy/, and start cold), `pools:` as `rigs`
 (default RIGS, rover-rigs:2 and drone-rigs:2), and a hardware stage
 that runs on the side's own lab (`--config=hil` at the lab's port,
-`check_pools: true`). The lab (convoy.lab's Lab: PostgreSQL, BuildGrid, a
+`check_pools: true`, `affected_only: true`: only the rig tests that depend
+on a component the candidate moved from its base run, and only those take
+rigs at the gate). The lab (convoy.lab's Lab: PostgreSQL, BuildGrid, a
 simulated rig and its worker per rig of each pool, two general workers)
 is brought up for the side, on a free port,
 before anything is submitted, and down after it; its action cache starts
 empty too. One commit makes the hardware test sleep `hw_seconds` in
 setUpModule, once per run of the test.
 
-Before the timed requests, the three WARM_UP requests are processed (not
+Before the timed requests, the four WARM_UP requests are processed (not
 timed, the same in every mode), so that every lane has its Bazel servers.
-The requests (REQUESTS): the sample has four components, and a newer
+The requests (SCENARIOS: six per scenario, the fourth fails, in the
+configuration stage or on a rig): the sample has four components, and a newer
 request supersedes a *queued* one of the same component, so six requests
 cannot all wait in the queue at once. The first wave (four, one per
 component) is submitted before `convoy process --all` starts; each request
@@ -78,21 +81,36 @@ class Req:
     why: str
 
 
-REQUESTS = (
-    Req("messages", "v1.5.0", "merged", 1, "both configurations"),
-    Req("planner", "v2.2.0", "merged", 1, "rover only; the hardware test does not depend on it"),
-    Req("firmware", "v3.0.2", "merged", 1, "rover only: the drone pins v2.9.4"),
-    Req("controller", "v1.3.0", "rejected", 1, "its image outgrows the drone board (drone's hardware test)"),
-    Req("messages", "v1.5.1", "merged", 2, "both configurations; once #1 has left the queue"),
-    Req("controller", "v1.2.1", "merged", 2, "both configurations; once #4 has left the queue"),
-)
+# What each scenario's six requests are. The failing request is the fourth in both;
+# "configuration" (the default) fails where most breakage is caught, in a stage
+# before the rigs; "hardware" fails on a rig, the costliest case for speculation
+# (the candidates behind it have spent rigs on a base that goes away).
+SCENARIOS = {
+    "configuration": (
+        Req("messages", "v1.5.0", "merged", 1, "both configurations"),
+        Req("planner", "v2.2.0", "merged", 1, "rover only; the hardware test does not depend on it"),
+        Req("controller", "v1.2.1", "merged", 1, "both configurations"),
+        Req("firmware", "v3.1.0", "rejected", 1, "drops wire protocol 2: rover's configuration stage"),
+        Req("messages", "v1.5.1", "merged", 2, "both configurations; once #1 has left the queue"),
+        Req("firmware", "v3.0.2", "merged", 2, "rover only (the drone pins v2.9.4); once #4 has left the queue"),
+    ),
+    "hardware": (
+        Req("messages", "v1.5.0", "merged", 1, "both configurations"),
+        Req("planner", "v2.2.0", "merged", 1, "rover only; the hardware test does not depend on it"),
+        Req("firmware", "v3.0.2", "merged", 1, "rover only: the drone pins v2.9.4"),
+        Req("controller", "v1.3.0", "rejected", 1, "its image outgrows the drone board (drone's hardware test)"),
+        Req("messages", "v1.5.1", "merged", 2, "both configurations; once #1 has left the queue"),
+        Req("controller", "v1.2.1", "merged", 2, "both configurations; once #4 has left the queue"),
+    ),
+}
 # Processed (untimed) before the six, the same in every mode: every lane the
 # mode uses gets its Bazel servers and external repositories, as in a queue
-# that runs all day (a window of 3 uses three lanes; serial one).
+# that runs all day (a window of 4 uses four lanes; serial one).
 WARM_UP = (
     Req("messages", "v1.4.1", "merged", 0, "warm-up"),
     Req("planner", "v2.1.1", "merged", 0, "warm-up"),
     Req("firmware", "v3.0.1-1", "merged", 0, "warm-up"),
+    Req("controller", "v1.2.0-1", "merged", 0, "warm-up"),
 )
 # new version: (the version whose tree it is, {file: (old, new)})
 RELEASES = {
@@ -103,6 +121,11 @@ RELEASES = {
     ("messages", "v1.5.1"): ("v1.5.0", {"messages/__init__.py": ('__version__ = "1.5.0"', '__version__ = "1.5.1"')}),
     ("controller", "v1.2.1"): ("v1.2.0", {"controller/__init__.py": ('__version__ = "1.2.0"',
                                                                     '__version__ = "1.2.1"')}),
+    ("controller", "v1.2.0-1"): ("v1.2.0", {"controller/__init__.py": ('__version__ = "1.2.0"',
+                                                                      '__version__ = "1.2.0-1"')}),
+    ("firmware", "v3.1.0"): ("v3.0.1", {"firmware/__init__.py": ('__version__ = "3.0.1"', '__version__ = "3.1.0"'),
+                                        "firmware/image.py": ("SUPPORTED_PROTOCOLS = (2, 3)",
+                                                              "SUPPORTED_PROTOCOLS = (3,)")}),
     ("firmware", "v3.0.2"): ("v3.0.1", {"firmware/__init__.py": ('__version__ = "3.0.1"', '__version__ = "3.0.2"'),
                                         "firmware/image.py": ("FIRMWARE_VERSION = (3, 0, 1)",
                                                               "FIRMWARE_VERSION = (3, 0, 2)")}),
@@ -176,6 +199,7 @@ def config_text(queue: Dict[str, object], lab_server: str, rigs: str) -> str:
         raise SystemExit("the default convoy.yaml has no single stage named hardware")
     hardware[0]["flags"] = ["--config=hil", f"--remote_executor=grpc://{lab_server}"]
     hardware[0]["check_pools"] = True
+    hardware[0]["affected_only"] = True  # the rig tests that depend on what moved (docs/driver.md)
     out = io.StringIO()
     yaml.dump(document, out)
     return out.getvalue()
@@ -209,8 +233,9 @@ def pins_at(bare: Path, commit: str) -> Dict[str, Dict[str, str]]:
 class Side:
     name: str
     queue: Dict[str, object]
+    plan: Sequence[Req] = ()  # the scenario's requests, in order
     wall: float = 0.0
-    requests: List[dict] = field(default_factory=list)  # convoy show --json of each, in REQUESTS' order
+    requests: List[dict] = field(default_factory=list)  # convoy show --json of each, in plan's order
     arrivals: List[float] = field(default_factory=list)  # seconds after `convoy process` started
     tags: List[Tuple[str, str, Dict[str, Dict[str, str]]]] = field(default_factory=list)  # name, commit, pins
     final: Dict[str, Dict[str, str]] = field(default_factory=dict)
@@ -238,15 +263,15 @@ class Side:
     def wrong(self) -> List[str]:
         return [f"{self.name}: #{r['request']['id']} {q.component} {q.version} ended {r['request']['state']}, "
                 f"expected {q.expected} ({q.why}); see {self.log}"
-                for q, r in zip(REQUESTS, self.requests) if r["request"]["state"] != q.expected]
+                for q, r in zip(self.plan, self.requests) if r["request"]["state"] != q.expected]
 
 
 class Watcher(threading.Thread):
     """Submits the second wave: each request once the earlier one of its component has left the queue."""
 
-    def __init__(self, checkout: Path, ids: Dict[int, int], start: float) -> None:
+    def __init__(self, checkout: Path, plan: Sequence[Req], ids: Dict[int, int], start: float) -> None:
         super().__init__(daemon=True)
-        self.checkout, self.ids, self.start_time = checkout, ids, start
+        self.checkout, self.plan, self.ids, self.start_time = checkout, plan, ids, start
         self.arrivals: Dict[int, float] = {}
         self.error: Optional[BaseException] = None
         self.done = threading.Event()
@@ -258,10 +283,10 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         try:
-            for index, q in enumerate(REQUESTS):
+            for index, q in enumerate(self.plan):
                 if q.wave == 1:
                     continue
-                earlier = max(i for i in range(index) if REQUESTS[i].component == q.component)
+                earlier = max(i for i in range(index) if self.plan[i].component == q.component)
                 while self.state(self.ids[earlier]) == "queued":
                     if self.done.wait(0.2):
                         return
@@ -279,8 +304,10 @@ def submit(checkout: Path, q: Req) -> int:
     return shown["id"]
 
 
-def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float, rigs: str = RIGS) -> Side:
-    side = Side(name, queue)
+def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float, rigs: str = RIGS,
+             scenario: str = "configuration") -> Side:
+    plan = SCENARIOS[scenario]
+    side = Side(name, queue, plan)
     print(f"\n== {name}: queue {json.dumps(queue)}; in {work}", flush=True)
     work.mkdir(parents=True)
     remotes = {c: path for c, path in sample.make_component_repos(REPO / "examples", work / "components").items()}
@@ -304,13 +331,13 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
             timeout=PROCESS_TIMEOUT)
         print(f"   warm-up: {len(WARM_UP)} requests processed in {time.monotonic() - warm:.1f} s (not timed)", flush=True)
         initial = pins_at(repo.bare, "main")
-        ids = {i: submit(checkout, q) for i, q in enumerate(REQUESTS) if q.wave == 1}
+        ids = {i: submit(checkout, q) for i, q in enumerate(plan) if q.wave == 1}
         side.log = work / "process.log"
-        print(f"   convoy process --all ({len(REQUESTS)} requests, {len(ids)} queued up front; its output: "
+        print(f"   convoy process --all ({len(plan)} requests, {len(ids)} queued up front; its output: "
               f"{side.log})", flush=True)
         with open(side.log, "w") as output:
             start = time.monotonic()
-            watcher = Watcher(checkout, ids, start)
+            watcher = Watcher(checkout, plan, ids, start)
             proc = subprocess.Popen([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"],
                                     cwd=checkout, env=driver_env(), stdout=output, stderr=subprocess.STDOUT)
             watcher.start()
@@ -324,15 +351,15 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
             watcher.join(30)
         if code != 0:
             raise SystemExit(f"{name}: convoy process --all failed (exit {code}):\n{side.log.read_text()[-4000:]}")
-        if watcher.error is not None or len(ids) != len(REQUESTS):
+        if watcher.error is not None or len(ids) != len(plan):
             raise SystemExit(f"{name}: the second wave was not submitted ({watcher.error!r}); "
                              f"convoy process --all ended first?")
     finally:
         if checkout is not None:
             shutdown_bazel(checkout)
         lab.down()
-    side.arrivals = [watcher.arrivals.get(i, 0.0) for i in range(len(REQUESTS))]
-    side.requests = [json.loads(convoy(checkout, "show", str(ids[i]), "--json")) for i in range(len(REQUESTS))]
+    side.arrivals = [watcher.arrivals.get(i, 0.0) for i in range(len(plan))]
+    side.requests = [json.loads(convoy(checkout, "show", str(ids[i]), "--json")) for i in range(len(plan))]
     refs = git(["for-each-ref", "--sort=version:refname", "--format=%(refname:short) %(*objectname) %(objectname)",
                 "refs/tags"], repo.bare).split("\n")
     for line in filter(None, refs):

@@ -1,8 +1,8 @@
 """The queue's modes side by side: serial, speculative and batch, simulated and for real (issue 11).
 
     .venv/bin/python benchmarks/queue_throughput.py [--sim-only | --real-only] [--hw-seconds=20]
-        [--window=3] [--window-floor=2] [--batch-size=3] [--batch-window=2] [--modes=serial,speculative,batch]
-        [--keep]
+        [--window=4] [--window-floor=2] [--batch-size=3] [--batch-window=2] [--modes=serial,speculative,batch]
+        [--failing=configuration|hardware] [--keep]
 
 1. Simulated (convoy.simulate: the scheduler `convoy process` runs,
    convoy.queue.chain's Scheduler, on a simulated clock): 4 rigs, 10% of the
@@ -20,17 +20,21 @@
 2. Real: real git, real Bazel, the sample integration repository and a
    real lab (`convoy lab`'s BuildGrid, PostgreSQL, two rigs per pool:
    rover-rigs and drone-rigs) that the hardware stage runs on
-   (`--config=hil`, `check_pools: true`, `pools: {rover-rigs: 2, drone-rigs:
-   2}`); the hardware test sleeps --hw-seconds in setUpModule. Each mode is
+   (`--config=hil`, `check_pools: true`, `affected_only: true`, `pools:
+   {rover-rigs: 2, drone-rigs: 2}`); the hardware test sleeps --hw-seconds
+   in setUpModule. Each mode is
    a side made from scratch in its own temporary directory (components,
    integration repository, lab; only the --output_user_root install base is
-   shared). Each side first processes three warm-up requests, untimed and
+   shared). Each side first processes four warm-up requests, untimed and
    the same in every mode, so that every lane the mode uses has its Bazel
    servers and external repositories (a queue that runs all day has them);
    then the six timed requests: see benchmarks/queue_real.py (five pass;
-   the fourth, controller v1.3.0, is rejected at drone's hardware stage;
-   two are submitted once the earlier request of their component left the
-   queue, the same rule in every mode). Per mode: the wall time of `convoy
+   the fourth is rejected: with --failing=configuration, the default,
+   firmware v3.1.0 at rover's configuration stage, where most breakage is
+   caught; with --failing=hardware, controller v1.3.0 at drone's hardware
+   stage, the costliest case for speculation; two are submitted once the
+   earlier request of their component left the queue, the same rule in
+   every mode). Per mode: the wall time of `convoy
    process --all` and its ratio to serial, requests merged and rejected,
    candidates built (builds), runs of the hardware test (not cached), the
    seconds the hardware stage's tasks took per configuration, when #5 and
@@ -187,14 +191,16 @@ def real_table(args: argparse.Namespace) -> List[str]:
     directory.chmod(0o755)  # the lab's PostgreSQL runs as the postgres user when we are root
     print(f"\n== 2. real: git, Bazel, the sample integration and a lab ({args.rigs}); the hardware test "
           f"sleeps {args.hw_seconds:g} s; each mode from scratch in {directory}")
-    for i, q in enumerate(queue_real.REQUESTS, 1):
+    plan = queue_real.SCENARIOS[args.failing]
+    print(f"   the failing request fails in the {args.failing} stage (--failing)")
+    for i, q in enumerate(plan, 1):
         print(f"   #{i} {q.component:<10} {q.version:<7} wave {q.wave}: {q.why:<62} -> {q.expected}")
     sides = {}
     keep = True
     try:
         for mode in modes:
             sides[mode] = queue_real.run_side(mode, queues[mode], directory / f"side-{mode}", args.hw_seconds,
-                                              args.rigs)
+                                              args.rigs, args.failing)
         keep = args.keep
     finally:
         if keep:
@@ -211,7 +217,7 @@ def real_table(args: argparse.Namespace) -> List[str]:
         print(f"   {mode:<12} {numbers:<28} {side.wall:7.1f} {ratio} {side.count('merged'):>6} "
               f"{side.count('rejected'):>8} {side.builds():>10} {side.hardware_runs():>12} "
               f"{side.hardware_seconds('rover'):>10.1f} / {side.hardware_seconds('drone'):<8.1f} {len(side.tags):>4}  "
-              + ", ".join(f"{a:.1f}" for a, q in zip(side.arrivals, queue_real.REQUESTS) if q.wave > 1))
+              + ", ".join(f"{a:.1f}" for a, q in zip(side.arrivals, plan) if q.wave > 1))
     for mode, side in sides.items():
         print(f"   {mode} tags (m=messages p=planner c=controller f=firmware):")
         for tag, commit, pins in side.tags:
@@ -240,13 +246,15 @@ def main() -> int:
     only.add_argument("--sim-only", action="store_true", help="only the simulated table")
     only.add_argument("--real-only", action="store_true", help="only the real run")
     parser.add_argument("--hw-seconds", type=float, default=20.0, help="one run of the hardware test (real run)")
-    parser.add_argument("--window", type=int, default=3, help="the real speculative side's queue.window")
+    parser.add_argument("--window", type=int, default=4, help="the real speculative side's queue.window")
     parser.add_argument("--window-floor", type=int, default=2, help="the real speculative side's queue.window_floor")
     parser.add_argument("--batch-size", type=int, default=3, help="the real batch side's queue.batch_size")
     parser.add_argument("--batch-window", type=int, default=2, help="the real batch side's queue.window")
     parser.add_argument("--modes", default="serial,speculative,batch", help="the real run's sides, in this order")
     parser.add_argument("--rigs", default="rover-rigs:2,drone-rigs:2",
                         help="the real run's lab: pool:rigs,... (also convoy.yaml's pools)")
+    parser.add_argument("--failing", choices=("configuration", "hardware"), default="configuration",
+                        help="where the real run's failing request (the fourth) fails")
     parser.add_argument("--keep", action="store_true", help="keep the real run's temporary directory")
     args = parser.parse_args()
     start = time.monotonic()
