@@ -205,18 +205,19 @@ def test_a_resumed_build_keeps_finished_tasks(world):
 
 
 def test_the_pool_check_runs_before_its_stage_and_its_failure_is_infrastructure(world):
-    config, request, build = start_build(world, scope="drone")
+    scope, slot = "drone", "slot-0"
+    config, request, build = start_build(world, scope=scope)
     calls = []
 
-    def pool_check(workspace, stage, configurations, cfg, output_base):
-        calls.append((stage.name, tuple(configurations), output_base.name))
-        raise RuntimeError("no healthy worker in pool drone-rigs")
+    def pool_check(workspace, stage, configurations, cfg, output_bases):
+        calls.append((stage.name, tuple(configurations), {c: p.name for c, p in output_bases.items()}))
+        raise RuntimeError("no healthy worker in pool rigs")
 
     bazel = FakeBazel()
     outcome = run(world, config, request, build, bazel, pool_check=pool_check)
-    assert calls == [("hardware", ("drone",), "slot-0")]
+    assert calls == [("hardware", (scope,), {scope: slot})]  # the output base of the configuration's own slot
     assert outcome.result == BuildResult.INFRA
-    assert outcome.reason == "pool check before stage hardware failed: no healthy worker in pool drone-rigs"
+    assert outcome.reason == "pool check before stage hardware failed: no healthy worker in pool rigs"
     assert not any(c["stage"] == "convoy-hardware" for c in bazel.calls)
 
 

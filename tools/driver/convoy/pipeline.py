@@ -304,7 +304,8 @@ class BuildRunner:
         if spec.check_pools and pending and self.ctx.pool_check is not None:
             try:
                 self.ctx.pool_check(self.worktree, spec, [t.configuration for t in pending], self.ctx.config,
-                                    self.ctx.output_base(0))
+                                    {t.configuration: self.ctx.output_base(slots.preferred(t.configuration))
+                                     for t in pending})
             except Exception as e:  # the lab's check failed: not the candidate's fault
                 reason = f"pool check before stage {stage.name} failed: {str(e) or type(e).__name__}"
                 for task in pending:

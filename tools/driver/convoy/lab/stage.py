@@ -24,7 +24,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, Optional, Sequence
+from typing import Callable, ContextManager, Iterator, Mapping, Optional, Sequence
 
 from convoy import bazel
 from convoy.config import Config, StageSpec
@@ -34,7 +34,7 @@ from convoy.tasks import CONFIGURATION_ENV, task_flags
 
 log = logging.getLogger("convoy.lab.stage")
 
-PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Path], None]
+PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Mapping[str, Path]], None]
 LabRun = Callable[[Sequence[str], Path], ContextManager[tuple[str, ...]]]
 
 _RULE = re.compile(r"^\w+\(\n(?P<body>.*?)^\)$", re.MULTILINE | re.DOTALL)
@@ -79,15 +79,15 @@ def needed_pools(workspace: Path, stage: StageSpec, configuration: str, config: 
 
 
 def lab_pool_check(workspace: Path, stage: StageSpec, configurations: Sequence[str], config: Config,
-                   output_base: Path) -> None:
+                   output_bases: Mapping[str, Path]) -> None:
     """The default pool check (the seam for the hardware lab): finds the
     pools the stage's tests need in each configuration (`bazel query`, the
     `convoy-pool=<pool>` tags) and asks `convoy.lab.pools.check_pools(pools)`,
     which raises (NoHealthyWorker: "no healthy worker in pool X") when one
     has no healthy worker; the stage then fails as an infrastructure error."""
     needed: set[str] = set()
-    for configuration in configurations:
-        needed |= needed_pools(workspace, stage, configuration, config, output_base)
+    for configuration in configurations:  # each in its task's output base: no other configuration's fetches
+        needed |= needed_pools(workspace, stage, configuration, config, output_bases[configuration])
     if needed:
         lab_pools.check_pools(sorted(needed), lab_address(task_flags(config, stage)))
 

@@ -4,7 +4,9 @@ A window job (convoy.queue.jobs) waits at a gate before each stage. Before
 a stage with `check_pools: true` it tells the scheduler how many rigs of
 each pool the stage needs, one per task for each `convoy-pool=` tag its
 tests carry in that configuration (convoy.lab.stage.needed_pools, one
-`bazel query` in the lane's first output base). On an `affected_only`
+`bazel query` in the output base that configuration's task will use, so
+that what the query loads is the task's and no other configuration's
+fetches are thrown away). On an `affected_only`
 stage, a configuration where no test depends on a component the candidate
 moved from its base (convoy.affected, the query its task makes too) runs
 no test, so it needs no rig.
@@ -24,14 +26,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from convoy import affected
+from convoy.candidate import MANIFEST as CANDIDATE_MANIFEST
 from convoy.config import Config, StageSpec
 from convoy.errors import ConvoyError
 from convoy.lab import pools as lab_pools
 from convoy.lab.stage import lab_address, lab_pool_check, needed_pools
-from convoy.tasks import slot_output_base, task_flags
+from convoy.manifest import load_manifest
+from convoy.tasks import Slots, slot_output_base, task_flags
 
 log = logging.getLogger("convoy.queue")
 
@@ -51,9 +55,11 @@ class StagePools:
             build = tx.build(build_id)
             stage = next(s for s in tx.stages(build.id) if s.name == spec.name)
             configurations = [t.configuration for t in tx.tasks(stage_id=stage.id) if not t.state.is_final]
-        output_base = slot_output_base(ctx.checkout, 0, lane=self.lane)
+        slots = Slots(ctx.config.parallelism, _slot_order(worktree, configurations))
         answers: dict[str, set[str]] = {}
         for configuration in configurations:
+            # the output base its task will use: what it loads stays for the task
+            output_base = slot_output_base(ctx.checkout, slots.preferred(configuration), lane=self.lane)
             try:
                 if self._nothing_affected(spec, worktree, build, configuration, output_base):
                     answers[configuration] = set()  # its task runs no test: it takes no rig
@@ -81,7 +87,7 @@ class StagePools:
         return affected.select_tests(worktree, spec, configuration, changed, settings).nothing_to_run
 
     def check(self, workspace: Path, stage: StageSpec, configurations: Sequence[str], config: Config,
-              output_base: Path) -> None:
+              output_bases: Mapping[str, Path]) -> None:
         """The stage's pool check (RunContext.pool_check's signature)."""
         known: Optional[dict[str, set[str]]] = self.known.get(stage.name)
         if self.ctx.pool_check is lab_pool_check and known is not None and set(configurations) <= set(known):
@@ -90,4 +96,12 @@ class StagePools:
                 lab_pools.check_pools(sorted(needed), lab_address(task_flags(config, stage)))
             return
         if self.ctx.pool_check is not None:
-            self.ctx.pool_check(workspace, stage, configurations, config, output_base)
+            self.ctx.pool_check(workspace, stage, configurations, config, output_bases)
+
+
+def _slot_order(worktree: Path, configurations: Sequence[str]) -> list[str]:
+    """The configurations slots are given by (convoy.pipeline's BuildRunner: the candidate manifest's)."""
+    try:
+        return sorted(load_manifest(worktree / CANDIDATE_MANIFEST).configurations)
+    except ConvoyError:
+        return sorted(configurations)
