@@ -292,6 +292,11 @@ config_cases = [
                                       "secret_env: HOOK_SECRET}\n"), "url"),
         ("plugin-event", append("  - {name: x, type: log, path: x.jsonl, events: [NOT_AN_EVENT]}\n"), "NOT_AN_EVENT"),
         ("plugin-duplicate", append("  - {name: event-log, type: log, path: y.jsonl}\n"), "duplicate"),
+        ("plugin-forge-unknown", append("  - {name: st, type: forge-status, forge: bitbucket, "
+                                        "token_env: FORGE_TOKEN}\n"), "unknown forge"),
+        ("plugin-forge-api-scheme", append("  - {name: st, type: forge-status, forge: github, "
+                                           "api_url: 'ftp://api.github.com', token_env: FORGE_TOKEN}\n"), "api_url"),
+        ("plugin-forge-no-token", append("  - {name: st, type: forge-status, forge: gitlab}\n"), "token_env"),
         ("tag-format-pad", append("release: {tag_format: 'v{n:>20000000000}'}\n"), "tag_format"),
         ("billion-laughs", LAUGHS, "alias"),
         ("deep-nesting", "queue: " + "[" * 100000 + "]" * 100000 + "\n", CONFIG),

@@ -241,7 +241,7 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
         "convoy.yaml:39: plugins: duplicate plugin name 'log' (first at line 29); rename one of them",
         'convoy.yaml:42: plugins.log.events: "*" already means every event; write events: ["*"] alone, or list '
         "the events you want",
-        "convoy.yaml:44: plugins.x.type: unknown plugin type 'slack' (expected: log, command, webhook); fix it",
+        "convoy.yaml:44: plugins.x.type: unknown plugin type 'slack' (expected: log, command, webhook, forge-status); fix it",
         "convoy.yaml:45: unknown key 'colour' (expected: queue, pools, parallelism, retries, git, release, bazel, "
         "stages, plugins, serve); fix or remove it",
     ]

@@ -24,6 +24,8 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
       - {name: notify, type: command, events: [BUILD_FAIL], command: [scripts/notify, --to, ci]}
       - {name: hook, type: webhook, url: https://ci.example.com/hook, secret_env: CONVOY_HOOK_SECRET,
          timeout: 10, retries: 3}
+      - {name: status, type: forge-status, forge: github, token_env: CONVOY_FORGE_TOKEN,
+         link_base: https://convoy.example.com}    # commit statuses (convoy.config_forge)
     serve: {reads: open, tokens: [...], github: {secret_env: ...}}   # convoy serve (convoy.config_serve)
 
 `default_config_text()` is a commented convoy.yaml with the defaults (what
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from convoy.config_forge import FORGE_STATUS_KEYS, STATUS_EVENTS, check_forge_status
 from convoy.config_serve import ServeSpec, TokenSpec, check_serve
 from convoy.config_text import default_config_text
 from convoy.config_values import ENV_NAME, MAX_NUMBER, ValueChecker, line_of_item
@@ -57,7 +60,7 @@ __all__ = [
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = ("serial", "speculative", "batch")
 COMMANDS = ("build", "test")
-PLUGIN_KINDS = ("log", "command", "webhook")
+PLUGIN_KINDS = ("log", "command", "webhook", "forge-status")
 DEFAULT_TARGETS = ("//integration/...",)
 
 ALL_EVENTS = "*"
@@ -75,6 +78,7 @@ _PLUGIN_KEYS = {  # name, type and events first
     "log": ("name", "type", "events", "path", "timeout", "replay"),
     "command": ("name", "type", "events", "command", "timeout", "replay"),
     "webhook": ("name", "type", "events", "url", "secret_env", "timeout", "retries", "replay"),
+    "forge-status": FORGE_STATUS_KEYS,
 }
 _ALL_PLUGIN_KEYS = tuple(dict.fromkeys(k for keys in _PLUGIN_KEYS.values() for k in keys))
 
@@ -130,10 +134,13 @@ class PluginSpec:
     """A subscriber to events (see convoy.plugins): a JSON-lines `log` at
     `path` (relative to the repo root), a `command` (argv, the event as JSON
     on stdin), or a `webhook` (JSON POST to `url`, signed with the secret in
-    the environment variable `secret_env`). `timeout` is the budget for one
-    delivery, all retries included; `retries` (webhook) counts attempts
-    after the first. A plugin seen for the first time starts at the newest
-    event; `replay` makes it get the whole event history first."""
+    the environment variable `secret_env`), or a `forge-status` (commit
+    statuses on `forge`'s API at `url`, for remotes on `host`, with the
+    token in `secret_env` and links to `link_base`; convoy.config_forge).
+    `timeout` is the budget for one delivery, all retries included;
+    `retries` (webhook, forge-status) counts attempts after the first. A
+    plugin seen for the first time starts at the newest event; `replay`
+    makes it get the whole event history first."""
 
     name: str
     kind: str
@@ -145,6 +152,10 @@ class PluginSpec:
     timeout: float = 10.0
     retries: int = 3
     replay: bool = False
+    forge: Optional[str] = None
+    host: Optional[str] = None
+    link_base: Optional[str] = None
+    context: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -405,6 +416,9 @@ class _ConfigChecker(ValueChecker):
                 argv = self.strings(spec, "command", where, "[scripts/notify, --channel, ci]", allow_empty=False,
                                     missing_at=line)
                 values["command"] = argv or ()
+            elif kind == "forge-status":
+                values.update(check_forge_status(self, spec, where, line))
+                events = events if "events" in spec else STATUS_EVENTS
             else:
                 values["url"] = self.string(spec, "url", where, missing_at=line,
                                             example="https://ci.example.com/convoy-hook")

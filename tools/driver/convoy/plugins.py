@@ -29,6 +29,8 @@ Kinds (configured in convoy.yaml, see convoy.config.PluginSpec):
   time cannot hold a delivery. Redirects are not followed (a non-2xx
   answer). Userinfo in the URL (https://user:password@host/...) is sent as
   HTTP Basic authorization and shown as user:*** in every message.
+- ForgeStatusPlugin (convoy.plugins_forge) sets commit statuses on GitHub
+  or GitLab, through the same `post`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -56,6 +59,7 @@ from convoy.untrusted import redact_userinfo
 
 BACKOFF_START = 0.5  # seconds before the first retry; doubles after each
 _STDERR_LIMIT = 200
+_BODY_LIMIT = 1024  # bytes of an error answer kept (convoy.plugins_forge reads the forge's message)
 
 
 class PluginError(Exception):
@@ -175,55 +179,83 @@ class WebhookPlugin(Plugin):
         }
         if self._authorization:
             headers["Authorization"] = self._authorization
-        deadline = time.monotonic() + self.timeout
-        reason, attempts, delay = "no attempt made", 0, BACKOFF_START
-        while attempts <= self.retries:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            attempts += 1
-            reason = self._attempt(body, headers, remaining)
-            if reason is None:
-                return
-            if attempts > self.retries or time.monotonic() + delay >= deadline:
-                break
-            time.sleep(delay)
-            delay *= 2
-        reason = " ".join(reason.split())  # one line, whatever the server said
+        answer, attempts = post(self._target, body, headers, timeout=self.timeout, retries=self.retries)
+        if answer.ok:
+            return
+        reason = " ".join(answer.reason.split())  # one line, whatever the server said
         if self._credential:  # never quote the URL's password, whatever the reason says
             reason = reason.replace(self._credential, "***")
         raise PluginError(f"POST {self.shown_url}: {reason} ({_count(attempts, 'attempt')} in {self.timeout:g} s)")
 
-    def _attempt(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Optional[str]:
-        """One POST, cut off after `timeout` seconds whatever the server
-        does; None if it was answered 2xx, else why not."""
-        watchdog = _Watchdog(timeout)
-        # No redirects: a 3xx is an answer that is not 2xx.
-        opener = urllib.request.build_opener(_NoRedirect, _WatchedHTTP(watchdog.track), _WatchedHTTPS(watchdog.track))
-        try:
-            with watchdog:
-                request = urllib.request.Request(self._target, data=body, headers=dict(headers), method="POST")
+
+@dataclass(frozen=True)
+class Answer:
+    """What one POST came to: `ok` (answered 2xx), else `reason` (why
+    not), `status` (None: no HTTP answer) and the first KiB of the body."""
+
+    ok: bool
+    reason: str = ""
+    status: Optional[int] = None
+    body: bytes = b""
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, retries: int,
+         final: Callable[[Answer], bool] = lambda answer: False) -> tuple[Answer, int]:
+    """POSTs `body` to `url` (no userinfo: pass it in `headers`) until it is
+    answered 2xx, `final(answer)` says not to try again, `retries` retries
+    were made, or the `timeout` budget ends (see the module docstring:
+    backoff, a watchdog per attempt, no redirects). Returns the last answer
+    and how many attempts were made; never raises for the network's sake."""
+    deadline = time.monotonic() + timeout
+    answer, attempts, delay = Answer(False, "no attempt made"), 0, BACKOFF_START
+    while attempts <= retries:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        attempts += 1
+        answer = _post_once(url, body, headers, remaining)
+        if answer.ok or final(answer):
+            break
+        if attempts > retries or time.monotonic() + delay >= deadline:
+            break
+        time.sleep(delay)
+        delay *= 2
+    return answer, attempts
+
+
+def _post_once(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
+    """One POST, cut off after `timeout` seconds whatever the server does."""
+    watchdog = _Watchdog(timeout)
+    timed_out = Answer(False, f"timed out after {timeout:.1f} s")
+    # No redirects: a 3xx is an answer that is not 2xx.
+    opener = urllib.request.build_opener(_NoRedirect, _WatchedHTTP(watchdog.track), _WatchedHTTPS(watchdog.track))
+    try:
+        with watchdog:
+            request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+            try:
                 with opener.open(request, timeout=timeout) as response:
                     status = response.status
-        except urllib.error.HTTPError as e:
-            e.close()
-            return f"HTTP {e.code} {e.reason}".strip()
-        except urllib.error.URLError as e:
-            reason = e.reason
-            if watchdog.fired or isinstance(reason, (socket.timeout, TimeoutError)):
-                return f"timed out after {timeout:.1f} s"
-            return str(getattr(reason, "strerror", None) or reason)
-        except (socket.timeout, TimeoutError):
-            return f"timed out after {timeout:.1f} s"
-        except (OSError, ValueError, http.client.HTTPException) as e:  # a reset connection, a malformed answer
-            if watchdog.fired:  # the watchdog shut the socket under it
-                return f"timed out after {timeout:.1f} s"
-            return str(e) or type(e).__name__
-        if watchdog.fired:  # a cut answer can look whole (its headers end at the shut socket's EOF)
-            return f"timed out after {timeout:.1f} s"
-        if 200 <= status < 300:
-            return None
-        return f"HTTP {status}"
+                    answer = Answer(200 <= status < 300, "" if 200 <= status < 300 else f"HTTP {status}", status)
+            except urllib.error.HTTPError as e:
+                try:
+                    text = e.read(_BODY_LIMIT)  # still under the watchdog
+                finally:
+                    e.close()
+                answer = Answer(False, f"HTTP {e.code} {e.reason}".strip(), e.code, text)
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if watchdog.fired or isinstance(reason, (socket.timeout, TimeoutError)):
+            return timed_out
+        return Answer(False, str(getattr(reason, "strerror", None) or reason))
+    except (socket.timeout, TimeoutError):
+        return timed_out
+    except (OSError, ValueError, http.client.HTTPException) as e:  # a reset connection, a malformed answer
+        if watchdog.fired:  # the watchdog shut the socket under it
+            return timed_out
+        return Answer(False, str(e) or type(e).__name__)
+    if watchdog.fired:  # a cut answer can look whole (its headers end at the shut socket's EOF)
+        return timed_out
+    return answer
 
 
 class _Watchdog:
@@ -311,8 +343,9 @@ def _split_userinfo(url: str) -> tuple[str, Optional[str], Optional[str]]:
 
 def make_plugins(specs: Sequence[PluginSpec], root: Path) -> list[Plugin]:
     """The plugins of convoy.yaml; `root` is the integration repository root
-    (a log's relative path, and a command's working directory). A command
-    gets none of the webhooks' secrets."""
+    (a log's relative path, a command's working directory, and the store and
+    manifest a forge-status reads). A command gets none of the webhooks' or
+    forges' secrets."""
     plugins: list[Plugin] = []
     secrets = tuple(spec.secret_env for spec in specs if spec.secret_env)
     for spec in specs:
@@ -326,6 +359,15 @@ def make_plugins(specs: Sequence[PluginSpec], root: Path) -> list[Plugin]:
         elif spec.kind == "webhook":
             plugins.append(WebhookPlugin(spec.name, spec.events, spec.url or "", spec.secret_env or "",
                                          timeout=spec.timeout, retries=spec.retries, replay=spec.replay))
+        elif spec.kind == "forge-status":
+            from convoy import plugins_forge  # it builds on this module
+
+            plugins.append(plugins_forge.ForgeStatusPlugin(
+                spec.name, spec.events, forge=spec.forge or "", api_url=spec.url, host=spec.host,
+                token_env=spec.secret_env or "", link_base=spec.link_base,
+                context=spec.context or plugins_forge.DEFAULT_CONTEXT, timeout=spec.timeout, retries=spec.retries,
+                replay=spec.replay, requests=plugins_forge.checkout_requests(Path(root)),
+                remotes=plugins_forge.checkout_remotes(Path(root))))
         else:
             raise ValueError(f"unknown plugin kind {spec.kind!r}")
     return plugins
