@@ -16,6 +16,10 @@
 
 `server.call(method, path, body=..., token=...)` talks HTTP to it with
 http.client and returns a `Reply` (status, headers, JSON or text).
+
+- `browser` (session): Debian's chromium, headless, driven by Selenium
+  through Debian's chromedriver (scripts/setup installs both), for the
+  status page's tests (test_page.py).
 """
 
 from __future__ import annotations
@@ -239,3 +243,32 @@ def server(forge, tmp_path_factory):
     running = start_server(root, server_env(forge), base / "serve.log")
     yield running
     stop_server(running.proc)
+
+
+# -- the page tests' browser (tests/serve/test_page.py) --------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Debian's headless Chromium, driven by Selenium through Debian's chromedriver: one per session.
+    --no-sandbox because the tests may run as root; its profile is in a temporary directory."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"{path} is missing; the page tests need Debian's {package}. Run: bash scripts/setup")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1400,1000", "--no-first-run", "--disable-extensions",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()

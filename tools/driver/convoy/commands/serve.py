@@ -1,4 +1,4 @@
-"""`convoy serve`: the queue's JSON API and the forges' webhooks, over HTTP.
+"""`convoy serve`: the queue's JSON API, the forges' webhooks and a live status page, over HTTP.
 
     convoy serve                              # http://127.0.0.1:8080, the checkout of the current directory
     convoy serve --listen=127.0.0.1:9000 --repo=/srv/integration
@@ -16,6 +16,9 @@ Endpoints (docs/api.md has each with a curl example):
     GET  /api/releases                 tags, notes and the request behind each
     POST /webhooks/github              a tag push or a published release submits it
     POST /webhooks/gitlab              a tag push submits it
+    GET  /api/requests/{id}/logs/{task_id}   the tail of a task's log (only from .convoy/logs)
+    GET  /api/lab                      the lab's rig pools, busy or idle, and their health
+    GET  /                             the live status page; /requests/{id}: a request's timeline
 
 It runs in the integration checkout (or --repo) beside `convoy process
 --forever`, on the same store: it reads with read-only snapshots and

@@ -64,14 +64,17 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
                     "bep_path": task.bep_path, "targets": [t.to_dict() for t in task.targets],
                     "failing_targets": [t.to_dict() for t in task.failing_targets],
                     "tests": dict(zip(("ran", "cached"), task.test_counts())),
+                    "started_at": task.started_at, "finished_at": task.finished_at,
                 })
             duration = (stage.finished_at - stage.started_at) if stage.finished_at and stage.started_at else None
             stages.append({"id": stage.id, "name": stage.name, "command": stage.command,
-                           "state": stage.state.value, "duration": duration, "tasks": tasks})
+                           "state": stage.state.value, "duration": duration, "started_at": stage.started_at,
+                           "finished_at": stage.finished_at, "tasks": tasks})
         builds.append({
             "id": build.id, "number": build.number, "state": build.state.value, "base_commit": build.base_commit,
             "candidate_commit": build.candidate_commit, "detail": build.detail,
-            "duration": (build.finished_at - build.started_at) if build.finished_at else None, "stages": stages,
+            "duration": (build.finished_at - build.started_at) if build.finished_at else None,
+            "started_at": build.started_at, "finished_at": build.finished_at, "stages": stages,
         })
     return {
         "request": {

@@ -1,4 +1,4 @@
-"""`convoy serve`'s application: the JSON API and the forges' webhooks (commands/serve.py runs it).
+"""`convoy serve`'s application: the JSON API, the forges' webhooks and the status page (commands/serve.py runs it).
 
 | module | what it holds |
 | --- | --- |
@@ -10,6 +10,12 @@
 | stream.py | /api/events/stream: Server-Sent Events polled from the events table |
 | webhooks.py | /webhooks/github and /webhooks/gitlab: verified, mapped to a component, submitted once per delivery |
 | repos.py | a forge's repository URLs compared with the manifest's remotes |
+| logs.py | /api/requests/{id}/logs/{task_id}: the tail of a task's log, only from .convoy/logs |
+| lab_view.py | /api/lab: the lab's rig pools, busy or idle, and their health ("none" without a lab) |
+| page.py | / and /requests/{id}: the status page and a request's timeline, with a Content-Security-Policy |
+| page_html.py | those pages' HTML from the API's JSON (static/page.js renders the same from the same JSON) |
+| html.py | `el`: HTML elements with every text and attribute escaped, the pages' only way to write markup |
+| static/ | page.js (live updates over the event stream, the timeline) and page.css |
 
 Handlers call the functions the commands call (convoy.commands.submit,
 show, cancel, retry, events; convoy.requests for the webhooks' queueing),

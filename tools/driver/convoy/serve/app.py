@@ -2,7 +2,8 @@
 
     app = make_app(root, config, credentials)      # an ASGI app; commands/serve.py runs it on uvicorn
 
-Every route is a handler of api.py, stream.py or webhooks.py. An ApiError
+Every route is a handler of api.py, logs.py, lab_view.py, stream.py,
+webhooks.py or page.py (the status page and a request's timeline). An ApiError
 becomes `{"error": "<one line>"}` with its status; Starlette's own 404 and
 405 get the same shape. Anything else raised by a handler is a bug: its
 traceback goes to the log and a crash log (convoy.crashlog, in
@@ -28,21 +29,26 @@ from starlette.routing import Route
 
 from convoy import crashlog
 from convoy.config import Config
-from convoy.serve import api, stream, webhooks
+from convoy.serve import api, lab_view, logs, page, stream, webhooks
 from convoy.serve.auth import Credentials
 from convoy.serve.web import JSON, ApiError, error_response
 from convoy.store import state_dir
 from convoy.untrusted import printable
 
 ROUTES = [
+    Route("/", page.index, methods=["GET"]),
+    Route("/requests/{id}", page.request_page, methods=["GET"]),
+    Route("/static/{name}", page.asset, methods=["GET"]),
     Route("/api/requests", api.submit, methods=["POST"]),
     Route("/api/requests/{id}", api.show, methods=["GET"]),
     Route("/api/requests/{id}/cancel", api.cancel, methods=["POST"]),
     Route("/api/requests/{id}/retry", api.retry, methods=["POST"]),
+    Route("/api/requests/{id}/logs/{task_id}", logs.tail, methods=["GET"]),
     Route("/api/status", api.status, methods=["GET"]),
     Route("/api/events", api.events, methods=["GET"]),
     Route("/api/events/stream", stream.stream, methods=["GET"]),
     Route("/api/releases", api.releases, methods=["GET"]),
+    Route("/api/lab", lab_view.lab, methods=["GET"]),
     Route("/webhooks/github", webhooks.github, methods=["POST"]),
     Route("/webhooks/gitlab", webhooks.gitlab, methods=["POST"]),
 ]

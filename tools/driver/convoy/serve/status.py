@@ -14,6 +14,9 @@ items in the order they will be tested, and per item what it is doing:
      "recent": [{"id": 6, "state": "rejected", "failure": {"reason": "...", "stage": "integration",
                  "failing": [{"configuration": "rover", "label": "//integration:x_test", ...}]}}]}
 
+A failure's failing targets carry `task_id` and `logs`, links to the tail
+of each of their logs (convoy.serve.logs), which the status page follows.
+
 Estimates come from past durations: each stage's median over the stages
 that passed in the last HISTORY merged requests. An item's time left is
 what its running stage has left of its median plus the medians of the
@@ -36,6 +39,7 @@ from convoy.commands import common
 from convoy.commands import status as status_command
 from convoy.config import Config
 from convoy.models import BuildState, Request, RequestState, StageState, TaskState
+from convoy.serve import logs
 from convoy.store import Transaction, now
 
 HISTORY = 20  # merged requests whose stage durations give the estimates
@@ -126,7 +130,7 @@ def _stages(tx: Transaction, build, at: float, medians: dict[str, float]) -> lis
         tasks = []
         for task in tx.tasks(stage_id=stage.id):
             running = task.state == TaskState.BUILDING and task.started_at
-            tasks.append({"configuration": task.configuration, "state": task.state.value, "outcome": task.outcome,
+            tasks.append({"id": task.id, "configuration": task.configuration, "state": task.state.value, "outcome": task.outcome,
                           "slot": task.slot, "started_at": task.started_at, "duration": task.duration,
                           "elapsed_seconds": round(at - task.started_at, 1) if running else None,
                           "detail": task.detail})
@@ -155,12 +159,20 @@ def _failure(tx: Transaction, r: Request, build) -> dict[str, Any]:
     for task in tx.tasks(build_id=build.id) if build is not None else ():
         if task.state != TaskState.FAILED:
             continue
-        failing += [{"configuration": task.configuration, "label": t.label, "status": t.status,
-                     "log_paths": list(t.log_paths)} for t in task.failing_targets]
+        failing += [{"configuration": task.configuration, "task_id": task.id, "label": t.label, "status": t.status,
+                     "log_paths": list(t.log_paths), "logs": _log_links(r, task, t.log_paths)}
+                    for t in task.failing_targets]
         if not task.failing_targets:
-            failing.append({"configuration": task.configuration, "label": None, "status": task.outcome,
-                            "log_paths": [task.log_path] if task.log_path else []})
+            paths = [task.log_path] if task.log_path else []
+            failing.append({"configuration": task.configuration, "task_id": task.id, "label": None,
+                            "status": task.outcome, "log_paths": paths, "logs": _log_links(r, task, paths)})
     return {"reason": r.detail, "stage": status_command.current_stage(tx, r), "failing": failing}
+
+
+def _log_links(r: Request, task, paths) -> list[dict[str, str]]:
+    """The page's links to the tails of `paths`, logs of `task` (convoy.serve.logs)."""
+    files = logs.task_logs(task)
+    return [{"name": Path(p).name, "url": logs.url(r.id, task.id, files.index(p))} for p in paths if p in files]
 
 
 def releases(root: Path, limit: int) -> dict[str, Any]:
