@@ -66,11 +66,6 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 OUTPUT_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convoy" / "bench-bazel"
 STARTUP_FLAGS = [f"--output_user_root={OUTPUT_ROOT}", "--max_idle_secs=300"]
 RIGS = "rover-rigs:2,drone-rigs:2"
-# The lab stands for other machines (a BuildGrid server, rigs on their own
-# hosts) but here shares the 2 cores with the CI host's work. `convoy
-# process`, and the Bazel servers it starts, run at nice 5 in every mode, so
-# that the lab's processes go first, as they would on machines of their own.
-NICE = ("nice", "-n", "5")
 HARDWARE_TEST = "//integration:flash_and_drive_test"
 TEST_STATUSES = ("passed", "failed", "flaky", "timeout")
 PROCESS_TIMEOUT = 3600
@@ -332,10 +327,9 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
         warm = time.monotonic()
         for q in WARM_UP:
             submit(checkout, q)
-        run([*NICE, str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"], checkout,
-            env=driver_env(), timeout=PROCESS_TIMEOUT)
-        print(f"   warm-up: {len(WARM_UP)} requests processed in {time.monotonic() - warm:.1f} s (not timed)",
-              flush=True)
+        run([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"], checkout, env=driver_env(),
+            timeout=PROCESS_TIMEOUT)
+        print(f"   warm-up: {len(WARM_UP)} requests processed in {time.monotonic() - warm:.1f} s (not timed)", flush=True)
         initial = pins_at(repo.bare, "main")
         ids = {i: submit(checkout, q) for i, q in enumerate(plan) if q.wave == 1}
         side.log = work / "process.log"
@@ -344,7 +338,7 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
         with open(side.log, "w") as output:
             start = time.monotonic()
             watcher = Watcher(checkout, plan, ids, start)
-            proc = subprocess.Popen([*NICE, str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"],
+            proc = subprocess.Popen([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"],
                                     cwd=checkout, env=driver_env(), stdout=output, stderr=subprocess.STDOUT)
             watcher.start()
             try:

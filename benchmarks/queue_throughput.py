@@ -25,9 +25,7 @@
    in setUpModule. Each mode is
    a side made from scratch in its own temporary directory (components,
    integration repository, lab; only the --output_user_root install base is
-   shared; `convoy process` runs at nice 5 in every mode, so that the lab,
-   which stands for machines of its own, goes first on the 2 shared cores).
-   Each side first processes four warm-up requests, untimed and
+   shared). Each side first processes four warm-up requests, untimed and
    the same in every mode, so that every lane the mode uses has its Bazel
    servers and external repositories (a queue that runs all day has them);
    then the six timed requests: see benchmarks/queue_real.py (five pass;
