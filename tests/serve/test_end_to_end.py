@@ -12,16 +12,22 @@ process --all` as a real process beside the server. One repository and one serve
   runs, in the order the build writes it, ids increasing, up to its last event (RELEASE_TAGGED:
   convoy has no REQUEST_MERGED event; the release tag is what a merge ends with);
 - a real rejected request (messages v1.6.0 breaks rover's integration test) is retried and cancelled
-  with the admin token, and not with a component token.
+  with the admin token, and not with a component token;
+- `convoy serve --process` processes what it is sent (a child `convoy process --forever`) and stops
+  it when it stops.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.serve.conftest import start_server, stop_server
+from tests.serve.conftest import Server, start_server, stop_server
 from tests.serve.e2e_support import (
     ADMIN, GITHUB_SECRET, MESSAGES, PLANNER, EventStream, e2e_config, finish, github_tag_push, requests_for,
     serve_env, signed, start_process, store_events,
@@ -186,3 +192,33 @@ def test_cancel_and_retry_of_a_rejected_request_with_the_admin_token(it, served)
     assert served.call("GET", f"/api/requests/{rid}").json["request"]["state"] == "cancelled"
     log = served.log_text()
     assert f"retry by token ops: request #{rid}" in log and f"cancel by token ops: request #{rid}" in log
+
+
+def test_serve_with_process_merges_what_it_is_sent(it, tmp_path):
+    """`convoy serve --process`: the queue processed inside the service (a child `convoy process
+    --forever`), stopped with it."""
+    log = tmp_path / "serve-process.log"
+    with isolated_env(tmp_path / "home"), open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "convoy", "serve", "--listen=127.0.0.1:0", "--process",
+                                 f"--repo={it.checkout}"], stdout=out, stderr=subprocess.STDOUT, env=serve_env(),
+                                cwd=it.checkout)
+    try:
+        found = None
+        deadline = time.monotonic() + 30
+        while found is None and time.monotonic() < deadline and proc.poll() is None:
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())
+            time.sleep(0.05)
+        assert found, log.read_text()
+        server = Server(it.checkout, log, proc, int(found.group(1)), serve_env())
+        rid = submit(server, "planner", "v2.2.3", token=PLANNER)
+        deadline = time.monotonic() + 240
+        while server.call("GET", f"/api/requests/{rid}").json["request"]["state"] not in ("merged", "rejected"):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+        assert server.call("GET", f"/api/requests/{rid}").json["request"]["state"] == "merged", log.read_text()
+        assert it.origin_pin("rover", "planner") == "v2.2.3"
+    finally:
+        stop_server(proc)
+    text = log.read_text()
+    assert "processing the queue: convoy process --forever" in text and "convoy process stopped" in text, text
+    assert "ended by itself" not in text, text

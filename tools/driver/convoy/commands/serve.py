@@ -3,6 +3,7 @@
     convoy serve                              # http://127.0.0.1:8080, the checkout of the current directory
     convoy serve --listen=127.0.0.1:9000 --repo=/srv/integration
     convoy serve --listen=0.0.0.0:8080        # every interface: only behind TLS and with tokens
+    convoy serve --process                    # and process the queue too (no convoy process beside it)
 
 Endpoints (docs/api.md has each with a curl example):
 
@@ -21,7 +22,8 @@ Endpoints (docs/api.md has each with a curl example):
     GET  /                             the live status page; /requests/{id}: a request's timeline
 
 It runs in the integration checkout (or --repo) beside `convoy process
---forever`, on the same store: it reads with read-only snapshots and
+--forever` (or, with --process, runs it as a child and stops it when it
+stops), on the same store: it reads with read-only snapshots and
 writes through the same functions as the commands, so a request submitted
 over HTTP is exactly one submitted by `convoy submit`. Tokens and the
 forges' secrets come from the environment variables and the file that
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 from pathlib import Path
 
@@ -46,6 +49,8 @@ from convoy.untrusted import printable
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("listen", "127.0.0.1:8080", "convoy serve: HOST:PORT to listen on (port 0: any free port).")
+flags.DEFINE_bool("process", False, "convoy serve: also process the queue (a child convoy process --forever), "
+                  "instead of running convoy process beside it.")
 
 GRACE_SECONDS = 3  # open event streams get this long to end at a stop
 MAX_CONNECTIONS = 500
@@ -55,7 +60,7 @@ def run(args: list[str]) -> int:
     listen, repo = FLAGS.listen, FLAGS.repo
     common.no_arguments("serve", args)
     host, port = parse_listen(listen)
-    return serve(common.checkout(repo), host, port)
+    return serve(common.checkout(repo), host, port, process=FLAGS.process)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -76,13 +81,17 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(root: Path, host: str, port: int) -> int:
-    """Serves the checkout `root` on host:port until stopped; returns 0."""
+def serve(root: Path, host: str, port: int, *, process: bool = False) -> int:
+    """Serves the checkout `root` on host:port until stopped; returns 0.
+    With `process`, a child `convoy process --forever` processes the queue
+    meanwhile (convoy.serve.processor) and is stopped with the server."""
     import uvicorn  # here, not at the top: every other command imports this module for its flags
 
     from convoy.manifest import load_manifest
+    from convoy.serve import lab_view
     from convoy.serve.app import configure_logging, make_app
     from convoy.serve.auth import load_credentials
+    from convoy.serve.processor import Processor
 
     config = common.config(root)
     manifest = load_manifest(common.manifest_path(root))
@@ -100,13 +109,25 @@ def serve(root: Path, host: str, port: int) -> int:
              shown_host, bound[1], printable(root), config.serve.reads, len(credentials.tokens),
              "on" if github else "off", "on" if gitlab else "off")
     app = make_app(root, config, credentials, log=log)
+    lab_view.look(root)  # asked at once, in the background: the first page has the lab's answer
     server = uvicorn.Server(uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="off", server_header=False, proxy_headers=False,
         timeout_graceful_shutdown=GRACE_SECONDS, limit_concurrency=MAX_CONNECTIONS))
+    processor = Processor(root, log) if process else None
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal
+    # again into the handlers it found: these, so that what follows still
+    # runs (the child convoy process is stopped, not orphaned).
+    quiet = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if processor is not None:
+            processor.start()
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if processor is not None:
+            processor.stop()
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
     log.info("stopped")
     return 0
 

@@ -11,7 +11,7 @@
 | webhooks.py | /webhooks/github and /webhooks/gitlab: verified, mapped to a component, submitted once per delivery |
 | repos.py | a forge's repository URLs compared with the manifest's remotes |
 | logs.py | /api/requests/{id}/logs/{task_id}: the tail of a task's log, only from .convoy/logs |
-| lab_view.py | /api/lab: the lab's rig pools, busy or idle, and their health ("none" without a lab) |
+| lab_view.py | /api/lab: the lab's rig pools, busy or idle, and their health ("none" without a lab), asked in the background: never waited for |
 | page.py | / and /requests/{id}: the status page and a request's timeline, with a Content-Security-Policy |
 | page_html.py | those pages' HTML from the API's JSON (static/page.js renders the same from the same JSON) |
 | html.py | `el`: HTML elements with every text and attribute escaped, the pages' only way to write markup |
