@@ -7,7 +7,8 @@ a real integration repository (the sample's components, built by the real Bazel)
 - `serve_env()`: the environment `convoy serve` starts with: the test's,
   with SECRETS;
 - `github_tag_push`, `signed`: a GitHub `push` of a tag as GitHub sends it,
-  and its headers with X-Hub-Signature-256;
+  and its headers with X-Hub-Signature-256; `gitlab_tag_push`,
+  `gitlab_headers`: GitLab's tag push and its headers with X-Gitlab-Token;
 - `EventStream`: a client of `GET /api/events/stream` that reads SSE
   messages one by one (each: id, event type, the event as data);
 - `start_process`: `convoy process` as a real process, in the background.
@@ -40,11 +41,13 @@ SECRETS = {
     "CONVOY_E2E_TOKEN_MESSAGES": "e2e-messages-93d2b6a0f17c4e58",
     "CONVOY_E2E_TOKEN_ADMIN": "e2e-admin-5b7e1f08c2a94d36",
     "CONVOY_E2E_GITHUB_SECRET": "e2e-github-a86f3d1c0b2e9457",
+    "CONVOY_E2E_GITLAB_TOKEN": "e2e-gitlab-7d1e40b9a3c5f268",
 }
 PLANNER = SECRETS["CONVOY_E2E_TOKEN_PLANNER"]
 MESSAGES = SECRETS["CONVOY_E2E_TOKEN_MESSAGES"]
 ADMIN = SECRETS["CONVOY_E2E_TOKEN_ADMIN"]
 GITHUB_SECRET = SECRETS["CONVOY_E2E_GITHUB_SECRET"].encode()
+GITLAB_TOKEN = SECRETS["CONVOY_E2E_GITLAB_TOKEN"]
 
 SERVE = """\
 serve:
@@ -54,6 +57,7 @@ serve:
     - {name: ci-messages, env: CONVOY_E2E_TOKEN_MESSAGES, components: [messages]}
     - {name: ops, env: CONVOY_E2E_TOKEN_ADMIN, admin: true}
   github: {secret_env: CONVOY_E2E_GITHUB_SECRET}
+  gitlab: {token_env: CONVOY_E2E_GITLAB_TOKEN}
 """
 
 
@@ -74,6 +78,18 @@ def github_tag_push(clone_url: str, tag: str, *, pusher: str = "alice") -> dict[
     return {"ref": f"refs/tags/{tag}", "before": "0" * 40, "after": "1" * 40, "created": True, "deleted": False,
             "repository": {"full_name": "acme/component", "clone_url": clone_url},
             "pusher": {"name": pusher, "email": f"{pusher}@example.com"}, "sender": {"login": pusher}}
+
+
+def gitlab_tag_push(http_url: str, tag: str, *, user: str = "bob") -> dict[str, Any]:
+    """A GitLab `Tag Push Hook` of tag `tag` to the project at `http_url` (the fields convoy reads, and a few more)."""
+    return {"object_kind": "tag_push", "ref": f"refs/tags/{tag}", "before": "0" * 40, "after": "2" * 40,
+            "checkout_sha": "3" * 40, "user_username": user, "user_name": user.title(),
+            "project": {"git_http_url": http_url}}
+
+
+def gitlab_headers(delivery: str, *, token: str = GITLAB_TOKEN) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Gitlab-Event": "Tag Push Hook", "X-Gitlab-Token": token,
+            "X-Gitlab-Event-UUID": delivery}
 
 
 def signed(body: bytes, delivery: str, *, secret: bytes = GITHUB_SECRET, event: str = "push") -> dict[str, str]:

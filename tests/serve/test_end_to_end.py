@@ -14,7 +14,9 @@ process --all` as a real process beside the server. One repository and one serve
 - a real rejected request (messages v1.6.0 breaks rover's integration test) is retried and cancelled
   with the admin token, and not with a component token;
 - `convoy serve --process` processes what it is sent (a child `convoy process --forever`) and stops
-  it when it stops.
+  it when it stops;
+- a GitLab tag push (X-Gitlab-Token; a wrong token is 401, the same X-Gitlab-Event-UUID again submits
+  nothing more) submits the version, and it is merged.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import pytest
 
 from tests.serve.conftest import Server, start_server, stop_server
 from tests.serve.e2e_support import (
-    ADMIN, GITHUB_SECRET, MESSAGES, PLANNER, EventStream, e2e_config, finish, github_tag_push, requests_for,
-    serve_env, signed, start_process, store_events,
+    ADMIN, GITHUB_SECRET, MESSAGES, PLANNER, EventStream, e2e_config, finish, github_tag_push, gitlab_headers,
+    gitlab_tag_push, requests_for, serve_env, signed, start_process, store_events,
 )
 from tests.support.env import isolated_env
 from tests.support.integration import Integration
@@ -222,3 +224,19 @@ def test_serve_with_process_merges_what_it_is_sent(it, tmp_path):
     text = log.read_text()
     assert "processing the queue: convoy process --forever" in text and "convoy process stopped" in text, text
     assert "ended by itself" not in text, text
+
+
+def test_a_gitlab_tag_push_submits_and_is_merged(it, served):
+    body = json.dumps(gitlab_tag_push(it.remotes["controller"], "v1.2.2", user="carol")).encode()
+    wrong = served.call("POST", "/webhooks/gitlab", raw=body, headers=gitlab_headers("gl-e2e-1", token="x" * 24))
+    assert wrong.status == 401, wrong.text
+    reply = served.call("POST", "/webhooks/gitlab", raw=body, headers=gitlab_headers("gl-e2e-1"))
+    assert reply.status == 201, reply.text
+    again = served.call("POST", "/webhooks/gitlab", raw=body, headers=gitlab_headers("gl-e2e-1"))
+    assert again.status == 200 and again.json["duplicate"] is True, again.text
+    rid = reply.json["id"]
+    assert it.request(rid).requested_by == "gitlab:carol"
+    run = it.process("--all")
+    assert run.code == 0, run
+    assert it.request(rid).state.value == "merged", run
+    assert it.origin_pin("rover", "controller") == it.origin_pin("drone", "controller") == "v1.2.2"

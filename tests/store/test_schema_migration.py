@@ -1,4 +1,4 @@
-"""Schema version 3: a version-1 or version-2 database (an existing
+"""Schema version 4 (see also test_schema_v4.py): a version-1 or version-2 database (an existing
 checkout's) is migrated in place when a writer opens it, its data kept; a
 reader reads it as it is; a newer version stays refused. And the
 transaction's generic accessors: `meta` / `set_meta`, the open groups, the
@@ -99,16 +99,16 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_its_data(tmp_path):
                 "messages", "v1.5.0", "a" * 40, RequestState.MERGED)
             assert (queued.component, queued.requested_by, queued.bumps) == ("planner", "ci@planner", ())
             assert [e.type for e in tx.events(request_id=queued.id)] == ["REQUEST_QUEUED"]
-            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "3"
+            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "4"
         with store.transaction() as tx:  # and it is writable as a new one
             group = tx.insert_request(component="messages", version="v2.0.0", requested_by="t",
                                       bumps=[RequestBump("planner", "v3.0.0")])
             assert group.bumps == (RequestBump("planner", "v3.0.0"),)
             assert tx.put_open_group("g", [], "t").bumps == ()
-    assert columns(db, "requests")[-1] == "bumps"
+    assert columns(db, "requests")[-2:] == ["bumps", "kind"]
     assert columns(db, "open_groups") == ["name", "bumps", "requested_by", "created_at"]
     assert raw(db, "SELECT bumps FROM requests WHERE id = 1") == [("[]",)]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     assert columns(db, "deliveries") == ["forge", "delivery", "request_id", "outcome", "received_at"]
     with SQLiteStore(db) as store, store.read() as tx:  # opened again: nothing more to do
         assert len(tx.requests()) == 3
@@ -143,7 +143,7 @@ def test_a_version_2_database_gets_the_deliveries_table_and_keeps_its_data(tmp_p
             assert tx.delivery("github", "d-1") == first
             assert tx.delivery("gitlab", "d-1") is None
             assert [r.component for r in tx.requests()] == ["messages", "planner"]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     with SQLiteStore(db) as store, store.read() as tx:  # a restart keeps the deliveries
         assert tx.delivery("github", "d-1").outcome == "submitted"
 
@@ -157,7 +157,7 @@ def test_a_reader_reads_a_version_1_database_as_it_is(tmp_path):
     assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
 
-@pytest.mark.parametrize("version", ("4", "0", "two"))
+@pytest.mark.parametrize("version", ("5", "0", "two"))
 def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
     db = make_v1(tmp_path / "state.db")
     conn = sqlite3.connect(db)
@@ -168,7 +168,7 @@ def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
         with pytest.raises(ConvoyError) as error:
             SQLiteStore(db, readonly=readonly)
         message = str(error.value)
-        assert f"state schema {version} is not 3 (written by another convoy); use that convoy, or move it" in message
+        assert f"state schema {version} is not 4 (written by another convoy); use that convoy, or move it" in message
         assert "\n" not in message
     assert "bumps" not in columns(db, "requests")
 
@@ -195,7 +195,7 @@ def test_meta_accessors(store):
             tx.set_meta("queue.test", 3)
     with store.read() as tx:
         assert tx.meta("queue.test") == "second"
-        assert tx.meta("schema_version") == "3"
+        assert tx.meta("schema_version") == "4"
     with pytest.raises(RuntimeError):  # a rolled-back transaction leaves nothing
         with store.transaction() as tx:
             tx.set_meta("other", "x")

@@ -41,13 +41,18 @@ def held_hardware(directory: Path) -> tuple[dict, Path]:
     """A `bazel` first on PATH that is the real one, except that a hardware
     test run waits while the file `hold` exists (removing it lets every held
     run go on): returns (the environment with that PATH, hold)."""
+    return held_stage(directory, "convoy-hardware")
+
+
+def held_stage(directory: Path, tag_filter: str) -> tuple[dict, Path]:
+    """held_hardware for the test runs of any stage: those with `--test_tag_filters=<tag_filter>`."""
     real = shutil.which("bazel")
     hold = directory / "hold"
     hold.touch()
     (directory / "bin").mkdir(exist_ok=True)
     wrapper = directory / "bin" / "bazel"
     wrapper.write_text(f"""#!/bin/bash
-if [[ " $* " == *"--test_tag_filters=convoy-hardware"* ]]; then
+if [[ " $* " == *"--test_tag_filters={tag_filter}"* ]]; then
   trap 'exit 8' INT
   for _ in $(seq 600); do [ -e {hold} ] || break; sleep 0.2; done
 fi

@@ -266,6 +266,17 @@ def _describe(event: Event) -> str:
                f"{d.get('limit')} retries): {d.get('reason')}"
     elif t == models.REQUEST_ERROR:
         what = f"error after {d.get('attempts')} attempts: {d.get('reason')}"
+    elif t == models.TRY_QUEUED:
+        what = f"try of {d.get('component')} {d.get('version')} @ {_short(d.get('commit'))} " + (
+            f"waits again: {d.get('reason')}" if d.get("again") else f"queued (by {d.get('requested_by')})")
+    elif t == models.TRY_START:
+        what = f"try of {d.get('component')} {d.get('version')} started on {_short(d.get('base_commit'))} " \
+               f"(attempt {d.get('attempt')}; nothing is merged)"
+    elif t == models.TRY_PASSED:
+        what = f"try passed: {d.get('component')} {d.get('version')} @ {_short(d.get('commit'))} passes every " \
+               f"stage on {_short(d.get('base_commit'))}"
+    elif t == models.TRY_FAILED:
+        what = f"try failed: {d.get('summary')}"
     elif t == models.PLUGIN_ERROR:
         what = f"plugin {d.get('plugin')} failed on {d.get('event_type')} #{d.get('event_id')}: {d.get('error')}"
     else:

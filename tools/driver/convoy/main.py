@@ -73,6 +73,7 @@ COMMANDS = {
     "status": "status",
     "submit": "submit",
     "tag": "tag",
+    "try": "try_",
 }
 
 USAGE = "usage: convoy <command> [flags]   (commands: {})".format(", ".join(sorted(COMMANDS)))

@@ -5,6 +5,8 @@ state enums carry the lifecycles of DESIGN.md ("The driver"):
 
     request  queued -> testing -> merged | rejected | superseded | cancelled | error
              (an infrastructure error sends a testing request back to queued)
+    try      queued -> testing -> passed | failed | cancelled | error
+             (a request arriving sends a testing try back to queued: convoy.tries)
     build    building -> succeeded | failed
     stage    waiting -> building -> succeeded | failed; `skipped` when an
              earlier stage failed (the stage never started)
@@ -34,10 +36,18 @@ class RequestState(str, enum.Enum):
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
     ERROR = "error"
+    PASSED = "passed"  # a try's endings (kind "try"): a request never takes them
+    FAILED = "failed"
 
     @property
     def is_final(self) -> bool:
         return self not in (RequestState.QUEUED, RequestState.TESTING)
+
+
+# A record's kind: a request of the merge queue, or a try (`convoy try`: the
+# stages run on a candidate that is never merged nor tagged; convoy.tries).
+KIND_REQUEST = "request"
+KIND_TRY = "try"
 
 
 class Phase(str, enum.Enum):
@@ -105,14 +115,22 @@ REQUEST_REJECTED = "REQUEST_REJECTED"
 REQUEST_REQUEUED = "REQUEST_REQUEUED"
 REQUEST_ERROR = "REQUEST_ERROR"
 PLUGIN_ERROR = "PLUGIN_ERROR"
+# A try's life (`convoy try`): queued (again, when a request stopped it),
+# started, and its verdict; its builds report BUILD_START ... as a request's.
+TRY_QUEUED = "TRY_QUEUED"
+TRY_START = "TRY_START"
+TRY_PASSED = "TRY_PASSED"
+TRY_FAILED = "TRY_FAILED"
 
 # Every event type, in the order convoy.yaml's messages list them: the
-# design's fifteen, then the four the queue added (convoy.config imports it).
+# design's fifteen, then the four the queue added, then the tries' four
+# (convoy.config imports it).
 EVENT_TYPES = (
     REQUEST_QUEUED, BUILD_START, STAGE_START, TASK_START, TASK_COMPLETE, TASK_SUCCESS,
     TASK_FAIL, STAGE_COMPLETE, BUILD_COMPLETE, BUILD_SUCCESS, BUILD_FAIL, MANIFEST_UPDATED,
     RELEASE_TAGGED, REQUEST_REJECTED, PLUGIN_ERROR,
     REQUEST_SUPERSEDED, REQUEST_CANCELLED, REQUEST_REQUEUED, REQUEST_ERROR,
+    TRY_QUEUED, TRY_START, TRY_PASSED, TRY_FAILED,
 )
 
 
@@ -174,6 +192,8 @@ class Request:
     one configuration (None: every configuration that has the component).
     `detail` says, in one line, why a request ended as it did. `all_bumps`
     is every bump, this primary one first; `components` their components.
+    `kind` is KIND_REQUEST, or KIND_TRY for a try (`is_try`), which shares
+    the record and its builds but never the merge queue.
     """
 
     id: int
@@ -201,6 +221,11 @@ class Request:
     bazel_seconds: float
     git_seconds: float
     bumps: tuple[RequestBump, ...] = ()  # a group's bumps beyond the primary one
+    kind: str = KIND_REQUEST
+
+    @property
+    def is_try(self) -> bool:
+        return self.kind == KIND_TRY
 
     @property
     def primary(self) -> RequestBump:

@@ -159,6 +159,8 @@ class ForgeStatusPlugin(Plugin):
         if request is None:
             self._skip("-", f"request #{request_id} is not in the store")
             return
+        if request.is_try:  # a try's build (convoy try) must not set the integration status of its commit
+            return
         state, text = status
         remotes = self._remotes()
         targets = [t for t in (self._target(bump, remotes) for bump in request.all_bumps) if t is not None]

@@ -2,10 +2,13 @@
 
     convoy process              # until the queue is empty (same as --all)
     convoy process --once       # one request (an interrupted one first), then stop
+                                # (or, with no request waiting, one try: convoy try)
     convoy process --forever    # keep going; look at the queue every --poll_interval seconds
 
-Prints a line per event (request, stage, task, configuration, elapsed time,
-outcome). Exit status 0 unless the driver itself failed: a rejected
+When no request is queued or in flight, it runs the waiting tries (`convoy
+try`), one at a time; a request that arrives stops the try, which runs
+again later. Prints a line per event (request, stage, task, configuration,
+elapsed time, outcome). Exit status 0 unless the driver itself failed: a rejected
 request is the queue doing its job. Resumes whatever a killed `convoy
 process` left half done (see convoy.queue). Ctrl-C (or SIGTERM) stops
 the Bazel runs under way; the next `convoy process` runs those tasks again.
@@ -67,7 +70,7 @@ def process(root: Path, *, mode: str = "all", poll_interval: Optional[float] = N
     check_poll_interval(poll_interval)
     config = common.config(root)
     poll = poll_interval if poll_interval is not None else config.poll_interval
-    done = 0
+    done = tried = 0
     with ProcessLock(root), common.store(root, create=True) as store:
         from convoy.plugins import make_plugins
 
@@ -83,12 +86,17 @@ def process(root: Path, *, mode: str = "all", poll_interval: Optional[float] = N
                         if mode == "once":
                             break
                         continue
+                    if processor.try_step() is not None:  # only when no request waits (convoy try)
+                        tried += 1
+                        if mode == "once":
+                            break
+                        continue
                     if mode != "forever":
                         break
                     processor.stop.wait(poll)
                 if processor.stop.is_set():
                     processor.out("convoy: stopped; the next convoy process resumes where this one left off")
-                elif done == 0:
+                elif done == 0 and tried == 0:
                     processor.out("convoy: the queue is empty")
                 if processor.internal_errors:
                     processor.out(f"convoy: {processor.internal_errors} request(s) ended in error because of a bug "

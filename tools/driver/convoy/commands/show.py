@@ -7,6 +7,8 @@ A group request (several bumps tested, merged and tagged as one) lists
 every bump. In the JSON, as in convoy.models.Request, request.bumps holds a
 group's bumps beyond its primary one (component, version, ...; empty for a
 single bump) and request.all_bumps every bump, the primary one first.
+A try's id (`convoy try`) shows the try the same way, request.kind "try"
+(a request's is "request").
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
         })
     return {
         "request": {
-            "id": r.id, "component": r.component, "version": r.version, "commit": r.commit,
+            "id": r.id, "kind": r.kind, "component": r.component, "version": r.version, "commit": r.commit,
             "commit_given": r.commit_given, "archive_url": r.archive_url, "strip_prefix": r.strip_prefix,
             "configuration": r.configuration, "requested_by": r.requested_by, "state": r.state.value,
             "phase": r.phase.value if r.phase else None, "attempts": r.attempts, "base_commit": r.base_commit,
@@ -124,7 +126,9 @@ def print_text(data: dict[str, Any]) -> None:
     newline or a terminal escape stored in a request cannot forge a line."""
     r = data["request"]
     bumps = r.get("all_bumps") or [r]
-    if len(bumps) == 1:
+    if r.get("kind") == "try":
+        print(f"try #{r['id']}: {_bump(r)} (a try: nothing is merged or tagged)")
+    elif len(bumps) == 1:
         print(f"request #{r['id']}: {_bump(r)}")
     else:
         print(f"request #{r['id']}: a group of {len(bumps)} bumps, tested, merged and tagged as one:")

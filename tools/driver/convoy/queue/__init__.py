@@ -13,6 +13,7 @@
 | `window.py` | `WindowQueue`: the speculative and batch modes, carrying out the scheduler's decisions |
 | `jobs.py` | `Job`: one candidate's build in its own lane and thread; the slots the lanes share |
 | `lock.py` | `ProcessLock` (one driver per checkout) and the store's `Lease` |
+| `tries.py` | `TryRunner`: the tries (`convoy try`) in what the queue leaves free, yielding to any request |
 
 A mode is a `QueueManager` subclass registered in `MODES`; nothing outside this package knows which
 mode runs. convoy.yaml's `queue.mode` is checked against the same names.

@@ -6,6 +6,7 @@
         queue.recover()                  # interrupted tasks back to ready
         while queue.step() is not None:  # one request until it is final or re-queued
             pass
+        queue.try_step()                 # then a waiting try (convoy try), if the queue is idle
         queue.finish()
 
 A mode (in the manner of Zuul's pipeline managers) subclasses
@@ -25,6 +26,11 @@ it (`Requeue`; nothing was pushed). Otherwise the step is retried in place,
 and if it keeps failing `convoy process` stops with the request still at
 its phase, to resume at the next start. An unexpected exception (a bug)
 ends the request in `error` with a crash log, so that the queue goes on.
+
+Tries (`convoy try`) run only in what the queue leaves free: `try_step`
+runs one when the mode says it is `idle`, and the try yields (its build
+stopped, itself back to waiting) as soon as a request arrives; see
+convoy.queue.tries.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from convoy.events import Dispatcher, describe
 from convoy.models import BuildState, Phase, Request, RequestState, TaskState
 from convoy.queue.lock import Lease
 from convoy.queue.phases import QueueContext, Requeue, Steps, Stopped, StuckError
+from convoy.queue.tries import TryRunner
 from convoy.store import Transaction, state_dir
 from convoy.timing import Meter
 
@@ -60,6 +67,7 @@ class QueueManager(abc.ABC):
         self._out = ctx.out
         self._quiet = False
         self.steps = Steps(ctx, out=self.out)  # steps print through the same guarded output
+        self.tries = TryRunner(ctx, out=self.out)
         self.lease = Lease(ctx.store, LEASE)
         self.dispatcher = Dispatcher(ctx.store, plugins, on_error=None) if plugins else None
         self._printed = 0
@@ -83,6 +91,10 @@ class QueueManager(abc.ABC):
     def lane_for(self, request: Request) -> int:
         """The candidate worktree `request` is built in (one per candidate in flight)."""
         return 0
+
+    def idle(self) -> bool:
+        """Whether nothing of the queue runs now (after `step` returned None), so that a try may."""
+        return True
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -144,6 +156,7 @@ class QueueManager(abc.ABC):
                     tx.update_task(task.id, state=TaskState.READY, pid=None)
         for request in testing:
             self.out(f"convoy: resuming request #{request.id} ({request.title}) at its {request.phase.value} phase")
+        self.tries.recover()
         return [r.id for r in testing]
 
     # -- the loop --------------------------------------------------------------------------
@@ -167,6 +180,13 @@ class QueueManager(abc.ABC):
                  f"(attempt {request.attempts + 1})")
         self._process(request.id)
         return request.id
+
+    def try_step(self) -> Optional[int]:
+        """Runs a waiting try if the queue is idle and no request waits (it
+        yields to one arriving); returns its id, or None."""
+        if self.stop.is_set() or not self.idle():
+            return None
+        return self.tries.step()
 
     def _process(self, request_id: int) -> None:
         meter = Meter()

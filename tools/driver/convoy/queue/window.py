@@ -101,6 +101,11 @@ class WindowQueue(JobReports, ChainRecord, QueueManager):
                 self.cond.wait(0.5)
         return None
 
+    def idle(self) -> bool:
+        """No job runs, not even a discarded one still stopping (a try takes lane 0)."""
+        with self.cond:
+            return not self.jobs and not any(job.thread.is_alive() for job in self.retired)
+
     def finish(self, flush_timeout: float = 30.0) -> None:
         self.stop.set()  # the jobs' builds stop where they are; the next process resumes them
         for job in list(self.jobs.values()) + self.retired:

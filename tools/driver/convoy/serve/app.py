@@ -2,7 +2,7 @@
 
     app = make_app(root, config, credentials)      # an ASGI app; commands/serve.py runs it on uvicorn
 
-Every route is a handler of api.py, logs.py, lab_view.py, stream.py,
+Every route is a handler of api.py, tries.py, logs.py, lab_view.py, stream.py,
 webhooks.py or page.py (the status page and a request's timeline). An ApiError
 becomes `{"error": "<one line>"}` with its status; Starlette's own 404 and
 405 get the same shape. Anything else raised by a handler is a bug: its
@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from convoy import crashlog
 from convoy.config import Config
-from convoy.serve import api, lab_view, logs, page, stream, webhooks
+from convoy.serve import api, lab_view, logs, page, stream, tries, webhooks
 from convoy.serve.auth import Credentials
 from convoy.serve.web import JSON, ApiError, error_response
 from convoy.store import state_dir
@@ -44,6 +44,8 @@ ROUTES = [
     Route("/api/requests/{id}/cancel", api.cancel, methods=["POST"]),
     Route("/api/requests/{id}/retry", api.retry, methods=["POST"]),
     Route("/api/requests/{id}/logs/{task_id}", logs.tail, methods=["GET"]),
+    Route("/api/tries", tries.submit, methods=["POST"]),
+    Route("/api/tries/{id}", tries.show, methods=["GET"]),
     Route("/api/status", api.status, methods=["GET"]),
     Route("/api/events", api.events, methods=["GET"]),
     Route("/api/events/stream", stream.stream, methods=["GET"]),

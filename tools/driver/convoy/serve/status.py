@@ -26,6 +26,11 @@ bound for the windowed ones). Without history the estimates are null.
 
 Reads only: the store is opened read-only (no write lock), as `convoy
 status` opens it; a checkout where nothing was submitted has an empty queue.
+What it reads is what it shows: the requests in the queue, the newest
+RECENT finished ones, the stages of the newest HISTORY merged ones and the
+newest releases asked for, each found from the newest end of an index
+(convoy.store's `latest_requests`, `merged_stages`, `latest_releases`), so
+its cost does not grow with the history the store keeps.
 """
 
 from __future__ import annotations
@@ -38,13 +43,14 @@ from typing import Any, Optional
 from convoy.commands import common
 from convoy.commands import status as status_command
 from convoy.config import Config
-from convoy.models import BuildState, Request, RequestState, StageState, TaskState
+from convoy.models import Request, RequestState, Stage, StageState, Task, TaskState
 from convoy.serve import logs
 from convoy.store import Transaction, now
 
 HISTORY = 20  # merged requests whose stage durations give the estimates
 RECENT = 20  # finished requests listed under "recent"
 CHAIN_KEY = "queue.chain"  # where the windowed modes keep their window (convoy.queue.window_record)
+FINISHED = tuple(s for s in RequestState if s.is_final)
 
 
 def status(root: Path, config: Config) -> dict[str, Any]:
@@ -74,8 +80,7 @@ def status(root: Path, config: Config) -> dict[str, Any]:
             queue["items"].append(entry)
         if chain is not None:
             queue["window"] = {"size": chain.get("window"), "items": chain.get("items", [])}
-        finished = [r for r in tx.requests() if r.state.is_final][-RECENT:]
-        result["recent"] = [item(tx, r, config, medians, at) for r in reversed(finished)]
+        result["recent"] = [item(tx, r, config, medians, at) for r in tx.latest_requests(FINISHED, RECENT)]
         result["last_event_id"] = tx.last_event_id()
     return result
 
@@ -91,13 +96,9 @@ def _chain(tx: Transaction) -> Optional[dict[str, Any]]:
 def stage_medians(tx: Transaction) -> dict[str, float]:
     """Stage name -> the median seconds of its passed runs in the last HISTORY merged requests."""
     runs: dict[str, list[float]] = {}
-    for request in tx.requests([RequestState.MERGED])[-HISTORY:]:
-        for build in tx.builds(request.id):
-            if build.state != BuildState.SUCCEEDED:
-                continue
-            for stage in tx.stages(build.id):
-                if stage.state == StageState.SUCCEEDED and stage.started_at and stage.finished_at:
-                    runs.setdefault(stage.name, []).append(stage.finished_at - stage.started_at)
+    for stage in tx.merged_stages(HISTORY):  # the passed stages of their passed builds
+        if stage.started_at and stage.finished_at:
+            runs.setdefault(stage.name, []).append(stage.finished_at - stage.started_at)
     return {name: round(statistics.median(seconds), 1) for name, seconds in runs.items()}
 
 
@@ -107,7 +108,11 @@ def item(tx: Transaction, r: Request, config: Config, medians: dict[str, float],
     row = status_command.row(tx, r)
     builds = tx.builds(r.id)
     build = builds[-1] if builds else None
-    stages = _stages(tx, build, at, medians) if build is not None and r.state != RequestState.QUEUED else [
+    # The build's stages with their tasks, read once for the stages and the failure (a queued request
+    # shows the configured stages, whatever its last attempt's build did).
+    shown = build is not None and r.state != RequestState.QUEUED
+    ran = [(stage, tx.tasks(stage_id=stage.id)) for stage in tx.stages(build.id)] if shown else []
+    stages = _stages(ran, at, medians) if shown else [
         {"name": s.name, "state": "waiting", "started_at": None, "duration": None,
          "estimate_seconds": medians.get(s.name), "tasks": []} for s in config.stages]
     end = r.finished_at or at
@@ -119,16 +124,16 @@ def item(tx: Transaction, r: Request, config: Config, medians: dict[str, float],
             "candidate_commit": build.candidate_commit, "base_commit": build.base_commit},
         stages=stages,
         estimate_seconds_left=_left(stages, at) if not r.state.is_final else 0.0,
-        failure=_failure(tx, r, build) if r.state in (RequestState.REJECTED, RequestState.ERROR) else None,
+        failure=_failure(tx, r, ran) if r.state in (RequestState.REJECTED, RequestState.ERROR) else None,
     )
     return row
 
 
-def _stages(tx: Transaction, build, at: float, medians: dict[str, float]) -> list[dict[str, Any]]:
+def _stages(ran: list[tuple[Stage, list[Task]]], at: float, medians: dict[str, float]) -> list[dict[str, Any]]:
     stages = []
-    for stage in tx.stages(build.id):
+    for stage, stage_tasks in ran:
         tasks = []
-        for task in tx.tasks(stage_id=stage.id):
+        for task in stage_tasks:
             running = task.state == TaskState.BUILDING and task.started_at
             tasks.append({"id": task.id, "configuration": task.configuration, "state": task.state.value, "outcome": task.outcome,
                           "slot": task.slot, "started_at": task.started_at, "duration": task.duration,
@@ -154,9 +159,9 @@ def _left(stages: list[dict[str, Any]], at: float) -> Optional[float]:
     return round(left, 1)
 
 
-def _failure(tx: Transaction, r: Request, build) -> dict[str, Any]:
+def _failure(tx: Transaction, r: Request, ran: list[tuple[Stage, list[Task]]]) -> dict[str, Any]:
     failing = []
-    for task in tx.tasks(build_id=build.id) if build is not None else ():
+    for task in sorted((t for _, tasks in ran for t in tasks), key=lambda t: t.id):  # the build's, in order
         if task.state != TaskState.FAILED:
             continue
         failing += [{"configuration": task.configuration, "task_id": task.id, "label": t.label, "status": t.status,
@@ -181,7 +186,7 @@ def releases(root: Path, limit: int) -> dict[str, Any]:
         return {"releases": []}
     found = []
     with common.store(root, readonly=True) as store, store.read() as tx:
-        for release in reversed(tx.releases()[-limit:]):
+        for release in tx.latest_releases(limit):
             request = tx.request(release.request_id) if release.request_id is not None else None
             found.append({
                 "tag": release.tag, "commit": release.commit, "notes": release.notes,

@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from convoy.errors import ConvoyError
 from convoy.models import (
-    Build, Delivery, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task, TaskState,
+    KIND_REQUEST, Build, Delivery, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task,
+    TaskState,
 )
 from convoy.untrusted import printable
 
@@ -54,9 +55,12 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def requests(
         self, states: Optional[Iterable[RequestState]] = None, component: Optional[str] = None,
+        kind: str = KIND_REQUEST,
     ) -> list[Request]:
         """Requests (in these states, bumping this component: the primary
-        bump's or another of a group's), oldest first."""
+        bump's or another of a group's), oldest first. Only the merge
+        queue's, unless `kind` is KIND_TRY: then only tries (`request(id)`
+        returns either kind)."""
 
     @abc.abstractmethod
     def update_request(self, request_id: int, **fields: Any) -> Request: ...
@@ -169,6 +173,21 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def record_delivery(self, forge: str, delivery: str, *, request_id: Optional[int], outcome: str) -> Delivery:
         """Records what the delivery did (a delivery already recorded keeps its first record)."""
+
+    # what is recent (convoy serve's status and page): the cost of each is that of what it returns,
+    # whatever the history the store keeps
+    @abc.abstractmethod
+    def latest_requests(self, states: Iterable[RequestState], limit: int) -> list[Request]:
+        """The newest `limit` of the merge queue's requests in these states, newest first."""
+
+    @abc.abstractmethod
+    def merged_stages(self, limit: int) -> list[Stage]:
+        """The stages that succeeded, in the builds that succeeded, of the newest `limit` merged
+        requests (the history of the status's estimates): oldest request first, each build's in order."""
+
+    @abc.abstractmethod
+    def latest_releases(self, limit: int) -> list[Release]:
+        """The newest `limit` releases, newest first."""
 
 
 class Store(abc.ABC):

@@ -81,9 +81,11 @@ CREATE TABLE IF NOT EXISTS requests (
     total_seconds REAL NOT NULL DEFAULT 0,
     bazel_seconds REAL NOT NULL DEFAULT 0,
     git_seconds REAL NOT NULL DEFAULT 0,
-    bumps TEXT NOT NULL DEFAULT '[]'
+    bumps TEXT NOT NULL DEFAULT '[]',
+    kind TEXT NOT NULL DEFAULT 'request'
 );
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state, id);
+CREATE INDEX IF NOT EXISTS requests_by_kind ON requests(kind, state, id);
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id INTEGER NOT NULL REFERENCES requests(id),

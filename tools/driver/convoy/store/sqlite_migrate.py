@@ -10,6 +10,7 @@ database as it is.
     version 1   the first schema
     version 2   requests.bumps (a group's extra bumps, JSON); table open_groups
     version 3   table deliveries (the forges' webhook deliveries `convoy serve` has acted on)
+    version 4   requests.kind ('request', or 'try': `convoy try`, never merged)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Optional
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 OPEN_GROUPS = """
 CREATE TABLE IF NOT EXISTS open_groups (
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE requests ADD COLUMN bumps TEXT NOT NULL DEFAULT '[]'", OPEN_GROUPS),
     2: (DELIVERIES,),
+    3: ("ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'request'",
+        "CREATE INDEX IF NOT EXISTS requests_by_kind ON requests(kind, state, id)"),
 }
 
 # The tables a version added (a database at an older version lacks them).

@@ -14,17 +14,18 @@ import sqlite3
 from typing import Any, Mapping, Optional, Sequence
 
 from convoy.models import (
-    Build, BuildState, Event, Phase, Release, Request, RequestState, Stage, StageState, TargetOutcome, Task,
-    TaskState,
+    KIND_REQUEST, Build, BuildState, Event, Phase, Release, Request, RequestState, Stage, StageState, TargetOutcome,
+    Task, TaskState,
 )
 from convoy.store.base import MAX_ID, Transaction, iso, now
 from convoy.store.sqlite_meta import MetaAndGroups, bumps_json, bumps_of
+from convoy.store.sqlite_recent import RecentReads
 
 # The columns `insert_request` and `update_*` accept, by table.
 _REQUEST_COLUMNS = {
     "component", "version", "commit", "commit_given", "archive_url", "strip_prefix", "configuration",
     "requested_by", "state", "phase", "attempts", "base_commit", "candidate_commit", "tag", "detail",
-    "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at", "bumps",
+    "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at", "bumps", "kind",
 }
 _BUILD_COLUMNS = {"state", "finished_at", "detail"}
 _STAGE_COLUMNS = {"state", "started_at", "finished_at"}
@@ -35,9 +36,10 @@ _TASK_COLUMNS = {
 _RENAMED = {"commit": "commit_sha"}
 
 
-class SQLiteTransaction(MetaAndGroups, Transaction):
+class SQLiteTransaction(MetaAndGroups, RecentReads, Transaction):
     """One transaction on `conn`, which SQLiteStore begins and ends (meta
-    and open groups: sqlite_meta.py)."""
+    and open groups: sqlite_meta.py; the recent requests, stages and
+    releases: sqlite_recent.py)."""
 
     def __init__(self, conn: sqlite3.Connection, readonly: bool = False) -> None:
         self.conn = conn
@@ -87,8 +89,12 @@ class SQLiteTransaction(MetaAndGroups, Transaction):
         row = self._one("SELECT * FROM requests WHERE id = ?", (request_id,))
         return None if row is None else _request(row)
 
-    def requests(self, states=None, component=None) -> list[Request]:
+    def requests(self, states=None, component=None, kind=KIND_REQUEST) -> list[Request]:
         where, args = [], []
+        if self._has_kinds():
+            where, args = ["kind = ?"], [kind]
+        elif kind != KIND_REQUEST:  # a database before version 4, read as it is: no tries
+            return []
         if states is not None:
             states = [RequestState(s).value for s in states]
             where.append(f"state IN ({', '.join('?' for _ in states)})")
@@ -96,6 +102,12 @@ class SQLiteTransaction(MetaAndGroups, Transaction):
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         found = [_request(r) for r in self._all(f"SELECT * FROM requests{clause} ORDER BY id", args)]
         return found if component is None else [r for r in found if component in r.components]
+
+    def _has_kinds(self) -> bool:
+        """Whether `requests` has its `kind` column (schema version 4)."""
+        if not hasattr(self, "_kinds"):
+            self._kinds = any(row[1] == "kind" for row in self._all("PRAGMA table_info(requests)"))
+        return self._kinds
 
     def update_request(self, request_id: int, **fields: Any) -> Request:
         self._update("requests", _REQUEST_COLUMNS, request_id, {**fields, "updated_at": now()})
@@ -268,6 +280,7 @@ def _request(row: sqlite3.Row) -> Request:
         created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
         total_seconds=row["total_seconds"], bazel_seconds=row["bazel_seconds"], git_seconds=row["git_seconds"],
         bumps=bumps_of(row["bumps"]) if "bumps" in row.keys() else (),  # a version-1 database, read as it is
+        kind=row["kind"] if "kind" in row.keys() else KIND_REQUEST,  # before version 4: no tries
     )
 
 
