@@ -108,14 +108,18 @@ def test_drone_rover_drone_in_one_output_base_has_the_second_drone_run_all_cache
     assert any(status == "skipped" for status, _ in again.values())  # the planner's test: rover only
 
 
-def action_of(cache: Path, label: str) -> tuple[Path, list[Path]]:
-    """The action result of test `label` in the disk cache, and the blobs it names (its test.log, its stderr)."""
+def actions_of(cache: Path, label: str) -> tuple[list[Path], list[Path]]:
+    """The action results of test `label` in the disk cache (one per configuration that ran it: their keys
+    differ by --platform_suffix), and the blobs they name (their test.log, their stderr)."""
+    actions, outputs = [], []
     for action in (cache / "ac").glob("*/*"):
         named = [cache / "cas" / d[:2] / d for d in re.findall(r"[0-9a-f]{64}", action.read_bytes().decode("latin-1"))]
         blobs = [b for b in named if b.exists()]
         if any(f"Executing tests from {label}\n".encode() in b.read_bytes()[:4096] for b in blobs):
-            return action, blobs
-    raise AssertionError(f"no action result of {label} in {cache}")
+            actions.append(action)
+            outputs += blobs
+    assert actions, f"no action result of {label} in {cache}"
+    return actions, outputs
 
 
 def test_a_prune_of_what_bazel_wrote_never_leaves_a_test_uncacheable(sample):
@@ -126,14 +130,14 @@ def test_a_prune_of_what_bazel_wrote_never_leaves_a_test_uncacheable(sample):
     # The test's outputs are the least recently used: they go first, its action result (read lately) stays
     # unless prune removes it with them. Its stderr differs in every run (linux-sandbox's timestamped
     # lines), and Bazel 4.2 never replaces an action result: left alone, it would be a miss for good.
-    action, outputs = action_of(sample.cache, "//integration:telemetry_roundtrip_test")
+    found, outputs = actions_of(sample.cache, "//integration:telemetry_roundtrip_test")  # rover's, drone's
     for blob in outputs:
         os.utime(blob, (time.time() - 30 * 86400,) * 2)
     size = sum(p.stat().st_size for p in sample.cache.rglob("*") if p.is_file())
     blobs = {p.name for p in (sample.cache / "cas").glob("*/*")}
     result = prune(sample.cache, size - 1)
     assert result.bytes_before == size and size - result.bytes_removed <= 0.9 * (size - 1)
-    assert not any(blob.exists() for blob in outputs) and not action.exists()
+    assert not any(blob.exists() for blob in outputs) and not any(action.exists() for action in found)
     removed = blobs - {p.name for p in (sample.cache / "cas").glob("*/*")}
     for action in (sample.cache / "ac").glob("*/*"):
         named = set(re.findall(r"[0-9a-f]{64}", action.read_bytes().decode("latin-1"))) - {EMPTY_BLOB}
