@@ -88,6 +88,15 @@ class QuerySettings:
     log_path: Optional[Path] = None
     bazel: str = "bazel"
 
+    @classmethod
+    def of(cls, config, output_base: Optional[Path], flags: Sequence[str], *, timeout: float = QUERY_TIMEOUT,
+           log_path: Optional[Path] = None) -> "QuerySettings":
+        """A query run as a task of `config` (a convoy.config.Config) would run Bazel: its startup flags,
+        its environment's secrets and passed variables."""
+        return cls(output_base=output_base, startup_flags=tuple(config.bazel_startup_flags), flags=tuple(flags),
+                   secret_env=tuple(config.secret_env), pass_env=tuple(config.bazel_pass_env), timeout=timeout,
+                   log_path=log_path)
+
 
 @dataclass(frozen=True)
 class Selection:

@@ -253,10 +253,9 @@ class TaskRunner:
             return None
         config = self.ctx.config
         changed = affected.changed_components(self.ctx.checkout, self.build, task.configuration)  # git time
-        settings = affected.QuerySettings(
-            output_base=self.ctx.output_base(slot), startup_flags=tuple(config.bazel_startup_flags),
-            flags=flags, secret_env=tuple(config.secret_env), pass_env=tuple(config.bazel_pass_env),
-            timeout=min(spec.timeout, affected.QUERY_TIMEOUT), log_path=log_path.with_suffix(".query.log"))
+        settings = affected.QuerySettings.of(config, self.ctx.output_base(slot), flags,
+                                             timeout=min(spec.timeout, affected.QUERY_TIMEOUT),
+                                             log_path=log_path.with_suffix(".query.log"))
         with self.ctx.meter.measure("bazel"):
             return affected.select_tests(self.worktree, spec, task.configuration, changed, settings)
 

@@ -272,11 +272,7 @@ class Job:
         failure = failures[0]
         targets = [t["label"] for t in failure.targets]
         bumped = {r.id: list(r.components) for r in found}
-        settings = affected.QuerySettings(
-            output_base=run.output_base(0), startup_flags=tuple(run.config.bazel_startup_flags),
-            flags=tuple(run.config.bazel_flags), secret_env=tuple(run.config.secret_env),
-            pass_env=tuple(run.config.bazel_pass_env), timeout=affected.QUERY_TIMEOUT,
-            log_path=None)
+        settings = affected.QuerySettings.of(run.config, run.output_base(0), run.config.bazel_flags)
         try:
             suspicion = culprits.suspects(worktree, failure.configuration, targets, bumped, settings)
         except Exception as e:  # the graph is a shortcut: bisection still finds the culprit

@@ -80,10 +80,8 @@ class StagePools:
             return False
         config = self.ctx.config
         changed = affected.changed_components(self.ctx.checkout, build, configuration)
-        settings = affected.QuerySettings(
-            output_base=output_base, startup_flags=tuple(config.bazel_startup_flags),
-            flags=task_flags(config, spec), secret_env=tuple(config.secret_env),
-            pass_env=tuple(config.bazel_pass_env), timeout=min(spec.timeout, affected.QUERY_TIMEOUT))
+        settings = affected.QuerySettings.of(config, output_base, task_flags(config, spec),
+                                             timeout=min(spec.timeout, affected.QUERY_TIMEOUT))
         return affected.select_tests(worktree, spec, configuration, changed, settings).nothing_to_run
 
     def check(self, workspace: Path, stage: StageSpec, configurations: Sequence[str], config: Config,
