@@ -13,6 +13,7 @@ from convoy.config import (
     EVENT_TYPES,
     Config,
     PluginSpec,
+    ReleaseSpec,
     StageSpec,
     default_config_text,
     load_config,
@@ -112,6 +113,7 @@ def test_everything_set(tmp_path):
     assert config == Config(
         path=str(path), queue_mode="serial", poll_interval=2.5, parallelism=4, infra_retries=0, remote="upstream",
         branch="release/2026", tag_format="rel-{year}.{month:02d}.{day}-{n}",
+        release=ReleaseSpec(tag_format="rel-{year}.{month:02d}.{day}-{n}"),
         bazel_startup_flags=("--output_user_root=/var/cache/bazel",), bazel_flags=("--keep_going", "--config=ci"),
         stages=(
             StageSpec(name="build", command="build", targets=("//integration/...", "-//integration/slow/..."),

@@ -13,6 +13,8 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
     retries: {infrastructure: 2}                 # re-queue an infrastructure error this often
     git: {remote: origin, branch: main}          # where the candidate is pushed and tagged
     release: {tag_format: "v{year}.{month}.{n}"} # overrides the manifest's
+    release: {artifacts: [//product:distribution], store: .convoy/releases, changelog: CHANGELOG.md,
+              signing: {key: ..., allowed_signers: ...}}   # releases (convoy.config_release)
     bazel: {startup_flags: [...], flags: [...]}  # added to every Bazel invocation
     bazel: {pass_env: [NPM_TOKEN]}               # secret-named variables Bazel may still get
     bazel: {disk_cache: .convoy/cache/bazel-disk, disk_cache_max_gb: 10}   # shared by every slot; false: none
@@ -43,17 +45,18 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from convoy.config_forge import FORGE_STATUS_KEYS, STATUS_EVENTS, check_forge_status
+from convoy.config_release import ALL_CONFIGURATIONS, RELEASE_STAGE, ReleaseSpec, SigningSpec, check_release
 from convoy.config_serve import ServeSpec, TokenSpec, check_serve
 from convoy.config_text import default_config_text
 from convoy.config_values import ENV_NAME, MAX_NUMBER, ValueChecker, line_of_item
 from convoy.models import EVENT_TYPES
 from convoy.untrusted import WEBHOOK_SCHEMES, printable, redact_userinfo, url_problem
-from convoy.versions import tag_format_problem
 from convoy.yamlcheck import key_line, kind_of, parse_checked, read_text
 
 __all__ = [
     "ALL_EVENTS", "COMMANDS", "CONFIG_NAME", "DEFAULT_STAGES", "DEFAULT_TARGETS", "EVENT_TYPES", "MAX_NUMBER",
-    "PLUGIN_KINDS", "QUEUE_MODES", "Config", "PluginSpec", "ServeSpec", "StageSpec", "TokenSpec",
+    "PLUGIN_KINDS", "QUEUE_MODES", "Config", "PluginSpec", "ReleaseSpec", "ServeSpec", "SigningSpec", "StageSpec",
+    "TokenSpec",
     "default_config_text", "load_config", "parse_config",
 ]
 
@@ -69,7 +72,6 @@ _TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "baze
 _QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
-_RELEASE_KEYS = ("tag_format",)
 _BAZEL_KEYS = ("startup_flags", "flags", "pass_env", "disk_cache", "disk_cache_max_gb")
 _STAGE_KEYS = ("name", "command", "targets", "tag_filter", "flags", "per_configuration", "timeout", "check_pools",
                "affected_only")
@@ -110,6 +112,20 @@ class StageSpec:
     timeout: float = 3600.0
     check_pools: bool = False
     affected_only: bool = False
+    # The release stage's (config_release.RELEASE_STAGE): (configuration or "*", its targets) pairs.
+    artifacts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def is_release(self) -> bool:
+        """The stage that builds the release artifacts (last; its failure re-queues, never rejects)."""
+        return bool(self.artifacts)
+
+    def targets_for(self, configuration: str) -> tuple[str, ...]:
+        """The targets of the stage's task in `configuration` (the release stage's are per configuration)."""
+        if not self.artifacts:
+            return self.targets
+        named = dict(self.artifacts)
+        return named.get(configuration, named.get(ALL_CONFIGURATIONS, ()))
 
     def bazel_flags(self) -> tuple[str, ...]:
         """The stage's own flags for its Bazel command: the tag filter, then `flags`."""
@@ -189,15 +205,26 @@ class Config:
     bazel_disk_cache_max_gb: float = 10.0
     plugins: tuple[PluginSpec, ...] = ()
     serve: ServeSpec = ServeSpec()
+    release: ReleaseSpec = ReleaseSpec()
 
     @property
     def secret_env(self) -> tuple[str, ...]:
         """The variables holding the plugins' and `convoy serve`'s secrets (never given to Bazel)."""
         return tuple(dict.fromkeys([*(p.secret_env for p in self.plugins if p.secret_env), *self.serve.secret_env]))
 
+    @property
+    def plan_stages(self) -> tuple[StageSpec, ...]:
+        """The stages of a request's build: `stages`, then the release stage
+        when release.artifacts names targets (a try has no release stage)."""
+        if not self.release.has_artifacts:
+            return self.stages
+        release = StageSpec(name=RELEASE_STAGE, command="build", targets=(),
+                            artifacts=tuple(sorted(self.release.artifacts.items())))
+        return self.stages + (release,)
+
     def stage(self, name: str) -> StageSpec:
         """The stage called `name` (KeyError if there is none)."""
-        for stage in self.stages:
+        for stage in self.plan_stages:
             if stage.name == name:
                 return stage
         raise KeyError(name)
@@ -266,13 +293,8 @@ class _ConfigChecker(ValueChecker):
             self.problem(key_line(git, "branch"), "git.branch", f"'{branch}' is not a valid branch name",
                          "write a branch name like main")
 
-        release = self.section(document, "release", _RELEASE_KEYS)
-        tag_format = self.optional_string(release, "tag_format", "release", '"v{year}.{month}.{n}"')
-        if tag_format is not None:
-            problem = tag_format_problem(tag_format)
-            if problem:
-                self.problem(key_line(release, "tag_format"), "release.tag_format", problem,
-                             'fix it, e.g. tag_format: "v{year}.{month}.{n}"')
+        release = check_release(self, document)
+        tag_format = release.tag_format
 
         bazel = self.section(document, "bazel", _BAZEL_KEYS)
         startup_flags = self.flag_list(bazel, "startup_flags", "bazel", "[--output_user_root=/var/cache/bazel]")
@@ -292,6 +314,9 @@ class _ConfigChecker(ValueChecker):
         stages = self.stages(document)
         plugins = self.plugins(document)
         serve = check_serve(self, document)
+        if release.has_artifacts and any(stage.name == RELEASE_STAGE for stage in stages):
+            self.problem(key_line(document, "stages"), "stages", f"a stage is named '{RELEASE_STAGE}', the name of the "
+                         "stage that builds release.artifacts", "rename that stage")
         if self.problems:
             return None
         return Config(
@@ -301,7 +326,7 @@ class _ConfigChecker(ValueChecker):
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
             bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
-            serve=serve,
+            serve=serve, release=release,
         )
 
     def pools(self, document: Mapping) -> Optional[dict[str, int]]:
