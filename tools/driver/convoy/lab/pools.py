@@ -7,6 +7,7 @@
     pools.check_pools(needed, lab)                     # NoHealthyWorker: "no healthy worker in pool rover-rigs"
     with pools.invocation(lab) as invocation_id:       # bazel test --invocation_id=<invocation_id> ...
         ...                                            # on exit, whatever it left queued is cancelled
+    pools.invocation_runs(lab, invocation_id)          # [{"target", "pool", "worker": "<pool>/<rig>", ...}]
 
 A pool with no healthy worker would leave its tests queued forever (the
 scheduler has no timeout for them), so the stage fails fast instead; that is
@@ -134,6 +135,13 @@ def check_pools(
 def cancel_invocation(lab: LabAddress, invocation_id: str) -> List[str]:
     """Cancels every unfinished operation of one Bazel invocation; returns the operation names."""
     return ask(lab, "cancel", f"--invocation_id={invocation_id}")
+
+
+def invocation_runs(lab: LabAddress, invocation_id: str) -> List[dict]:
+    """What the lab's workers ran for one Bazel invocation (convoy.lab.service's `runs`): one dict per
+    finished action with "action", "target" (TEST_TARGET, "" for a build action), "pool", "worker"
+    ("<pool>/<name>"), "started", "finished" (epoch seconds), "exit_code", "cached"."""
+    return ask(lab, "runs", f"--invocation_id={invocation_id}")
 
 
 def cancel_pool(lab: LabAddress, pool: str) -> List[str]:

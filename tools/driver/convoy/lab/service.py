@@ -5,6 +5,8 @@
     ... ping                                  {"ok": true, "high_api": "2.2.0"}
     ... workers                               [{"bot_id", "pool", "name", "status", "healthy", "operations"}...]
     ... operations [--filter='stage=queued']  [{"name", "stage", "action", "done"}...]
+    ... runs --invocation_id=<id>             [{"action", "target", "pool", "worker", "started", "finished",
+                                                "exit_code", "cached"}...]: what the workers ran for it
     ... cancel --invocation_id=<id>           cancels that Bazel invocation's unfinished operations
     ... cancel --pool=<pool>                  cancels the unfinished operations of a pool
     ... cancel --all                          cancels every unfinished operation
@@ -14,6 +16,15 @@ questions through this module (convoy.lab.pools does), so that what it
 decides rests on what the service itself knows: which bots are registered,
 their status (a rig worker reports UNHEALTHY while its rig does not answer),
 whether their session has expired.
+
+`runs` is the provenance of a Bazel run: one entry per finished operation of
+the invocation that a worker reported a result for (a cancelled or refused
+one has none). The worker's bot id (`<pool>/<name>`) and its start and end
+(epoch seconds; convoy's workers report whole seconds) come from the
+ActionResult's execution metadata; the test's label (TEST_TARGET, "" for a
+build action) and `Pool` from the Action and Command in the CAS. A filter
+that names the invocation lists its finished operations too (BuildGrid
+hides completed ones only when the filter is empty).
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Type, TypeVar
 
 import grpc
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
@@ -30,9 +41,15 @@ from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_p
 from buildgrid._protos.build.buildgrid import introspection_pb2, introspection_pb2_grpc
 from buildgrid._protos.google.devtools.remoteworkers.v1test2 import bots_pb2
 from buildgrid._protos.google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf.message import Message
+
+from convoy.lab.cas import Cas, digest_str
 
 TIMEOUT = 10.0
 UNFINISHED = "stage != completed"
+POOL_KEY = "Pool"
+
+M = TypeVar("M", bound=Message)
 
 
 def ping(channel: grpc.Channel, instance: str) -> Dict[str, Any]:
@@ -65,29 +82,95 @@ def workers(channel: grpc.Channel, instance: str) -> List[Dict[str, Any]]:
     return out
 
 
-def operations(channel: grpc.Channel, instance: str, filter_string: str) -> List[Dict[str, Any]]:
+def _list(channel: grpc.Channel, instance: str, filter_string: str) -> Iterator[operations_pb2.Operation]:
+    """Every operation that matches `filter_string` (all pages)."""
     stub = operations_pb2_grpc.OperationsStub(channel)
-    out = []
     token = ""
     while True:
         response = stub.ListOperations(
             operations_pb2.ListOperationsRequest(name=instance, filter=filter_string, page_token=token, page_size=500),
             timeout=TIMEOUT,
         )
-        for op in response.operations:
-            meta = re_pb2.ExecuteOperationMetadata()
-            op.metadata.Unpack(meta)
-            out.append(
-                {
-                    "name": op.name,
-                    "stage": re_pb2.ExecutionStage.Value.Name(meta.stage),
-                    "action": f"{meta.action_digest.hash}/{meta.action_digest.size_bytes}",
-                    "done": op.done,
-                }
-            )
+        yield from response.operations
         token = response.next_page_token
         if not token:
-            return out
+            return
+
+
+def _metadata(op: operations_pb2.Operation) -> re_pb2.ExecuteOperationMetadata:
+    meta = re_pb2.ExecuteOperationMetadata()
+    op.metadata.Unpack(meta)
+    return meta
+
+
+def operations(channel: grpc.Channel, instance: str, filter_string: str) -> List[Dict[str, Any]]:
+    out = []
+    for op in _list(channel, instance, filter_string):
+        meta = _metadata(op)
+        out.append(
+            {
+                "name": op.name,
+                "stage": re_pb2.ExecutionStage.Value.Name(meta.stage),
+                "action": digest_str(meta.action_digest),
+                "done": op.done,
+            }
+        )
+    return out
+
+
+def _seconds(stamp: Any) -> float:
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+def _read(cas: Cas, digests: List[re_pb2.Digest], kind: Type[M]) -> Dict[str, M]:
+    """hash -> message of each digest the CAS has (a missing blob is left out, not an error)."""
+    try:
+        blobs = cas.read_blobs(digests)
+    except LookupError:  # one is gone: read them one by one
+        blobs = {}
+        for digest in digests:
+            try:
+                blobs.update(cas.read_blobs([digest]))
+            except LookupError:
+                pass
+    out = {}
+    for key, data in blobs.items():
+        message = kind()
+        message.ParseFromString(data)
+        out[key] = message
+    return out
+
+
+def runs(channel: grpc.Channel, instance: str, invocation_id: str) -> List[Dict[str, Any]]:
+    """What the workers ran for one Bazel invocation, in the order they started (see the module's docstring)."""
+    finished = []
+    for op in _list(channel, instance, f"invocation_id={invocation_id}"):
+        response = re_pb2.ExecuteResponse()
+        if not op.done or not op.response.Unpack(response) or not response.result.execution_metadata.worker:
+            continue
+        finished.append((_metadata(op).action_digest, response))
+    cas = Cas(channel, instance)
+    actions = _read(cas, [digest for digest, _ in finished], re_pb2.Action)
+    commands = _read(cas, [a.command_digest for a in actions.values()], re_pb2.Command)
+    out = []
+    for digest, response in finished:
+        action = actions.get(digest.hash, re_pb2.Action())
+        command = commands.get(action.command_digest.hash, re_pb2.Command())
+        platform = action.platform if action.HasField("platform") else command.platform
+        meta = response.result.execution_metadata
+        out.append(
+            {
+                "action": digest_str(digest),
+                "target": next((v.value for v in command.environment_variables if v.name == "TEST_TARGET"), ""),
+                "pool": next((p.value for p in platform.properties if p.name == POOL_KEY), ""),
+                "worker": meta.worker,
+                "started": _seconds(meta.execution_start_timestamp),
+                "finished": _seconds(meta.execution_completed_timestamp),
+                "exit_code": response.result.exit_code,
+                "cached": response.cached_result,
+            }
+        )
+    return sorted(out, key=lambda r: (r["started"], r["finished"], r["target"], r["action"]))
 
 
 def cancel(channel: grpc.Channel, instance: str, filter_string: str) -> List[str]:
@@ -109,6 +192,7 @@ def main(argv: List[str]) -> int:
     sub.add_parser("workers")
     ops = sub.add_parser("operations")
     ops.add_argument("--filter", default=UNFINISHED)
+    sub.add_parser("runs").add_argument("--invocation_id", required=True)
     can = sub.add_parser("cancel")
     group = can.add_mutually_exclusive_group(required=True)
     group.add_argument("--invocation_id")
@@ -123,6 +207,8 @@ def main(argv: List[str]) -> int:
             answer = workers(channel, args.instance)
         elif args.what == "operations":
             answer = operations(channel, args.instance, args.filter)
+        elif args.what == "runs":
+            answer = runs(channel, args.instance, args.invocation_id)
         else:
             if args.invocation_id:
                 filter_string = f"invocation_id={args.invocation_id}"

@@ -7,9 +7,12 @@ RunContext.pool_check); if it raises, the stage fails as an infrastructure
 error. Each of its tasks runs Bazel inside `lab_invocation` (the default of
 RunContext.lab_run: `--invocation_id=<id>`; on exit the lab cancels
 whatever that run left queued, so that an interrupted, timed-out or killed
-run leaves nothing for a rig). Both ask the lab that the stage's flags name
-(`lab_address`). A context without a pool check (`pool_check=None`: no lab,
-e.g. a stand-in Bazel) runs such a stage plainly.
+run leaves nothing for a rig; before that, once Bazel has ended,
+`record_rigs` writes which rig of which pool ran each hardware test to
+`<stage>-<configuration>.rigs.json` beside the task's log). Both ask the
+lab that the stage's flags name (`lab_address`). A context without a pool
+check (`pool_check=None`: no lab, e.g. a stand-in Bazel) runs such a stage
+plainly.
 
 The pools a stage needs are the `convoy-pool=<pool>` tags of the tests it
 selects, from one `bazel query --output=build` per configuration
@@ -26,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Mapping, Optional, Sequence
 
-from convoy import bazel
+from convoy import bazel, fsutil
 from convoy.config import Config, StageSpec
 from convoy.errors import InfraError
 from convoy.lab import pools as lab_pools
@@ -36,6 +39,8 @@ log = logging.getLogger("convoy.lab.stage")
 
 PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Mapping[str, Path]], None]
 LabRun = Callable[[Sequence[str], Path], ContextManager[tuple[str, ...]]]
+
+RIGS_SUFFIX = ".rigs.json"
 
 _RULE = re.compile(r"^\w+\(\n(?P<body>.*?)^\)$", re.MULTILINE | re.DOTALL)
 _NAME = re.compile(r'^  name = "(?P<name>[^"]+)"', re.MULTILINE)
@@ -111,6 +116,38 @@ def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
     return lab_pools.LabAddress.local(server=server, instance=instance)
 
 
+def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path) -> dict:
+    """Writes `path` (atomically) and returns it: which rig ran each test of
+    the invocation, as the lab's server knows it (convoy.lab.pools.invocation_runs)::
+
+        {"invocation_id": "<id>", "error": null,
+         "runs": [{"target": "//integration:flash_and_drive_test", "pool": "rover-rigs",
+                   "worker": "rover-rigs/rover-rigs-1", "rig": "rover-rigs-1", "action": "<hash>/<size>",
+                   "started": 1700000000.0, "finished": 1700000001.0, "exit_code": 0, "cached": false}]}
+
+    Only actions with a TEST_TARGET (tests; a retried or `--runs_per_test`
+    test has several). A lab that does not answer gives `"runs": []` and
+    the reason in `"error"` (one line), never an exception: the task's
+    outcome is Bazel's, the record only says where it ran."""
+    record: dict = {"invocation_id": invocation_id, "runs": [], "error": None}
+    try:
+        record["runs"] = [
+            {"target": r["target"], "pool": r["pool"], "worker": r["worker"], "rig": r["worker"].rpartition("/")[2],
+             "action": r["action"], "started": r["started"], "finished": r["finished"], "exit_code": r["exit_code"],
+             "cached": r.get("cached", False)}
+            for r in lab_pools.invocation_runs(lab, invocation_id) if r["target"]
+        ]
+    except Exception as e:  # noqa: BLE001 - a record we cannot get must not fail the run it describes
+        reason = " ".join(str(e).split()) or type(e).__name__
+        record["error"] = f"the lab did not say which rigs ran invocation {invocation_id}: {reason}"
+        log.warning("%s", record["error"])
+    try:
+        fsutil.atomic_write(path, json.dumps(record, indent=2) + "\n")
+    except OSError as e:
+        log.warning("could not write %s: %s", path, e)
+    return record
+
+
 @contextlib.contextmanager
 def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ...]]:
     """The lab's side of one task's Bazel run (a stage with `check_pools:
@@ -123,7 +160,13 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
     task's log) holds the id and the lab while the run is under way, and the
     next run of the same stage and configuration, in any build, cancels
     every ledger a killed run left (`<stage>-<configuration>.invocation`
-    under .convoy/logs) before it starts."""
+    under .convoy/logs) before it starts.
+
+    When Bazel has ended (not when it raised), before the cancel,
+    `record_rigs` writes `ledger.with_suffix(".rigs.json")`: which rig of
+    which pool ran each test of the run."""
+    rigs = ledger.with_suffix(RIGS_SUFFIX)
+    rigs.unlink(missing_ok=True)  # an earlier run's of this task: not this run's
     logs = ledger.parents[2]  # convoy.tasks.log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
     for left in sorted(logs.glob(f"request-*/build-*/{ledger.name}")):
         try:
@@ -147,4 +190,5 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
         ledger.write_text(json.dumps({"invocation_id": invocation_id, "server": lab.server,
                                       "instance": lab.instance}) + "\n")
         yield (f"--invocation_id={invocation_id}",)
+        record_rigs(lab, invocation_id, rigs)
     ledger.unlink(missing_ok=True)  # only once the cancel on exit has answered
