@@ -365,7 +365,7 @@ Changes since v2026.11.2.
 
 def test_markdown_without_requests_or_previous_release():
     text = markdown("v1", "first", [], requests_lines=[], tests_lines=[], previous=None)
-    assert text == "# v1\n\nfirst\n\n## Requests\n\nNone.\n\n## Components\n\nChanges since the start.\n\n" \
+    assert text == "# v1\n\nfirst\n\n## Components\n\nChanges since the start.\n\n" \
                    "No component changed.\n\n" \
                    "## Tests\n\nNone.\n"
 

@@ -98,6 +98,19 @@ def test_a_good_bump_runs_its_hardware_tests_on_rigs_of_their_pool(lab: LabHandl
         assert [(r["pool"], r["status"], r["exit_code"]) for r in ran] == [(POOL[configuration], "OK", 0)], ran
         assert operations(lab, invocation, unfinished=True) == []
         assert not Path(task["log_path"]).with_suffix(".invocation").exists()  # no ledger left after a clean exit
+    # The release's provenance names the rig that ran each configuration's test (the workers' own
+    # records say the same), and convoy verify checks that each is a rig of its test's pool.
+    tag = line.request(request_id).tag
+    statement = json.loads((line.checkout / ".convoy" / "releases" / tag / "provenance.intoto.json").read_text())
+    claimed = {b["annotations"]["configuration"]: b["annotations"]["hardware"]
+               for b in statement["predicate"]["runDetails"]["byproducts"] if b["annotations"]["stage"] == "hardware"}
+    for configuration, pool in POOL.items():
+        [run_on] = claimed[configuration]
+        [record] = [r for r in on_rigs if r["action"] == run_on["action"]]
+        assert (run_on["target"], run_on["pool"], run_on["worker"]) == (TEST, pool, f"{pool}/{record['worker']}")
+    checked = line.convoy("verify", tag)
+    assert checked.code == 0, checked
+    assert "2 hardware tests ran on rigs of their pools" in checked.out, checked
 
 
 def test_a_pool_without_a_healthy_worker_requeues_the_request_and_reaches_no_rig(lab: LabHandle, line: Integration):

@@ -34,6 +34,7 @@ CRASH_LINE = re.compile(r"convoy: internal error \(FailpointError: failpoint aft
 def tested(tmp_path: Path, git_repo, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An integration checkout whose origin's main passed a build: `convoy tag` would tag it."""
     repo = git_repo("integration", {"manifests/manifest.yaml": "components: {}\n", "convoy.yaml": "",
+                                    "manifests/manifest.lock.json": '{"configurations": {}}\n',
                                     ".gitignore": ".convoy/\n"})
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "clone", "--quiet", "--bare", str(repo.path), str(origin)], check=True)

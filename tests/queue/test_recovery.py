@@ -210,7 +210,9 @@ def test_tag_by_hand_tags_a_tested_tip_and_the_driver_keeps_it(ops):
     run = it.convoy("tag")
     assert run.code == 0, run
     [name] = [n for n, c in it.origin_tags().items() if c == candidate]
-    assert run.out == f"tagged {candidate[:12]} as {name} and pushed it to origin\n"
+    assert run.out == (f"tagged {candidate[:12]} as {name}, pushed it to origin and published it to "
+                       f".convoy/releases/{name}\n")
+    assert (it.checkout / ".convoy" / "releases" / name / "provenance.intoto.json").is_file()
     again = it.convoy("tag")
     assert (again.code, again.out) == (0, f"{candidate[:12]} is already released as {name}; nothing to do\n")
     resumed = it.process("--all")

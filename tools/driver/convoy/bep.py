@@ -286,3 +286,41 @@ def _local(uri: str) -> str:
     if uri.startswith("file://"):
         return unquote(urlparse(uri).path)
     return uri
+
+
+def output_files(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """The files each completed top-level target built in its `default`
+    output group ({label: [local path or URI, ...]}, in Bazel's order); a
+    target that did not complete successfully is absent."""
+    sets: dict[str, Mapping[str, Any]] = {}
+    completed: dict[str, list[str]] = {}
+    for event in _events(Path(path)):
+        ids = event.get("id")
+        if not isinstance(ids, Mapping) or len(ids) != 1:
+            continue
+        kind, key = next(iter(ids.items()))
+        if kind == "namedSet" and isinstance(key, Mapping):
+            sets[str(key.get("id"))] = _get(event, "namedSetOfFiles") or {}
+        elif kind == "targetCompleted" and isinstance(key, Mapping) and isinstance(key.get("label"), str):
+            done = _get(event, "completed")
+            if not isinstance(done, Mapping) or done.get("success") is not True:
+                continue
+            roots = [str(s.get("id")) for group in done.get("outputGroup") or ()
+                     if isinstance(group, Mapping) and group.get("name") == "default"
+                     for s in group.get("fileSets") or () if isinstance(s, Mapping)]
+            completed[key["label"]] = roots
+    result = {}
+    for label, roots in completed.items():
+        files: list[str] = []
+        seen: set[str] = set()
+        pending = list(reversed(roots))
+        while pending:
+            set_id = pending.pop()
+            if set_id in seen or set_id not in sets:
+                continue
+            seen.add(set_id)
+            named = sets[set_id]
+            files += [_local(f["uri"]) for f in named.get("files") or () if isinstance(f, Mapping) and f.get("uri")]
+            pending += reversed([str(s.get("id")) for s in named.get("fileSets") or () if isinstance(s, Mapping)])
+        result[label] = files
+    return result

@@ -183,11 +183,14 @@ def as_requests(requests: Union[Request, Sequence[Request]]) -> tuple[Request, .
 
 
 def make_candidate(checkout: Path, request: Union[Request, Sequence[Request]], base_commit: str, *,
-                   lane: int = 0) -> Candidate:
+                   lane: int = 0, changelog: Optional[str] = None) -> Candidate:
     """Makes the candidate of `request` (one request, or a sequence of them:
     a batch) on `base_commit`: the worktree of `lane` at the base, every
     bump of every request applied to the manifest in order, the lock
     re-resolved once (only the bumped components ask the network), one commit.
+    `changelog` (release.changelog: a path in the repository) gets an entry
+    naming the requests and each moved component's own commits
+    (convoy.changes), in the same commit: the one that is tested.
 
     Raises CandidateRejected if a bump does not apply or the bumps together
     change nothing; ConvoyError (re-locking: a remote unreachable, ...) or
@@ -226,6 +229,8 @@ def make_candidate(checkout: Path, request: Union[Request, Sequence[Request]], b
     write_lock(worktree / LOCK, lock)
     git(["add", "--", MANIFEST, LOCK], worktree)
     message, body = commit_message(held)
+    if changelog:
+        _append_changelog(checkout, worktree, changelog, message, previous, lock)
     git([*identity_args(checkout), "commit", "--quiet", "--no-verify", "-m", message, "-m", "\n".join(body)],
         worktree)
     commit = git(["rev-parse", "HEAD"], worktree)
@@ -233,6 +238,25 @@ def make_candidate(checkout: Path, request: Union[Request, Sequence[Request]], b
         git(["update-ref", "--", REQUEST_REF.format(id=owner.id), commit], checkout)
     return Candidate(worktree=worktree, base_commit=base_commit, commit=commit, lock=lock, manifest=manifest,
                      previous_lock=previous)
+
+
+def _append_changelog(checkout: Path, worktree: Path, changelog: str, subject: str, previous: Optional[Lock],
+                      lock: Lock) -> None:
+    """Appends the candidate's entry to `changelog` in the worktree and stages it."""
+    import datetime
+
+    from convoy import changes
+    from convoy.release import COMPONENT_CACHE, pin_changes
+
+    path = worktree / changelog
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ConvoyError(f"release.changelog {changelog} is not a regular file in the integration repository; "
+                          "fix release.changelog in convoy.yaml")
+    moved = changes.changes_for(pin_changes(previous, lock), lock, previous, cache_dir=checkout / COMPONENT_CACHE)
+    entry = changes.changelog_entry(f"{datetime.date.today().isoformat()}: {subject}", moved)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    changes.append_changelog(path, entry)
+    git(["add", "--", changelog], worktree)
 
 
 def commit_message(requests: Sequence[Request]) -> tuple[str, list[str]]:

@@ -381,7 +381,8 @@ def markdown(tag: str, title: str, changes: Sequence[ComponentChange], *, reques
     tests. Lines indented by two spaces nest under the line before."""
     since = f"Changes since {_md_inline(previous)}." if previous else "Changes since the start."
     components = [_md_change(c) for c in changes] or ["No component changed."]
-    parts = [f"# {_md_inline(tag)}", md_escape(title), "## Requests", _md_list(requests_lines),
+    requests = ["## Requests", _md_list(requests_lines)] if requests_lines else []  # one request: the title
+    parts = [f"# {_md_inline(tag)}", md_escape(title), *requests,
              "## Components", since, *components, "## Tests", _md_list(tests_lines)]
     return "\n\n".join(parts) + "\n"
 

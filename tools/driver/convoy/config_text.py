@@ -40,6 +40,15 @@ git:
 
 # release:
 #   tag_format: "v{year}.{month}.{n}"   # default: release.tag_format of the manifest
+#   artifacts: [//product:distribution]    # built per affected configuration, from the tested candidate,
+#                                       # before the merge; or {rover: [...], drone: [...]}
+#   store: .convoy/releases             # <store>/<tag>/: artifacts, SHA256SUMS, NOTES.md, provenance
+#   keep: 20                            # convoy release prune: releases that keep their artifacts
+#   changelog: CHANGELOG.md             # each candidate's notes appended, in the commit that is tested
+#   signing:                            # SSH-signs the tag and the provenance statement
+#     key: ~/.ssh/convoy_release
+#     allowed_signers: .convoy/allowed_signers   # "<principal> <public key>", for convoy verify
+#     principal: release@example.com
 
 bazel:
   startup_flags: []     # e.g. [--output_user_root=/var/cache/convoy/bazel]

@@ -20,7 +20,8 @@ The failpoints, in the order a request meets them:
 | `before_push` | right before `git push` of the candidate to the branch (the merge) |
 | `after_push` | the branch is at the candidate on the remote; not recorded, no tag |
 | `after_tag` | the release tag exists locally; not pushed |
-| `after_tag_push` | the tag is on the remote; not recorded |
+| `after_tag_push` | the tag is on the remote; the release not published, not recorded |
+| `after_publish` | the release is in the artifact store; not recorded |
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import signal
 import sys
 
 ENV = "CONVOY_FAILPOINT"
-NAMES = ("after_candidate", "task_running", "window_full", "after_build", "before_push", "after_push", "after_tag", "after_tag_push")
+NAMES = ("after_candidate", "task_running", "window_full", "after_build", "before_push", "after_push", "after_tag", "after_tag_push",
+         "after_publish")
 
 
 class FailpointError(RuntimeError):

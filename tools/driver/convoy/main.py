@@ -66,6 +66,7 @@ COMMANDS = {
     "lab": "lab",
     "lock": "lock",
     "process": "process",
+    "release": "release",
     "retry": "retry",
     "serve": "serve",
     "show": "show",
@@ -74,6 +75,7 @@ COMMANDS = {
     "submit": "submit",
     "tag": "tag",
     "try": "try_",
+    "verify": "verify",
 }
 
 USAGE = "usage: convoy <command> [flags]   (commands: {})".format(", ".join(sorted(COMMANDS)))

@@ -51,6 +51,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from convoy import models
 from convoy.candidate import MANIFEST as CANDIDATE_MANIFEST
 from convoy.config import Config, StageSpec
+from convoy.config_release import RELEASE_STAGE
 from convoy.errors import ConvoyError
 from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
 from convoy.manifest import Manifest, load_manifest
@@ -97,6 +98,8 @@ def construction_plan(stages: Sequence[StageSpec], manifest: Manifest, request: 
     plans = []
     for spec in stages:
         configurations = affected if spec.per_configuration else (manifest.default_configuration,)
+        if spec.is_release:  # only the configurations that have release targets
+            configurations = tuple(c for c in configurations if spec.targets_for(c))
         if changed is None:
             plans.append(StagePlan(spec, configurations))
         else:
@@ -342,6 +345,11 @@ class BuildRunner:
             return None
         if self.abort.reason == "cancel":
             return BuildOutcome(BuildResult.CANCELLED, stage=stage.name, reason="cancelled by request")
+        releasing = stage.name == RELEASE_STAGE and self.ctx.config.release.has_artifacts
+        if infra_reason is None and not infra and releasing:  # not the candidate's fault: re-queue
+            infra_reason = "the release artifacts did not build (" + "; ".join(
+                f"{t.configuration}: {t.outcome}" + (f", log {t.log_path}" if t.log_path else "") for t in failed
+            ) + "); nothing was merged and the request goes back to the queue: fix the release targets"
         if infra_reason is not None or infra:
             reason = infra_reason or "; ".join(
                 f"{stage.name}/{t.configuration}: {t.outcome}" + (f" ({t.detail})" if t.detail else "")

@@ -46,9 +46,10 @@ import string
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from convoy import candidate as cand
+from convoy import changes as component_changes
 from convoy import failpoints
 from convoy import gitutil
 from convoy import untrusted
@@ -63,6 +64,7 @@ FIELDS = ("year", "month", "day", "n")
 _HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")
 _PIN_KEYS = ("commit", "sha256", "path")  # what pins a component, by source
 SHORT_PIN = 8
+COMPONENT_CACHE = ".convoy/cache/components"  # convoy.changes' clones of the components' remotes
 # n: at most 18 digits, so that int() of a tag's digits stays cheap.
 _FIELD_DIGITS = {"year": "[0-9]{4}", "month": "[0-9]{1,2}", "day": "[0-9]{1,2}", "n": "[0-9]{1,18}"}
 
@@ -158,6 +160,7 @@ def release_notes(
     test_summary: Sequence[str],
     previous_tag: Optional[str] = None,
     request_lines: Sequence[str] = (),
+    commit_lines: Sequence[str] = (),
 ) -> str:
     """The annotated tag message of `tag` (see the module docstring).
 
@@ -165,13 +168,16 @@ def release_notes(
     (request 7)"); `test_summary` has one line per stage or task;
     `previous_tag` is the release the changes are counted from (None: the
     start); `request_lines`, if any, go under "Requests:" (a release of
-    several bumps names each request and bump there).
+    several bumps names each request and bump there); `commit_lines`, if
+    any, go under "Component commits:" (convoy.changes.text_section).
     """
     lines = [f"{tag}: {request_line}", ""]
     if request_lines:
         lines += ["Requests:", *(f"  {line}" for line in request_lines), ""]
     lines += [f"Components changed since {previous_tag or 'the start'}:"]
     lines += [f"  {change.describe()}" for change in changes] or ["  (none)"]
+    if commit_lines:
+        lines += ["", "Component commits:", *(f"  {line}" for line in commit_lines)]
     lines += ["", "Tests:"]
     lines += [f"  {line}" for line in test_summary] or ["  (none)"]
     return "\n".join(lines) + "\n"
@@ -247,13 +253,20 @@ def tag_format_of(checkout: Path, config: Config) -> str:
 
 
 def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, *, request: Optional[Request],
-                     today: datetime.date, requests: Optional[Sequence[Request]] = None) -> tuple[str, str]:
+                     today: datetime.date, requests: Optional[Sequence[Request]] = None,
+                     prepare: Optional[Callable[[str, "ReleaseContent"], str]] = None,
+                     sign_args: Sequence[str] = ()) -> tuple[str, str]:
     """Makes sure a release tag points at `commit` on the remote; returns
     (its name, its notes; `requests`: every request the commit holds, a
     batch, named in the notes instead of `request`). Idempotent: a release tag already there at
     `commit` is returned as it is (never a second tag for one commit); a
     local tag left by a killed driver is pushed or replaced; a name taken
-    meanwhile on the remote moves on to the next one."""
+    meanwhile on the remote moves on to the next one.
+
+    `prepare(name, content)`, if given, is called before the tag is made
+    (and for a tag found already there): it returns a line that ends the
+    tag's message (convoy.publish: the provenance statement's digest).
+    `sign_args` are git options that make it a signed tag (`tag -s`)."""
     fmt = tag_format_of(checkout, config)
     remote = config.remote
     for _ in range(3):
@@ -262,10 +275,16 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
                       if target == commit and parse_tag(fmt, name) is not None)
         if ours:
             name = ours[0]
-            return name, release_notes_for(checkout, store, fmt, name, commit, tags, request=request,
-                                           requests=requests)
+            content = release_content_for(checkout, store, fmt, name, commit, tags, request=request,
+                                          requests=requests)
+            if prepare is not None:
+                prepare(name, content)
+            return name, content.notes
         name = next_tag(fmt, list(tags), today)
-        notes = release_notes_for(checkout, store, fmt, name, commit, tags, request=request, requests=requests)
+        content = release_content_for(checkout, store, fmt, name, commit, tags, request=request, requests=requests)
+        notes = content.notes
+        if prepare is not None:
+            notes += "\n" + prepare(name, content) + "\n"
         local = gitutil.run(["rev-parse", "-q", "--verify", "--end-of-options", f"refs/tags/{name}^{{commit}}"],
                             cwd=checkout, check=False).stdout.strip()
         if local and local != commit:
@@ -276,8 +295,8 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
                                              dir=state_dir(checkout)) as f:
                 f.write(notes)
             try:
-                gitutil.run([*cand.identity_args(checkout), "tag", "-a", "-F", f.name, "--cleanup=verbatim", "--",
-                             name, commit], cwd=checkout)
+                gitutil.run([*cand.identity_args(checkout), *sign_args, "tag", "-s" if sign_args else "-a", "-F",
+                             f.name, "--cleanup=verbatim", "--", name, commit], cwd=checkout)
             finally:
                 os.unlink(f.name)
             failpoints.hit("after_tag")
@@ -320,14 +339,31 @@ def stage_summary(store: Store, build_id: Optional[int]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class ReleaseContent:
+    """What a release says: `notes`, the annotated tag's message, and `markdown`, its NOTES.md."""
+
+    notes: str
+    markdown: str
+
+
 def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, commit: str,
                       tags: dict[str, str], *, request: Optional[Request] = None,
                       requests: Optional[Sequence[Request]] = None) -> str:
-    """The release notes of `tag` on `commit`: the pins that changed since
-    the previous release tag (the newest one of `tag_format` that is an
-    ancestor of `commit`), the request (or `requests`, every request of a
-    batch; a group's or a batch's bumps each named), and the test summary
-    of the build that tested `commit`."""
+    """The release notes of `tag` on `commit` (release_content_for's `notes`)."""
+    return release_content_for(checkout, store, tag_format, tag, commit, tags, request=request,
+                               requests=requests).notes
+
+
+def release_content_for(checkout: Path, store: Store, tag_format: str, tag: str, commit: str,
+                        tags: dict[str, str], *, request: Optional[Request] = None,
+                        requests: Optional[Sequence[Request]] = None) -> ReleaseContent:
+    """The notes of `tag` on `commit`: the pins that changed since the
+    previous release tag (the newest one of `tag_format` that is an
+    ancestor of `commit`) with each component's own commits between its
+    pins (convoy.changes, fetched from its remote), the request (or
+    `requests`, every request of a batch; a group's or a batch's bumps each
+    named), and the test summary of the build that tested `commit`."""
     previous = previous_release(checkout, tag_format, commit, tags, exclude=tag)
     if previous is not None:
         old_lock, since = cand.lock_at(checkout, tags[previous]), previous
@@ -360,8 +396,14 @@ def release_notes_for(checkout: Path, store: Store, tag_format: str, tag: str, c
                               for b in r.all_bumps]
     else:
         line = f"tagged by hand on {commit[:12]}"
-    return release_notes(tag, changes, request_line=line, previous_tag=since, request_lines=request_lines,
-                         test_summary=stage_summary(store, builds[-1].id if builds else None))
+    found = component_changes.changes_for(changes, new_lock, old_lock,
+                                          cache_dir=checkout / COMPONENT_CACHE)
+    tests = stage_summary(store, builds[-1].id if builds else None)
+    notes = release_notes(tag, changes, request_line=line, previous_tag=since, request_lines=request_lines,
+                          test_summary=tests, commit_lines=component_changes.text_section(found))
+    markdown = component_changes.markdown(tag, line, found, requests_lines=request_lines, tests_lines=tests,
+                                          previous=since)
+    return ReleaseContent(notes=notes, markdown=markdown)
 
 
 def _bump_line(bump: RequestBump, changes: Sequence[PinChange]) -> str:

@@ -110,6 +110,7 @@ INTEGRATION_FILES = (
     "BUILD.bazel",
     "MODULE.bazel",
     "WORKSPACE.bazel",
+    "product",
     "examples/rig",
     "integration",
     "manifests/BUILD.bazel",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from convoy import affected
+from convoy import artifacts
 from convoy import failpoints
 from convoy import fsutil
 from convoy import models
@@ -219,7 +220,8 @@ class TaskRunner:
         lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
         with self.ctx.meter.measure("bazel"), lab as lab_flags:
             result = run_bazel(
-                self.worktree, spec.command, selection.targets(spec) if selection is not None else tuple(spec.targets),
+                self.worktree, spec.command,
+                selection.targets(spec) if selection is not None else spec.targets_for(task.configuration),
                 log_path=log_path, bep_path=bep_path,
                 flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
                 output_base=self.ctx.output_base(slot),
@@ -238,6 +240,14 @@ class TaskRunner:
             for t in result.targets
         )
         success = bool(outcome.is_success)
+        if success and spec.is_release:  # keep what it built before the slot builds anything else
+            kept = artifacts.keep(self.ctx.checkout, self.build.id, task.configuration, bep_path,
+                                  spec.targets_for(task.configuration))
+            if kept.problem:
+                self.finish(stage, task, state=TaskState.FAILED, outcome="INFRA_ERROR", exit_code=result.exit_code,
+                            targets=targets, detail=kept.problem, duration=result.duration)
+                self.abort.set("infra")
+                return
         self.finish(
             stage, task, state=TaskState.SUCCEEDED if success else TaskState.FAILED, outcome=outcome.name,
             exit_code=result.exit_code, targets=targets, duration=result.duration,

@@ -16,8 +16,10 @@ as CI jobs would:
              planner v2.3.0     good; the planner is rover-only    -> merged, tagged
   afternoon  messages v1.6.0    changes speed units               -> rejected (integration, rover)
 
-It prints the status table, the tags and the release notes of the newest
-tag, checks that every request ended as above (exit 1 if not), and says
+Its releases carry the sample's distribution per configuration, notes with
+each component's commits, a CHANGELOG.md and SSH-signed provenance (a key
+made in the workdir). It prints the status table, the tags, `convoy release
+show` and `convoy verify` of the newest release, checks that every request ended as above (exit 1 if not), and says
 where to look next.
 """
 
@@ -79,6 +81,29 @@ with open(os.path.join(sys.argv[1], component + ".log"), "a") as out:
 """
 
 
+def _release_section(workdir: Path) -> str:
+    """The demo's releases: the sample's distribution per configuration, a
+    CHANGELOG.md, and an SSH key (made here) signing tags and provenance."""
+    keys = workdir / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    key = keys / "release"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "convoy demo release key", "-f",
+                        str(key)], check=True, stdin=subprocess.DEVNULL)
+    public = (keys / "release.pub").read_text(encoding="utf-8").split()
+    (keys / "allowed_signers").write_text(f"release@demo {public[0]} {public[1]}\n", encoding="utf-8")
+    return (
+        "\n# The demo's releases: a distribution per configuration, notes, a changelog, signed provenance.\n"
+        "release:\n"
+        "  artifacts: [//product:distribution]\n"
+        "  changelog: CHANGELOG.md\n"
+        "  signing:\n"
+        f"    key: {json.dumps(str(key))}\n"
+        f"    allowed_signers: {json.dumps(str(keys / 'allowed_signers'))}\n"
+        "    principal: release@demo\n"
+    )
+
+
 def _demo_config(workdir: Path, mode: str = "serial") -> str:
     notify = [sys.executable, "-c", _NOTIFY, str(workdir / "notifications")]
     plugin = (
@@ -97,7 +122,7 @@ def _demo_config(workdir: Path, mode: str = "serial") -> str:
         text = text.replace("  mode: serial ", f"  mode: {mode} ", 1)
     if "\nplugins:\n" not in text:
         raise ConvoyError("convoy.config.default_config_text() has no plugins: list; the demo cannot add its plugin")
-    return text.rstrip("\n") + "\n" + plugin
+    return text.rstrip("\n") + "\n" + plugin + _release_section(workdir)
 
 
 def _flow_list(items: Sequence[str]) -> str:
@@ -221,17 +246,23 @@ def demo(workdir: Optional[Path] = None, *, mode: str = "serial") -> int:
     tags = _tags(integration.bare)
     for tag, subject in tags:
         _say(f"   {tag}  {subject}")
+    verified = 0
     if tags:
         newest = tags[-1][0]
-        _say(f"\n== release notes of {newest}")
-        notes = gitutil.run(["tag", "-l", "--format=%(contents)", "--", newest], cwd=integration.bare).stdout
-        _say("   " + notes.strip().replace("\n", "\n   "))
+        _say(f"\n== the newest release: convoy release show {newest}")
+        _convoy(repo, "release", "show", newest)
+        _say(f"\n== convoy verify {newest}")
+        verified = _convoy(repo, "verify", newest)
 
     wrong = _outcomes(repo, MORNING + AFTERNOON)
+    if verified:
+        wrong.append(f"convoy verify failed on the newest release (exit {verified})")
     elapsed = time.monotonic() - started
     _say("\n== where to look next")
     _say(f"   .venv/bin/convoy show <id> --repo={repo}      # stages, tasks, failing targets, logs")
     _say(f"   .venv/bin/convoy events --repo={repo}         # every event, in order")
+    _say(f"   .venv/bin/convoy release list --repo={repo}   # every release; show and verify any of them")
+    _say(f"   {repo / '.convoy' / 'releases'}/        # artifacts, SHA256SUMS, NOTES.md, provenance")
     _say(f"   {workdir / 'notifications'}/                  # what each component repository was told")
     _say(f"   {repo / '.convoy' / 'logs'}/                  # Bazel logs of every task")
     if wrong:

@@ -2,7 +2,8 @@
 
 Fetches the branch (convoy.yaml's git.remote and git.branch) and tags its
 tip with the next release tag, whose notes are the release notes, and pushes
-the tag. Refuses a tip that was never the candidate of a build that passed
+the tag, and publishes the release (convoy.publish: the release stage's
+artifacts if that build kept them, notes, provenance). Refuses a tip that was never the candidate of a build that passed
 (it was never tested). A tip that already has a release tag is left alone.
 """
 
@@ -17,6 +18,7 @@ from convoy import requests
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.models import BuildState
+from convoy.publish import Publisher
 
 
 def run(args: list[str]) -> int:
@@ -46,7 +48,10 @@ def tag(root: Path, *, today: datetime.date) -> str:
             return f"{tip[:12]} is already released as {existing[0]}; nothing to do"
         with store.transaction():  # the state must take the record before the tag goes out (locked, read-only)
             pass
-        name, notes = release.push_release_tag(root, config, store, tip, request=request, today=today)
+        publisher = Publisher(root, config, store, passed[-1], [request] if request is not None else [])
+        name, notes = release.push_release_tag(root, config, store, tip, request=request, today=today,
+                                               prepare=publisher.prepare, sign_args=publisher.sign_args())
+        where = publisher.publish(name)
         with store.transaction() as tx:
             requests.record_release(tx, request, passed[-1], tag=name, commit=tip, notes=notes, by_hand=True)
-    return f"tagged {tip[:12]} as {name} and pushed it to {config.remote}"
+    return f"tagged {tip[:12]} as {name}, pushed it to {config.remote} and published it to {where}"

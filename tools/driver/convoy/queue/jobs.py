@@ -214,13 +214,14 @@ class Job:
         lead = found[0]
         if self.build is None:
             try:
-                made = cand.make_candidate(ctx.checkout, found if len(found) > 1 else lead, self.base, lane=self.lane)
+                made = cand.make_candidate(ctx.checkout, found if len(found) > 1 else lead, self.base, lane=self.lane,
+                                           changelog=ctx.config.release.changelog)
             except cand.CandidateRejected as e:
                 return JobEnd("made_failed", reason=str(e), stage="candidate", stage_index=0,
                               suspects=None)
             if self.discarded is not None:
                 return JobEnd("discarded", reason=self.discarded)
-            plan = construction_plan(ctx.config.stages, made.manifest, found if len(found) > 1 else lead,
+            plan = construction_plan(ctx.config.plan_stages, made.manifest, found if len(found) > 1 else lead,
                                      changed_configurations(made.previous_lock, made.lock))
             with ctx.store.transaction() as tx:
                 self.build = create_build(tx, lead, self.base, made.commit, plan)
@@ -250,7 +251,7 @@ class Job:
             return JobEnd("discarded", reason=self.discarded or "cancelled", build_id=build.id)
         if outcome.result == BuildResult.INFRA:
             return JobEnd("infra", reason=outcome.reason, stage=outcome.stage, build_id=build.id)
-        index = next((i for i, s in enumerate(ctx.config.stages) if s.name == outcome.stage), 0)
+        index = next((i for i, s in enumerate(ctx.config.plan_stages) if s.name == outcome.stage), 0)
         failures = tuple(f.to_dict() for f in outcome.failures)
         suspects, how = self._suspects(worktree, outcome.failures, found, run)
         with ctx.store.transaction() as tx:

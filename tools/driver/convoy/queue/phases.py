@@ -5,7 +5,7 @@
 | candidate | make the candidate commit on the base the queue mode gives, create the build | made again from scratch (the worktree is reset) |
 | building | run the construction plan (convoy.pipeline) | the same candidate again; finished tasks kept, interrupted ones re-run |
 | merging | push the candidate to the branch (fast-forward only) | the remote decides: at the candidate, or at a tip that contains it -> pushed; at the base -> push; elsewhere -> rebuild on the new tip |
-| pushed | make and push the release tag (convoy.release) | a tag on the remote at the candidate is recorded; else one is made |
+| pushed | assemble the release, make and push the (signed) tag, publish the release (convoy.release, convoy.publish) | a tag on the remote at the candidate is recorded, its assembled release published; else one is made |
 
 `Steps` knows nothing of which request runs next or on which base: the
 queue mode (`convoy.queue.serial`, ...) decides that and calls these steps.
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from convoy import artifacts
 from convoy import candidate as cand
 from convoy import diskcache
 from convoy import failpoints
@@ -31,7 +32,8 @@ from convoy import requests
 from convoy.config import Config
 from convoy.errors import ConvoyError, InfraError
 from convoy.lock import changed_configurations
-from convoy.models import Build, BuildState, Phase, Request
+from convoy.models import Build, BuildState, Request
+from convoy.publish import Publisher
 from convoy.pipeline import BuildResult, BuildRunner, RunContext, construction_plan, create_build
 from convoy.lab.stage import PoolCheck, lab_pool_check
 from convoy.store import Store
@@ -89,13 +91,14 @@ class Steps:
     def make_candidate(self, request: Request, base: str, *, lane: int = 0) -> None:
         """Makes the candidate of `request` on `base` in worktree `lane`, and its build."""
         try:
-            candidate = cand.make_candidate(self.ctx.checkout, request, base, lane=lane)
+            candidate = cand.make_candidate(self.ctx.checkout, request, base, lane=lane,
+                                            changelog=self.ctx.config.release.changelog)
         except cand.CandidateRejected as e:
             with self.ctx.store.transaction() as tx:
                 requests.reject(tx, request, stage="candidate", build=None, summary=str(e),
                                 logs=self.ctx.logs(request))
             return
-        plan = construction_plan(self.ctx.config.stages, candidate.manifest, request,
+        plan = construction_plan(self.ctx.config.plan_stages, candidate.manifest, request,
                                  changed_configurations(candidate.previous_lock, candidate.lock))
         with self.ctx.store.transaction() as tx:
             previous = tx.builds(request.id)
@@ -256,13 +259,19 @@ class Steps:
         """Tags the merged candidate (idempotent) and ends the request (and
         the `members` of its batch) as merged: one tag, notes naming each."""
         extra = {"requests": [request, *members]} if members else {}
+        build = self.latest_build(request)
+        publisher = Publisher(self.ctx.checkout, self.ctx.config, self.ctx.store, build, [request, *members])
         name, notes = release.push_release_tag(self.ctx.checkout, self.ctx.config, self.ctx.store,
                                                request.candidate_commit, request=request, today=self.ctx.today(),
-                                               **extra)
-        build = self.latest_build(request)
+                                               prepare=publisher.prepare, sign_args=publisher.sign_args(), **extra)
+        where = publisher.publish(name)
+        failpoints.hit("after_publish")
+        self.out(f"{time.strftime('%H:%M:%S')} #{request.id} release {name} published to {where}")
         with self.ctx.store.transaction() as tx:
             for each in (request, *members):
                 requests.merged(tx, each, build, tag=name, notes=notes, branch=self.ctx.config.branch)
+        if build is not None:
+            artifacts.discard(self.ctx.checkout, build.id)
 
 
 def rejection_summary(stage: Optional[str], failures) -> str:

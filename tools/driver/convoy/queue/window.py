@@ -58,7 +58,7 @@ class WindowQueue(JobReports, ChainRecord, QueueManager):
         self.policy = chain.Policy.of(config.queue_mode, window=config.queue_window,
                                       window_floor=config.queue_window_floor, batch_size=config.queue_batch_size,
                                       max_bisect=config.queue_max_bisect)
-        stages = [chain.StageSpec(s.name, s.name if s.check_pools else None) for s in config.stages]
+        stages = [chain.StageSpec(s.name, s.name if s.check_pools else None) for s in config.plan_stages]
         self.scheduler = chain.Scheduler(self.policy, stages, needs=self._needs)
         self.cond = threading.Condition()
         self.jobs: dict[int, Job] = {}  # id(item) -> its live job

@@ -114,7 +114,7 @@ def item(tx: Transaction, r: Request, config: Config, medians: dict[str, float],
     ran = [(stage, tx.tasks(stage_id=stage.id)) for stage in tx.stages(build.id)] if shown else []
     stages = _stages(ran, at, medians) if shown else [
         {"name": s.name, "state": "waiting", "started_at": None, "duration": None,
-         "estimate_seconds": medians.get(s.name), "tasks": []} for s in config.stages]
+         "estimate_seconds": medians.get(s.name), "tasks": []} for s in config.plan_stages]
     end = r.finished_at or at
     row.update(
         elapsed_seconds=round(end - r.created_at, 1),
