@@ -228,3 +228,46 @@ def test_a_failed_artifact_build_leaves_main_and_tags_and_requeues(it, first, ke
     sums = layout.parse_sums((release_dir(it, request.tag) / layout.SUMS).read_text())
     assert set(sums) == {"rover/distribution.tar"}  # only rover has a planner
     assert verify(it, request.tag).code == 0
+
+
+def test_a_driver_killed_while_releasing_tags_and_publishes_once(it, first):
+    request_id = it.submit("--component=planner", "--version=v2.3.0", "--requested_by=issue-13")
+    for failpoint in ("after_tag", "after_publish"):  # a local tag; then the tag pushed and the release published
+        killed = it.process("--once", failpoint=failpoint)
+        assert killed.code == -9, killed
+        assert it.request(request_id).state == RequestState.TESTING
+    run = it.process("--all")
+    assert run.code == 0, run
+    request = it.request(request_id)
+    assert request.state == RequestState.MERGED, it.show(request_id)
+    candidate = request.candidate_commit
+    assert [t for t, c in it.origin_tags().items() if c == candidate] == [request.tag]
+    message = it.origin("cat-file", "tag", f"refs/tags/{request.tag}")
+    assert layout.provenance_digest(message) == layout.sha256_file(release_dir(it, request.tag) / layout.STATEMENT)
+    assert verify(it, request.tag).code == 0
+
+
+def test_prune_keeps_the_newest_artifacts_and_every_statement(it, first):
+    releases = sorted(p.name for p in release_dir(it, first).parent.iterdir() if not p.name.startswith("."))
+    assert len(releases) == 3, releases
+    pruned = it.convoy("release", "prune", "--keep=1")
+    assert pruned.code == 0, pruned
+    newest = max(releases, key=lambda t: int(t.rsplit(".", 1)[1]))
+    for tag in releases:
+        directory = release_dir(it, tag)
+        kept = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+        assert {layout.SUMS, layout.NOTES, layout.STATEMENT, layout.SIGNATURE} <= set(kept), kept
+        artifacts = [k for k in kept if "/" in k]
+        if tag == newest:
+            assert artifacts and layout.PRUNED not in kept
+        else:
+            assert artifacts == [] and layout.PRUNED in kept, kept
+            shown = it.convoy("release", "show", tag)
+            assert "pruned" in shown.out, shown
+            checked = verify(it, tag)
+            assert checked.code == 0, checked  # pruned, not changed: the statement still proves what was released
+            assert "pruned" in checked.out, checked
+    listed = it.convoy("release", "list")
+    assert listed.out.count("artifacts pruned") == 2, listed
+    refused = it.convoy("release", "prune", "--keep=-1")
+    assert refused.code == 2 and "keep at least 0" in refused.err, refused
