@@ -94,6 +94,16 @@ SCENARIOS = {
         Req("messages", "v1.5.1", "merged", 2, "both configurations; once #1 has left the queue"),
         Req("firmware", "v3.0.2", "merged", 2, "rover only (the drone pins v2.9.4); once #4 has left the queue"),
     ),
+    # As "configuration", but the sixth is another team's next bump (waiting for its own
+    # earlier request, #3), not the failing team's fix (which waits for the rejection of #4).
+    "configuration+other": (
+        Req("messages", "v1.5.0", "merged", 1, "both configurations"),
+        Req("planner", "v2.2.0", "merged", 1, "rover only; the hardware test does not depend on it"),
+        Req("controller", "v1.2.1", "merged", 1, "both configurations"),
+        Req("firmware", "v3.1.0", "rejected", 1, "drops wire protocol 2: rover's configuration stage"),
+        Req("messages", "v1.5.1", "merged", 2, "both configurations; once #1 has left the queue"),
+        Req("controller", "v1.2.2", "merged", 2, "both configurations; once #3 has left the queue"),
+    ),
     "hardware": (
         Req("messages", "v1.5.0", "merged", 1, "both configurations"),
         Req("planner", "v2.2.0", "merged", 1, "rover only; the hardware test does not depend on it"),
@@ -121,6 +131,8 @@ RELEASES = {
     ("messages", "v1.5.1"): ("v1.5.0", {"messages/__init__.py": ('__version__ = "1.5.0"', '__version__ = "1.5.1"')}),
     ("controller", "v1.2.1"): ("v1.2.0", {"controller/__init__.py": ('__version__ = "1.2.0"',
                                                                     '__version__ = "1.2.1"')}),
+    ("controller", "v1.2.2"): ("v1.2.0", {"controller/__init__.py": ('__version__ = "1.2.0"',
+                                                                    '__version__ = "1.2.2"')}),
     ("controller", "v1.2.0-1"): ("v1.2.0", {"controller/__init__.py": ('__version__ = "1.2.0"',
                                                                       '__version__ = "1.2.0-1"')}),
     ("firmware", "v3.1.0"): ("v3.0.1", {"firmware/__init__.py": ('__version__ = "3.0.1"', '__version__ = "3.1.0"'),

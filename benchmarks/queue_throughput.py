@@ -32,7 +32,10 @@
    the fourth is rejected: with --failing=configuration, the default,
    firmware v3.1.0 at rover's configuration stage, where most breakage is
    caught; with --failing=hardware, controller v1.3.0 at drone's hardware
-   stage, the costliest case for speculation; two are submitted once the
+   stage, the costliest case for speculation; with
+   --failing=configuration+other, as configuration but the sixth is another
+   team's next bump, controller v1.2.2, instead of the failing team's fix,
+   which cannot arrive before the rejection; two are submitted once the
    earlier request of their component left the queue, the same rule in
    every mode). Per mode: the wall time of `convoy
    process --all` and its ratio to serial, requests merged and rejected,
@@ -192,7 +195,7 @@ def real_table(args: argparse.Namespace) -> List[str]:
     print(f"\n== 2. real: git, Bazel, the sample integration and a lab ({args.rigs}); the hardware test "
           f"sleeps {args.hw_seconds:g} s; each mode from scratch in {directory}")
     plan = queue_real.SCENARIOS[args.failing]
-    print(f"   the failing request fails in the {args.failing} stage (--failing)")
+    print(f"   scenario {args.failing} (--failing): the fourth request fails in its configuration or hardware stage")
     for i, q in enumerate(plan, 1):
         print(f"   #{i} {q.component:<10} {q.version:<7} wave {q.wave}: {q.why:<62} -> {q.expected}")
     sides = {}
@@ -253,7 +256,8 @@ def main() -> int:
     parser.add_argument("--modes", default="serial,speculative,batch", help="the real run's sides, in this order")
     parser.add_argument("--rigs", default="rover-rigs:2,drone-rigs:2",
                         help="the real run's lab: pool:rigs,... (also convoy.yaml's pools)")
-    parser.add_argument("--failing", choices=("configuration", "hardware"), default="configuration",
+    parser.add_argument("--failing", choices=("configuration", "configuration+other", "hardware"),
+                        default="configuration",
                         help="where the real run's failing request (the fourth) fails")
     parser.add_argument("--keep", action="store_true", help="keep the real run's temporary directory")
     args = parser.parse_args()
