@@ -175,6 +175,10 @@ def byproduct(checkout: Path, config: Config, stage: str, command: str, task: Ta
         "started_on": rfc3339(task.started_at), "finished_on": rfc3339(task.finished_at),
         "targets": [{"label": t.label, "status": t.status, "cached": t.cached} for t in task.targets],
     }
+    try:  # the stage's own flags (tag filter, --config=hil, ...), after bazel.flags
+        annotations["flags"] = list(config.stage(stage).bazel_flags())
+    except KeyError:  # a stage convoy.yaml no longer has
+        pass
     if _is_hardware(config, stage, checkout, task) and not task.is_unchanged:
         annotations.update(hardware(_local(checkout, task.log_path).with_suffix(RIGS_SUFFIX)
                                     if task.log_path else None))
