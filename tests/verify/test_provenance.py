@@ -77,7 +77,7 @@ def test_the_statement(tmp_path):
     byproducts = {b["name"]: b["annotations"] for b in run["byproducts"]}
     assert byproducts["stage/build/drone"] == {
         "stage": "build", "configuration": "drone", "command": "build", "state": "skipped", "outcome": "UNCHANGED",
-        "invocation_id": None, "started_on": None, "finished_on": None, "targets": []}
+        "invocation_id": None, "started_on": None, "finished_on": None, "targets": [], "flags": []}
     assert byproducts["stage/hardware/drone"]["outcome"] == "UNCHANGED"
     assert "hardware_executor" not in byproducts["stage/hardware/drone"]  # it never ran
     assert byproducts["stage/hardware/rover"] == {
@@ -87,8 +87,9 @@ def test_the_statement(tmp_path):
         "targets": [{"label": "//integration:rover_hil_test", "status": "passed", "cached": False},
                     {"label": "//integration:rover_bench_test", "status": "passed", "cached": True}],
         "hardware": [{"target": "//integration:rover_hil_test", "pool": "rover-rigs", "rig": "rover-rigs-1",
-                      "worker": "rover-rigs/rover-rigs-1", "started_on": "2024-12-05T23:06:40.000Z",
-                      "finished_on": "2024-12-05T23:07:00.500Z"}],
+                      "worker": "rover-rigs/rover-rigs-1", "action": "ab12/140", "exit_code": None,
+                      "started_on": "2024-12-05T23:06:40.000Z", "finished_on": "2024-12-05T23:07:00.500Z"}],
+        "flags": ["--test_tag_filters=convoy-hardware"],
     }
     assert byproducts["stage/release/rover"]["invocation_id"] == "inv-release-rover"
     assert "hardware" not in byproducts["stage/release/rover"]
