@@ -22,6 +22,8 @@ main moved only to candidates that passed, built on main as it was:
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from convoy.models import RequestState
@@ -55,6 +57,12 @@ def test_all_pass_one_commit_one_tag(it):
     assert len(release) == 1
     for request_id in ids:  # the notes name every request
         assert f"#{request_id}" in release[0].data["notes"] or f"request {request_id}" in release[0].data["notes"]
+    # so do the release's NOTES.md and its provenance statement (every release has them)
+    published = it.checkout / ".convoy" / "releases" / release[0].data["tag"]
+    statement = json.loads((published / "provenance.intoto.json").read_text())
+    assert [r["id"] for r in statement["predicate"]["buildDefinition"]["externalParameters"]["requests"]] == ids
+    notes = (published / "NOTES.md").read_text()
+    assert all(f"request {request_id} by" in notes for request_id in ids), notes
 
 
 def test_the_build_graph_names_the_culprit_in_one_step(it):
@@ -95,6 +103,11 @@ def test_a_group_is_never_split_and_merges_as_one_tag(it):
     assert_green(it, since, [[group]])
     notes = [e for e in it.events(group) if e.type == "RELEASE_TAGGED"][0].data["notes"]
     assert "messages" in notes and "v1.5.8" in notes and "planner" in notes and "v2.2.8" in notes
+    tag = it.request(group).tag
+    statement = json.loads((it.checkout / ".convoy" / "releases" / tag / "provenance.intoto.json").read_text())
+    [request] = statement["predicate"]["buildDefinition"]["externalParameters"]["requests"]
+    assert [(b["component"], b["version"]) for b in request["bumps"]] == [("messages", "v1.5.8"),
+                                                                          ("planner", "v2.2.8")]
 
 
 def test_a_cancel_in_the_middle_of_a_batch(it, tmp_path):
