@@ -51,18 +51,6 @@ from tests.support.env import GIT_IDENTITY, isolated_env
 from tests.support.integration import Integration, config_text
 from tests.support.state import make_state_checkout
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (scripts/test: two workers, --dist loadgroup) each
-    module runs whole on one worker, so that its module fixtures are made
-    once, and every test of tests/lab on the same worker, so that the lab
-    starts once; the browser is tests/serve/test_page.py's alone."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("lab" if path.startswith("tests/lab/") else path))
-
-
 # Variables that would point git somewhere else than the test asks.
 _GIT_LEAKS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL", "GIT_CONFIG", "GIT_OBJECT_DIRECTORY")
 
