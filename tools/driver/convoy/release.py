@@ -110,6 +110,11 @@ def parse_tag(tag_format: str, tag: str) -> Optional[dict[str, int]]:
     return fields
 
 
+def tag_order(fields: Mapping[str, int]) -> tuple[int, ...]:
+    """What release tags sort by, newest last: their date fields, then n (parse_tag's fields)."""
+    return tuple(fields.get(f, 0) for f in FIELDS)
+
+
 def next_tag(tag_format: str, existing: Iterable[str], when: datetime.date) -> str:
     """The next release tag on `when`: n is 1 + the largest n among the
     `existing` tags with the same other fields (1 if there is none)."""
@@ -423,7 +428,7 @@ def previous_release(checkout: Path, tag_format: str, commit: str, tags: dict[st
             continue
         parsed = parse_tag(tag_format, name)
         if parsed is not None:
-            candidates.append((tuple(parsed.get(f, 0) for f in ("year", "month", "day", "n")), name))
+            candidates.append((tag_order(parsed), name))
     for _, name in sorted(candidates, reverse=True):  # newest first: usually the first one is it
         ancestor = gitutil.run(["merge-base", "--is-ancestor", "--", tags[name], commit], cwd=checkout, check=False)
         if ancestor.returncode == 0:

@@ -126,7 +126,7 @@ def _newest_first(checkout: Path, config: Config, tags: list[str]) -> list[str]:
     for tag in tags:
         fields = release.parse_tag(fmt, tag)
         if fields is not None:  # a directory that is no release tag of this format is never pruned
-            ordered.append((tuple(fields.get(f, 0) for f in ("year", "month", "day", "n")), tag))
+            ordered.append((release.tag_order(fields), tag))
     return [tag for _, tag in sorted(ordered, reverse=True)]
 
 
