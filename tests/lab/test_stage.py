@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from convoy.lab import pools
+from convoy.lab import pools, procs
 from convoy.lab.stage import lab_address, lab_invocation, pools_in_query
 
 
@@ -20,7 +23,7 @@ def test_the_lab_is_the_one_the_stage_flags_name():
     assert (lab.server, lab.instance) == ("lab-1:50052", "hil")
 
 
-def test_a_task_run_cancels_what_a_killed_run_of_it_left_then_its_own(tmp_path: Path, monkeypatch):
+def test_a_task_run_cancels_what_a_killed_run_of_it_left_then_its_own_but_not_a_live_one(tmp_path: Path, monkeypatch):
     cancelled = []
     monkeypatch.setattr(pools, "cancel_invocation", lambda lab, i: cancelled.append((lab.server, i)) or [])
 
@@ -32,17 +35,32 @@ def test_a_task_run_cancels_what_a_killed_run_of_it_left_then_its_own(tmp_path: 
     monkeypatch.setattr(pools, "invocation", invocation)
     logs = tmp_path / "logs"
     ledger = logs / "request-2" / "build-1" / "hardware-drone.invocation"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a driver that was killed: its pid runs nothing now
+    me = {"pid": os.getpid(), "started": procs.started(os.getpid())}
+    owners = {"killed-id": {"pid": gone.pid, "started": 1}, "old-format-id": None,
+              "recycled-id": {"pid": os.getpid(), "started": me["started"] - 1},  # the pid, another process
+              "live-id": me, "sibling-id": None}
     for path, invocation_id in [(logs / "request-1" / "build-3" / "hardware-drone.invocation", "killed-id"),
+                                (logs / "request-1" / "build-4" / "hardware-drone.invocation", "old-format-id"),
+                                (logs / "request-1" / "build-5" / "hardware-drone.invocation", "recycled-id"),
+                                (logs / "request-3" / "build-1" / "hardware-drone.invocation", "live-id"),
                                 (logs / "request-1" / "build-3" / "hardware-rover.invocation", "sibling-id")]:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"invocation_id": invocation_id, "server": "old:1", "instance": "convoy"}))
+        entry = {"invocation_id": invocation_id, "server": "old:1", "instance": "convoy"}
+        if owners[invocation_id] is not None:
+            entry["owner"] = owners[invocation_id]
+        path.write_text(json.dumps(entry))
     with lab_invocation(["--config=hil", "--remote_executor=grpc://new:2"], ledger) as flags:
         assert flags == ("--invocation_id=new-id",)
-        assert cancelled == [("old:1", "killed-id")]  # on the lab it was queued on
-        assert json.loads(ledger.read_text()) == {"invocation_id": "new-id", "server": "new:2", "instance": "convoy"}
-    assert cancelled == [("old:1", "killed-id"), ("new:2", "new-id")]
+        # on the lab each was queued on; not the run under way in another lane (its owner runs)
+        assert cancelled == [("old:1", "killed-id"), ("old:1", "old-format-id"), ("old:1", "recycled-id")]
+        assert json.loads(ledger.read_text()) == {"invocation_id": "new-id", "server": "new:2", "instance": "convoy",
+                                                  "owner": me}
+    assert cancelled[-1] == ("new:2", "new-id")
     assert not ledger.exists()
     assert (logs / "request-1" / "build-3" / "hardware-rover.invocation").exists()  # another task's: not touched
+    assert (logs / "request-3" / "build-1" / "hardware-drone.invocation").exists()  # live: not touched
 
 
 QUERY_OUTPUT = """\

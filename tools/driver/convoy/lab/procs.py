@@ -55,6 +55,17 @@ def _state(pid: int) -> str:
     return stat.rpartition(")")[2].split()[0]
 
 
+def started(pid: int) -> Optional[int]:
+    """When `pid` started (clock ticks after boot, /proc/<pid>/stat), None if there is no such process:
+    with the pid, it names one process even after the pid is recycled."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 and fields[0] not in ("Z", "X") else None
+
+
 def alive(pid: Optional[int], marker: str) -> bool:
     """Whether `pid` runs and is the process whose command line contains `marker`."""
     if not pid:

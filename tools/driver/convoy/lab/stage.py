@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Mapping, Optional, Sequence
@@ -33,6 +34,7 @@ from convoy import bazel, fsutil
 from convoy.config import Config, StageSpec
 from convoy.errors import InfraError
 from convoy.lab import pools as lab_pools
+from convoy.lab import procs
 from convoy.tasks import CONFIGURATION_ENV, task_flags
 
 log = logging.getLogger("convoy.lab.stage")
@@ -148,6 +150,17 @@ def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path) -> di
     return record
 
 
+def _me() -> dict:
+    return {"pid": os.getpid(), "started": procs.started(os.getpid())}
+
+
+def _owner_runs(owner) -> bool:
+    """Whether the process a ledger names (see lab_invocation) is still running; False for a ledger without one."""
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int) or owner.get("started") is None:
+        return False
+    return procs.started(owner["pid"]) == owner["started"]
+
+
 @contextlib.contextmanager
 def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ...]]:
     """The lab's side of one task's Bazel run (a stage with `check_pools:
@@ -157,10 +170,13 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
     interrupted or times out, and a rig would run them later for nobody).
 
     A driver that is killed cancels nothing on exit: `ledger` (beside the
-    task's log) holds the id and the lab while the run is under way, and the
-    next run of the same stage and configuration, in any build, cancels
-    every ledger a killed run left (`<stage>-<configuration>.invocation`
-    under .convoy/logs) before it starts.
+    task's log) holds the id, the lab and the process that runs Bazel
+    (`owner`: pid and start time) while the run is under way, and the next
+    run of the same stage and configuration, in any build, cancels every
+    ledger a killed run left (`<stage>-<configuration>.invocation` under
+    .convoy/logs) before it starts. A ledger whose owner still runs is a
+    live run (another lane's candidate, in the speculative and batch
+    modes): it is left alone.
 
     When Bazel has ended (not when it raised), before the cancel,
     `record_rigs` writes `ledger.with_suffix(".rigs.json")`: which rig of
@@ -174,6 +190,8 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
         except (OSError, ValueError):  # half-written: the run had not started Bazel
             left.unlink(missing_ok=True)
             continue
+        if _owner_runs(entry.get("owner")):
+            continue  # a run under way (another lane's): not stale
         stale = entry["invocation_id"]
         try:
             cancelled = lab_pools.cancel_invocation(
@@ -188,7 +206,7 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
     with lab_pools.invocation(lab) as invocation_id:
         ledger.parent.mkdir(parents=True, exist_ok=True)
         ledger.write_text(json.dumps({"invocation_id": invocation_id, "server": lab.server,
-                                      "instance": lab.instance}) + "\n")
+                                      "instance": lab.instance, "owner": _me()}) + "\n")
         yield (f"--invocation_id={invocation_id}",)
         record_rigs(lab, invocation_id, rigs)
     ledger.unlink(missing_ok=True)  # only once the cancel on exit has answered
