@@ -166,6 +166,26 @@ def test_a_build_file_that_loads_a_changed_component_tests_everything(tmp_path):
     assert selection.targets(STAGE) == STAGE.targets
 
 
+def test_the_same_question_on_the_same_commit_asks_bazel_once(tmp_path):
+    # the rig gate asks, then the task asks again (convoy.queue.rigs); a third asks about another commit
+    xml = XML.replace("\n", " ")
+    script = (f"""echo x >> "$(dirname "$0")/calls"; """
+              f"""case "$*" in *--output=xml*) echo '{xml}' ;; *) echo '//i:a' ;; esac""")
+    settings = QuerySettings(None, bazel=fake_bazel(tmp_path, script), log_path=tmp_path / "task.query.log")
+    calls = tmp_path / "calls"
+    first = affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), settings, commit="c1" * 20)
+    assert first.fallback is None and len(calls.read_text().split()) == 2
+    again = affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), settings, commit="c1" * 20)
+    assert (again.labels, again.total, again.fallback) == (first.labels, first.total, None)
+    assert len(calls.read_text().split()) == 2  # not asked again
+    assert "answered by the same queries on c1c1c1c1c1" in (tmp_path / "task.query.log").read_text()
+    for other in ({"commit": "c2" * 20}, {}):  # another commit; no commit: always asked
+        affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), settings, **other)
+    affected.select_tests(tmp_path, STAGE, "drone", Changed(("planner",)), settings, commit="c1" * 20)
+    affected.select_tests(tmp_path, STAGE, "rover", Changed(("messages",)), settings, commit="c1" * 20)
+    assert len(calls.read_text().split()) == 10
+
+
 def test_the_task_flags_that_reach_the_query(tmp_path):
     script = 'echo "$@" >> "$(dirname "$0")/args"; exit 2'
     flags = ("--symlink_prefix=/", "--config=hil", "--repo_env=CONVOY_HARDWARE_REMOTE=1",
@@ -292,8 +312,8 @@ class StandIn:
 def run_build(tmp_path, monkeypatch, selection: Selection, bazel: StandIn):
     seen = {}
 
-    def select_tests(worktree, spec, configuration, changed, settings):
-        seen.update(spec=spec, configuration=configuration, changed=changed, settings=settings)
+    def select_tests(worktree, spec, configuration, changed, settings, *, commit=None):
+        seen.update(spec=spec, configuration=configuration, changed=changed, settings=settings, commit=commit)
         return selection
 
     monkeypatch.setattr(affected, "changed_components", lambda checkout, build, c: Changed(("planner",)))
@@ -329,6 +349,7 @@ def test_the_task_runs_the_selected_tests(tmp_path, monkeypatch):
                                       "targets": [PLAN], "fallback": None}
     settings = seen["settings"]
     assert seen["configuration"] == "rover" and seen["changed"] == Changed(("planner",))
+    assert seen["commit"] == "c" * 40  # the candidate: an answer the rig gate got for it is reused
     assert settings.output_base == tmp_path / ".convoy" / "bazel" / "slot-0"
     assert "--test_tag_filters=convoy-integration" in settings.flags and settings.timeout == 600
     assert settings.log_path.name == "integration-rover.query.log"

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 import time
+from collections import OrderedDict
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,19 +170,46 @@ def changed_components(checkout: Path, build: Build, configuration: str) -> Chan
 
 
 def select_tests(worktree: Path, spec: StageSpec, configuration: str, changed: Changed,
-                 settings: QuerySettings) -> Selection:
+                 settings: QuerySettings, *, commit: Optional[str] = None) -> Selection:
     """The stage's test targets that depend on `changed.components` in
-    `configuration`; see the module docstring. Never raises for Bazel's sake."""
+    `configuration`; see the module docstring. Never raises for Bazel's sake.
+
+    With `commit` (what `worktree` has checked out), an answer is kept for
+    the process's next identical question: the window's rig gate
+    (convoy.queue.rigs) asks before the stage and the task asks again; the
+    second is answered without Bazel, and its query log says so."""
     _log(settings.log_path, None)  # a new log for each run of the task
     if changed.reason is not None:
         return Selection((), 0, 0.0, (), changed.reason)
+    key = None
+    if commit:
+        key = (commit, spec.name, tuple(spec.targets), configuration, changed.components, settings.flags)
+        with _ANSWERS_LOCK:
+            known = _ANSWERS.get(key)
+        if known is not None:
+            _note(settings.log_path, f"# convoy: answered by the same queries on {commit[:10]}, made "
+                                     f"{time.monotonic() - known[2]:.1f} s earlier in this process (at the "
+                                     f"stage's gate); Bazel was not asked again\n")
+            return Selection(known[0], known[1], 0.0, changed.components)
     started = time.monotonic()
     try:
         selection = _select(Path(worktree), spec, configuration, changed.components, settings)
     except _QueryFailed as e:
         reason = str(e) if isinstance(e, _LoadsComponent) else f"query failed ({e})"
         return Selection((), 0, time.monotonic() - started, changed.components, reason)
+    if key is not None:
+        with _ANSWERS_LOCK:
+            _ANSWERS[key] = (selection[0], selection[1], time.monotonic())
+            while len(_ANSWERS) > _ANSWERS_KEPT:
+                _ANSWERS.popitem(last=False)
     return Selection(selection[0], selection[1], time.monotonic() - started, changed.components)
+
+
+# select_tests' answers by (commit, stage, targets, configuration, components, flags): the same tree
+# and flags give the same answer in any output base.
+_ANSWERS: "OrderedDict[tuple, tuple[tuple[str, ...], int, float]]" = OrderedDict()
+_ANSWERS_LOCK = threading.Lock()
+_ANSWERS_KEPT = 64
 
 
 def note_not_run(log_path: Path, selection: Selection) -> None:
@@ -301,6 +330,17 @@ def _first_error(stderr: str) -> str:
     errors = [line for line in lines if line.startswith("ERROR:")]
     line = (errors or lines or ["no message"])[0].removeprefix("ERROR:").strip()
     return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _note(path: Optional[Path], text: str) -> None:
+    """Appends `text` to the query log (see _log)."""
+    if path is None:
+        return
+    try:
+        with os.fdopen(fsutil.open_private(path, os.O_WRONLY | os.O_APPEND), "a") as log:
+            log.write(text)
+    except OSError:
+        pass
 
 
 def _log(path: Optional[Path], query: Optional[tuple[list[str], Optional[int], str]]) -> None:

@@ -267,7 +267,8 @@ class TaskRunner:
                                              timeout=min(spec.timeout, affected.QUERY_TIMEOUT),
                                              log_path=log_path.with_suffix(".query.log"))
         with self.ctx.meter.measure("bazel"):
-            return affected.select_tests(self.worktree, spec, task.configuration, changed, settings)
+            return affected.select_tests(self.worktree, spec, task.configuration, changed, settings,
+                                         commit=self.build.candidate_commit)
 
     def _interrupted(self, stage: Stage, task: Task, detail: str) -> None:
         if self.abort.reason == "stop":

@@ -25,6 +25,7 @@ check as it is.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -56,17 +57,22 @@ class StagePools:
             stage = next(s for s in tx.stages(build.id) if s.name == spec.name)
             configurations = [t.configuration for t in tx.tasks(stage_id=stage.id) if not t.state.is_final]
         slots = Slots(ctx.config.parallelism, _slot_order(worktree, configurations))
-        answers: dict[str, set[str]] = {}
-        for configuration in configurations:
+
+        def pools_of(configuration: str) -> Optional[set[str]]:
             # the output base its task will use: what it loads stays for the task
             output_base = slot_output_base(ctx.checkout, slots.preferred(configuration), lane=self.lane)
             try:
                 if self._nothing_affected(spec, worktree, build, configuration, output_base):
-                    answers[configuration] = set()  # its task runs no test: it takes no rig
-                    continue
-                answers[configuration] = needed_pools(worktree, spec, configuration, ctx.config, output_base)
+                    return set()  # its task runs no test: it takes no rig
+                return needed_pools(worktree, spec, configuration, ctx.config, output_base)
             except ConvoyError as e:
                 log.warning("cannot tell the pools of %s in %s (%s); counting none", spec.name, configuration, e)
+                return None
+
+        # Each configuration asks its own output base (its own Bazel server): side by side.
+        with ThreadPoolExecutor(max_workers=max(1, len(configurations)), thread_name_prefix="gate") as pool:
+            found = dict(zip(configurations, pool.map(pools_of, configurations)))
+        answers = {configuration: pools for configuration, pools in found.items() if pools is not None}
         self.known[spec.name] = answers
         needs: dict[str, int] = {}
         for pools in answers.values():
@@ -82,7 +88,8 @@ class StagePools:
         changed = affected.changed_components(self.ctx.checkout, build, configuration)
         settings = affected.QuerySettings.of(config, output_base, task_flags(config, spec),
                                              timeout=min(spec.timeout, affected.QUERY_TIMEOUT))
-        return affected.select_tests(worktree, spec, configuration, changed, settings).nothing_to_run
+        return affected.select_tests(worktree, spec, configuration, changed, settings,
+                                     commit=build.candidate_commit).nothing_to_run
 
     def check(self, workspace: Path, stage: StageSpec, configurations: Sequence[str], config: Config,
               output_bases: Mapping[str, Path]) -> None:
