@@ -23,8 +23,9 @@ before anything is submitted, and down after it; its action cache starts
 empty too. One commit makes the hardware test sleep `hw_seconds` in
 setUpModule, once per run of the test.
 
-Before the timed requests, the four WARM_UP requests are processed (not
-timed, the same in every mode), so that every lane has its Bazel servers.
+Before the timed requests, the eight WARM_UP requests are processed in two
+rounds (not timed, the same in every mode), so that every lane has both
+configurations' Bazel servers.
 The requests (SCENARIOS: six per scenario, the fourth fails, in the
 configuration stage or on a rig): the sample has four components, and a newer
 request supersedes a *queued* one of the same component, so six requests
@@ -60,6 +61,7 @@ from convoy import sample  # noqa: E402
 from convoy.config import default_config_text  # noqa: E402
 from convoy.lab.lab import Lab, parse_rigs  # noqa: E402
 from convoy.manifest import parse_manifest  # noqa: E402
+from cpu_meter import CpuMeter  # noqa: E402  (benchmarks/cpu_meter.py)
 from machine import IDENTITY  # noqa: E402  (benchmarks/machine.py)
 
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -113,19 +115,33 @@ SCENARIOS = {
         Req("controller", "v1.2.1", "merged", 2, "both configurations; once #4 has left the queue"),
     ),
 }
-# Processed (untimed) before the six, the same in every mode: every lane the
-# mode uses gets its Bazel servers and external repositories, as in a queue
-# that runs all day (a window of 4 uses four lanes; serial one).
+# Processed (untimed) before the six, the same in every mode, in two rounds of
+# four (each round one `convoy process --all`, its requests queued up front):
+# every lane the mode uses gets both configurations' Bazel servers and external
+# repositories, as in a queue that runs all day (a window of 4 uses lanes 0-3,
+# the lowest free lane first, so the nth request of a round starts in lane
+# n-1; serial uses lane 0). Planner and firmware bumps move the rover only:
+# the first round's put them in lanes 2 and 3, the second's in lanes 0 and 1.
 WARM_UP = (
-    Req("messages", "v1.4.1", "merged", 0, "warm-up"),
-    Req("planner", "v2.1.1", "merged", 0, "warm-up"),
-    Req("firmware", "v3.0.1-1", "merged", 0, "warm-up"),
-    Req("controller", "v1.2.0-1", "merged", 0, "warm-up"),
+    (Req("messages", "v1.4.1", "merged", 0, "warm-up"),
+     Req("controller", "v1.2.0-1", "merged", 0, "warm-up"),
+     Req("planner", "v2.1.1", "merged", 0, "warm-up"),
+     Req("firmware", "v3.0.1-1", "merged", 0, "warm-up")),
+    (Req("planner", "v2.1.2", "merged", 0, "warm-up"),
+     Req("firmware", "v3.0.1-2", "merged", 0, "warm-up"),
+     Req("messages", "v1.4.2", "merged", 0, "warm-up"),
+     Req("controller", "v1.2.0-2", "merged", 0, "warm-up")),
 )
 # new version: (the version whose tree it is, {file: (old, new)})
 RELEASES = {
     ("messages", "v1.4.1"): ("v1.4.0", {"messages/__init__.py": ('__version__ = "1.4.0"', '__version__ = "1.4.1"')}),
     ("planner", "v2.1.1"): ("v2.1.0", {"planner/__init__.py": ('__version__ = "2.1.0"', '__version__ = "2.1.1"')}),
+    ("planner", "v2.1.2"): ("v2.1.0", {"planner/__init__.py": ('__version__ = "2.1.0"', '__version__ = "2.1.2"')}),
+    ("messages", "v1.4.2"): ("v1.4.0", {"messages/__init__.py": ('__version__ = "1.4.0"', '__version__ = "1.4.2"')}),
+    ("firmware", "v3.0.1-2"): ("v3.0.1", {"firmware/__init__.py": ('__version__ = "3.0.1"',
+                                                                  '__version__ = "3.0.1-2"')}),
+    ("controller", "v1.2.0-2"): ("v1.2.0", {"controller/__init__.py": ('__version__ = "1.2.0"',
+                                                                      '__version__ = "1.2.0-2"')}),
     ("firmware", "v3.0.1-1"): ("v3.0.1", {"firmware/__init__.py": ('__version__ = "3.0.1"',
                                                                   '__version__ = "3.0.1-1"')}),
     ("messages", "v1.5.1"): ("v1.5.0", {"messages/__init__.py": ('__version__ = "1.5.0"', '__version__ = "1.5.1"')}),
@@ -252,6 +268,9 @@ class Side:
     tags: List[Tuple[str, str, Dict[str, Dict[str, str]]]] = field(default_factory=list)  # name, commit, pins
     final: Dict[str, Dict[str, str]] = field(default_factory=dict)
     log: Optional[Path] = None
+    epoch: float = 0.0  # time.time() when `convoy process` started
+    cpu: List[str] = field(default_factory=list)  # cpu_meter's report of the timed run
+    withdrawn: int = 0  # rig runs the lab withdrew (cancelled) while they ran: its workers' logs
 
     def states(self) -> List[str]:
         return [r["request"]["state"] for r in self.requests]
@@ -271,6 +290,22 @@ class Side:
         """Seconds the hardware stage's tasks of `configuration` took (each holds a rig of its pool)."""
         return sum(t["duration"] or 0.0 for r in self.requests for b in r["builds"] for s in b["stages"]
                    if s["name"] == "hardware" for t in s["tasks"] if t["configuration"] == configuration)
+
+    def timeline(self) -> List[str]:
+        """Each build's stages, seconds after `convoy process` started: stage start-end (tasks' spread)."""
+        lines = []
+        for r in self.requests:
+            for b in r["builds"]:
+                parts = []
+                for s in b["stages"]:
+                    times = [(t["started_at"], t["finished_at"]) for t in s["tasks"] if t["started_at"]]
+                    if not times:
+                        continue
+                    begin = min(a for a, _ in times) - self.epoch
+                    end = max((z or a) for a, z in times) - self.epoch
+                    parts.append(f"{s['name']} {begin:.1f}-{end:.1f}")
+                lines.append(f"#{r['request']['id']} build {b['number']} ({b['state']}): " + " | ".join(parts))
+        return lines
 
     def wrong(self) -> List[str]:
         return [f"{self.name}: #{r['request']['id']} {q.component} {q.version} ended {r['request']['state']}, "
@@ -337,18 +372,21 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
         checkout = repo.checkout
         slow_hardware_test(checkout, hw_seconds)
         warm = time.monotonic()
-        for q in WARM_UP:
-            submit(checkout, q)
-        run([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"], checkout, env=driver_env(),
-            timeout=PROCESS_TIMEOUT)
-        print(f"   warm-up: {len(WARM_UP)} requests processed in {time.monotonic() - warm:.1f} s (not timed)", flush=True)
+        for round_ in WARM_UP:
+            for q in round_:
+                submit(checkout, q)
+            run([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"], checkout,
+                env=driver_env(), timeout=PROCESS_TIMEOUT)
+        print(f"   warm-up: {sum(map(len, WARM_UP))} requests in {len(WARM_UP)} rounds processed in "
+              f"{time.monotonic() - warm:.1f} s (not timed)", flush=True)
         initial = pins_at(repo.bare, "main")
         ids = {i: submit(checkout, q) for i, q in enumerate(plan) if q.wave == 1}
         side.log = work / "process.log"
         print(f"   convoy process --all ({len(plan)} requests, {len(ids)} queued up front; its output: "
               f"{side.log})", flush=True)
         with open(side.log, "w") as output:
-            start = time.monotonic()
+            meter = CpuMeter()
+            start, side.epoch = time.monotonic(), time.time()
             watcher = Watcher(checkout, plan, ids, start)
             proc = subprocess.Popen([str(PYTHON), "-m", "convoy", "process", "--all", f"--repo={checkout}"],
                                     cwd=checkout, env=driver_env(), stdout=output, stderr=subprocess.STDOUT)
@@ -359,6 +397,7 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
                 if proc.poll() is None:
                     proc.kill()
             side.wall = time.monotonic() - start
+            side.cpu = meter.report(side.wall)
             watcher.done.set()
             watcher.join(30)
         if code != 0:
@@ -370,6 +409,8 @@ def run_side(name: str, queue: Dict[str, object], work: Path, hw_seconds: float,
         if checkout is not None:
             shutdown_bazel(checkout)
         lab.down()
+        side.withdrawn = sum(log.read_text(errors="replace").count("was withdrawn by the server")
+                             for log in (work / "lab").glob("**/*.log"))
     side.arrivals = [watcher.arrivals.get(i, 0.0) for i in range(len(plan))]
     side.requests = [json.loads(convoy(checkout, "show", str(ids[i]), "--json")) for i in range(len(plan))]
     refs = git(["for-each-ref", "--sort=version:refname", "--format=%(refname:short) %(*objectname) %(objectname)",

@@ -25,9 +25,10 @@
    in setUpModule. Each mode is
    a side made from scratch in its own temporary directory (components,
    integration repository, lab; only the --output_user_root install base is
-   shared). Each side first processes four warm-up requests, untimed and
-   the same in every mode, so that every lane the mode uses has its Bazel
-   servers and external repositories (a queue that runs all day has them);
+   shared). Each side first processes eight warm-up requests in two rounds,
+   untimed and the same in every mode, so that every lane the mode uses has
+   both configurations' Bazel servers and external repositories (a queue
+   that runs all day has them);
    then the six timed requests: see benchmarks/queue_real.py (five pass;
    the fourth is rejected: with --failing=configuration, the default,
    firmware v3.1.0 at rover's configuration stage, where most breakage is
@@ -225,6 +226,13 @@ def real_table(args: argparse.Namespace) -> List[str]:
         print(f"   {mode} tags (m=messages p=planner c=controller f=firmware):")
         for tag, commit, pins in side.tags:
             print(f"     {tag:<12} {commit[:10]}  {pins_text(pins)}")
+    for mode, side in sides.items():
+        print(f"   {mode}: where the time went (seconds after convoy process started; each build's stages)")
+        for line in side.timeline():
+            print(f"     {line}")
+        for line in side.cpu:
+            print(f"     {line}")
+        print(f"     rig runs withdrawn by the lab while they ran (cancelled): {side.withdrawn}")
     finals = {mode: side.final for mode, side in sides.items()}
     same = all(final == next(iter(finals.values())) for final in finals.values())
     print(f"   final manifest of origin main (resolved versions per configuration), identical in every mode: "

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools" / "driver"))
 
+from convoy import manifest as manifest_module  # noqa: E402
 from convoy.manifest import parse_manifest  # noqa: E402
 from convoy.manifest_edit import Bump, bump_manifest  # noqa: E402
 from convoy.yamlcheck import MAX_BYTES  # noqa: E402
