@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import stat
 import subprocess
@@ -175,7 +176,9 @@ def test_the_same_question_on_the_same_commit_asks_bazel_once(tmp_path):
     calls = tmp_path / "calls"
     first = affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), settings, commit="c1" * 20)
     assert first.fallback is None and len(calls.read_text().split()) == 2
-    again = affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), settings, commit="c1" * 20)
+    # the task adds flags that do not reach the queries (the disk cache, its platform suffix)
+    task = dataclasses.replace(settings, flags=settings.flags + ("--disk_cache=/c", "--platform_suffix=rover"))
+    again = affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), task, commit="c1" * 20)
     assert (again.labels, again.total, again.fallback) == (first.labels, first.total, None)
     assert len(calls.read_text().split()) == 2  # not asked again
     assert "answered by the same queries on c1c1c1c1c1" in (tmp_path / "task.query.log").read_text()
@@ -183,7 +186,9 @@ def test_the_same_question_on_the_same_commit_asks_bazel_once(tmp_path):
         affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), settings, **other)
     affected.select_tests(tmp_path, STAGE, "drone", Changed(("planner",)), settings, commit="c1" * 20)
     affected.select_tests(tmp_path, STAGE, "rover", Changed(("messages",)), settings, commit="c1" * 20)
-    assert len(calls.read_text().split()) == 10
+    other_repositories = dataclasses.replace(settings, flags=("--repo_env=X=1",))  # reaches the queries
+    affected.select_tests(tmp_path, STAGE, "rover", Changed(("planner",)), other_repositories, commit="c1" * 20)
+    assert len(calls.read_text().split()) == 12
 
 
 def test_the_task_flags_that_reach_the_query(tmp_path):

@@ -183,7 +183,8 @@ def select_tests(worktree: Path, spec: StageSpec, configuration: str, changed: C
         return Selection((), 0, 0.0, (), changed.reason)
     key = None
     if commit:
-        key = (commit, spec.name, tuple(spec.targets), configuration, changed.components, settings.flags)
+        key = (commit, spec.name, tuple(spec.targets), configuration, changed.components, _tag_filter(settings.flags),
+               tuple(f for f in settings.flags if f.startswith(_REPOSITORY_FLAGS)))  # what reaches the queries
         with _ANSWERS_LOCK:
             known = _ANSWERS.get(key)
         if known is not None:
@@ -205,8 +206,8 @@ def select_tests(worktree: Path, spec: StageSpec, configuration: str, changed: C
     return Selection(selection[0], selection[1], time.monotonic() - started, changed.components)
 
 
-# select_tests' answers by (commit, stage, targets, configuration, components, flags): the same tree
-# and flags give the same answer in any output base.
+# select_tests' answers by (commit, stage, targets, configuration, components, the flags that reach the
+# queries): the same tree and flags give the same answer in any output base.
 _ANSWERS: "OrderedDict[tuple, tuple[tuple[str, ...], int, float]]" = OrderedDict()
 _ANSWERS_LOCK = threading.Lock()
 _ANSWERS_KEPT = 64
