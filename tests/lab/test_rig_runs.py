@@ -90,6 +90,7 @@ def test_a_bazel_run_that_raised_leaves_no_record_and_is_still_cancelled(tmp_pat
     cancelled = []
     monkeypatch.setattr(pools, "cancel_invocation", lambda lab, invocation_id: cancelled.append(invocation_id) or [])
     monkeypatch.setattr(pools, "invocation_runs", lambda lab, invocation_id: pytest.fail("asked for the runs"))
+    monkeypatch.setattr(pools, "finish_invocation", lambda lab, invocation_id: pytest.fail("asked for the runs"))
     ledger = _ledger(tmp_path)
     rigs = ledger.with_suffix(".rigs.json")
     rigs.parent.mkdir(parents=True)

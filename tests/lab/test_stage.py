@@ -5,7 +5,6 @@ test_driver_lab.py.)"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -26,13 +25,10 @@ def test_the_lab_is_the_one_the_stage_flags_name():
 def test_a_task_run_cancels_what_a_killed_run_of_it_left_then_its_own_but_not_a_live_one(tmp_path: Path, monkeypatch):
     cancelled = []
     monkeypatch.setattr(pools, "cancel_invocation", lambda lab, i: cancelled.append((lab.server, i)) or [])
-
-    @contextlib.contextmanager
-    def invocation(lab):
-        yield "new-id"
-        cancelled.append((lab.server, "new-id"))
-
-    monkeypatch.setattr(pools, "invocation", invocation)
+    monkeypatch.setattr(pools, "new_invocation_id", lambda: "new-id")
+    # the end of the run: one call cancels what is left and lists the runs
+    monkeypatch.setattr(pools, "finish_invocation",
+                        lambda lab, i: cancelled.append((lab.server, i)) or {"cancelled": [], "runs": []})
     logs = tmp_path / "logs"
     ledger = logs / "request-2" / "build-1" / "hardware-drone.invocation"
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -144,6 +144,19 @@ def invocation_runs(lab: LabAddress, invocation_id: str) -> List[dict]:
     return ask(lab, "runs", f"--invocation_id={invocation_id}")
 
 
+def finish_invocation(lab: LabAddress, invocation_id: str) -> dict:
+    """Both questions at the end of a run, in one call to the lab: cancels what the invocation left
+    unfinished, then lists its runs: {"cancelled": [operation names], "runs": invocation_runs' list}."""
+    answer = ask(lab, "finish", f"--invocation_id={invocation_id}")
+    if not isinstance(answer, dict) or not isinstance(answer.get("runs"), list):
+        raise LabUnreachable(f"the lab at {lab.server} answered finish with {str(answer)[:80]}")
+    return answer
+
+
+def new_invocation_id() -> str:
+    return str(uuid.uuid4())
+
+
 def cancel_pool(lab: LabAddress, pool: str) -> List[str]:
     """Cancels every unfinished operation of `pool`; returns the operation names."""
     return ask(lab, "cancel", f"--pool={pool}")
@@ -156,7 +169,7 @@ def invocation(lab: LabAddress) -> Iterator[str]:
     After a normal run there is nothing left; after an interrupted or killed
     Bazel its queued actions are cancelled before a rig can take them.
     """
-    invocation_id = str(uuid.uuid4())
+    invocation_id = new_invocation_id()
     try:
         yield invocation_id
     finally:

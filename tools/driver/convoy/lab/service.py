@@ -8,6 +8,8 @@
     ... runs --invocation_id=<id>             [{"action", "target", "pool", "worker", "started", "finished",
                                                 "exit_code", "cached"}...]: what the workers ran for it
     ... cancel --invocation_id=<id>           cancels that Bazel invocation's unfinished operations
+    ... finish --invocation_id=<id>           {"cancelled": [...], "runs": [...]}: cancel, then runs (the end
+                                              of a driver's run: one process instead of two)
     ... cancel --pool=<pool>                  cancels the unfinished operations of a pool
     ... cancel --all                          cancels every unfinished operation
 
@@ -193,6 +195,7 @@ def main(argv: List[str]) -> int:
     ops = sub.add_parser("operations")
     ops.add_argument("--filter", default=UNFINISHED)
     sub.add_parser("runs").add_argument("--invocation_id", required=True)
+    sub.add_parser("finish").add_argument("--invocation_id", required=True)
     can = sub.add_parser("cancel")
     group = can.add_mutually_exclusive_group(required=True)
     group.add_argument("--invocation_id")
@@ -209,6 +212,9 @@ def main(argv: List[str]) -> int:
             answer = operations(channel, args.instance, args.filter)
         elif args.what == "runs":
             answer = runs(channel, args.instance, args.invocation_id)
+        elif args.what == "finish":  # the end of a run: cancel and runs in one process
+            answer = {"cancelled": cancel(channel, args.instance, f"invocation_id={args.invocation_id}"),
+                      "runs": runs(channel, args.instance, args.invocation_id)}
         else:
             if args.invocation_id:
                 filter_string = f"invocation_id={args.invocation_id}"

@@ -118,7 +118,7 @@ def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
     return lab_pools.LabAddress.local(server=server, instance=instance)
 
 
-def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path) -> dict:
+def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path, *, finish: bool = False) -> dict:
     """Writes `path` (atomically) and returns it: which rig ran each test of
     the invocation, as the lab's server knows it (convoy.lab.pools.invocation_runs)::
 
@@ -130,14 +130,20 @@ def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path) -> di
     Only actions with a TEST_TARGET (tests; a retried or `--runs_per_test`
     test has several). A lab that does not answer gives `"runs": []` and
     the reason in `"error"` (one line), never an exception: the task's
-    outcome is Bazel's, the record only says where it ran."""
+    outcome is Bazel's, the record only says where it ran.
+
+    With `finish`, the same call to the lab first cancels whatever the
+    invocation left unfinished (convoy.lab.pools.finish_invocation): no
+    error in the record means that cancel was made too."""
     record: dict = {"invocation_id": invocation_id, "runs": [], "error": None}
     try:
+        ran = (lab_pools.finish_invocation(lab, invocation_id)["runs"] if finish
+               else lab_pools.invocation_runs(lab, invocation_id))
         record["runs"] = [
             {"target": r["target"], "pool": r["pool"], "worker": r["worker"], "rig": r["worker"].rpartition("/")[2],
              "action": r["action"], "started": r["started"], "finished": r["finished"], "exit_code": r["exit_code"],
              "cached": r.get("cached", False)}
-            for r in lab_pools.invocation_runs(lab, invocation_id) if r["target"]
+            for r in ran if r["target"]
         ]
     except Exception as e:  # noqa: BLE001 - a record we cannot get must not fail the run it describes
         reason = " ".join(str(e).split()) or type(e).__name__
@@ -165,9 +171,10 @@ def _owner_runs(owner) -> bool:
 def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ...]]:
     """The lab's side of one task's Bazel run (a stage with `check_pools:
     true`): yields the flags to add, `--invocation_id=<id>`; on exit
-    `convoy.lab.pools.invocation` cancels whatever the run left unfinished on
+    it cancels (convoy.lab.pools) whatever the run left unfinished on
     the lab (Bazel 4.2 leaves its queued actions there when it is
-    interrupted or times out, and a rig would run them later for nobody).
+    interrupted or times out, and a rig would run them later for nobody);
+    after a run that ended, the same call to the lab records the rigs.
 
     A driver that is killed cancels nothing on exit: `ledger` (beside the
     task's log) holds the id, the lab and the process that runs Bazel
@@ -203,10 +210,16 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
         log.info("cancelled %d operation(s) that interrupted run %s left on the lab", len(cancelled), stale)
         left.unlink(missing_ok=True)
     lab = lab_address(flags)
-    with lab_pools.invocation(lab) as invocation_id:
+    invocation_id = lab_pools.new_invocation_id()
+    cancelled = False
+    try:
         ledger.parent.mkdir(parents=True, exist_ok=True)
         ledger.write_text(json.dumps({"invocation_id": invocation_id, "server": lab.server,
                                       "instance": lab.instance, "owner": _me()}) + "\n")
         yield (f"--invocation_id={invocation_id}",)
-        record_rigs(lab, invocation_id, rigs)
+        # One call to the lab at the end of the run: the cancel on exit and the record.
+        cancelled = record_rigs(lab, invocation_id, rigs, finish=True)["error"] is None
+    finally:
+        if not cancelled:  # Bazel raised, or the lab did not answer the end of the run: cancel (raises if not)
+            lab_pools.cancel_invocation(lab, invocation_id)
     ledger.unlink(missing_ok=True)  # only once the cancel on exit has answered
