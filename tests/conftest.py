@@ -33,7 +33,6 @@ tests.support.env.isolated_env() gives them the same environment.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import subprocess
 from pathlib import Path
@@ -69,17 +68,6 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     yield
     flags.FLAGS.unparse_flags()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _settled_heap() -> Iterator[None]:
-    """After each module, what survives it is set aside from the garbage
-    collector (gc.freeze): the suite's heap grows with every module, and a
-    full collection walked all of it (measured: a 21 s pause near the end of
-    a whole run)."""
-    yield
-    gc.collect()
-    gc.freeze()
 
 
 class GitRepo:
