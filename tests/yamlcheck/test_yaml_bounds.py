@@ -69,8 +69,9 @@ def test_a_comment_heavy_manifest_parses_in_linear_time():
     # 4 MB of comments after a value: ruamel's round-trip parser joins them
     # into one string, one by one (quadratic: 9 s here, 35 MB took minutes;
     # now 0.06 s). benchmarks/yaml_size.py measures the growth.
-    # In a process of its own: the parse's tens of thousands of comment tokens
-    # cost the suite's long-lived heap 18 s of garbage collection afterwards.
+    # In a process of its own: its time is the parse's alone, whatever the
+    # suite's heap holds. (The ~20 s "teardown" that --durations shows after
+    # this test in a whole run is the session's fixtures stopping: it is last.)
     script = textwrap.dedent("""
         import json, sys, time
         from convoy.manifest import parse_manifest
