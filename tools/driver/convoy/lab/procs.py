@@ -46,23 +46,24 @@ def cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
 
 
-def _state(pid: int) -> str:
-    """The process state letter from /proc/<pid>/stat ('' if there is no such process)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name, from the state letter on ([] if no such process)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[0]
+        return []
+    return stat.rpartition(")")[2].split()
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc/<pid>/stat ('' if there is no such process)."""
+    return (_stat(pid) or [""])[0]
 
 
 def started(pid: int) -> Optional[int]:
     """When `pid` started (clock ticks after boot, /proc/<pid>/stat), None if there is no such process:
     with the pid, it names one process even after the pid is recycled."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
+    fields = _stat(pid)
     return int(fields[19]) if len(fields) > 19 and fields[0] not in ("Z", "X") else None
 
 
