@@ -118,9 +118,11 @@ def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
     return lab_pools.LabAddress.local(server=server, instance=instance)
 
 
-def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path, *, finish: bool = False) -> dict:
-    """Writes `path` (atomically) and returns it: which rig ran each test of
-    the invocation, as the lab's server knows it (convoy.lab.pools.invocation_runs)::
+def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path) -> dict:
+    """Cancels what the invocation left unfinished on the lab and writes
+    `path` (atomically), in one call to the lab (convoy.lab.pools.finish_invocation),
+    and returns the record: which rig ran each test of the invocation, as
+    the lab's server knows it::
 
         {"invocation_id": "<id>", "error": null,
          "runs": [{"target": "//integration:flash_and_drive_test", "pool": "rover-rigs",
@@ -130,15 +132,11 @@ def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path, *, fi
     Only actions with a TEST_TARGET (tests; a retried or `--runs_per_test`
     test has several). A lab that does not answer gives `"runs": []` and
     the reason in `"error"` (one line), never an exception: the task's
-    outcome is Bazel's, the record only says where it ran.
-
-    With `finish`, the same call to the lab first cancels whatever the
-    invocation left unfinished (convoy.lab.pools.finish_invocation): no
-    error in the record means that cancel was made too."""
+    outcome is Bazel's, the record only says where it ran. No error in the
+    record means that the cancel was made too."""
     record: dict = {"invocation_id": invocation_id, "runs": [], "error": None}
     try:
-        ran = (lab_pools.finish_invocation(lab, invocation_id)["runs"] if finish
-               else lab_pools.invocation_runs(lab, invocation_id))
+        ran = lab_pools.finish_invocation(lab, invocation_id)["runs"]
         record["runs"] = [
             {"target": r["target"], "pool": r["pool"], "worker": r["worker"], "rig": r["worker"].rpartition("/")[2],
              "action": r["action"], "started": r["started"], "finished": r["finished"], "exit_code": r["exit_code"],
@@ -185,9 +183,10 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
     live run (another lane's candidate, in the speculative and batch
     modes): it is left alone.
 
-    When Bazel has ended (not when it raised), before the cancel,
-    `record_rigs` writes `ledger.with_suffix(".rigs.json")`: which rig of
-    which pool ran each test of the run."""
+    When Bazel has ended (not when it raised), `record_rigs` makes that
+    cancel and writes `ledger.with_suffix(".rigs.json")`: which rig of
+    which pool ran each test of the run; when it cannot, or Bazel raised,
+    the cancel is asked alone."""
     rigs = ledger.with_suffix(RIGS_SUFFIX)
     rigs.unlink(missing_ok=True)  # an earlier run's of this task: not this run's
     logs = ledger.parents[2]  # convoy.tasks.log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
@@ -218,7 +217,7 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
                                       "instance": lab.instance, "owner": _me()}) + "\n")
         yield (f"--invocation_id={invocation_id}",)
         # One call to the lab at the end of the run: the cancel on exit and the record.
-        cancelled = record_rigs(lab, invocation_id, rigs, finish=True)["error"] is None
+        cancelled = record_rigs(lab, invocation_id, rigs)["error"] is None
     finally:
         if not cancelled:  # Bazel raised, or the lab did not answer the end of the run: cancel (raises if not)
             lab_pools.cancel_invocation(lab, invocation_id)
