@@ -333,31 +333,25 @@ def _first_error(stderr: str) -> str:
     return line if len(line) <= 200 else line[:197] + "..."
 
 
-def _note(path: Optional[Path], text: str) -> None:
-    """Appends `text` to the query log (see _log)."""
-    if path is None:
-        return
-    try:
-        with os.fdopen(fsutil.open_private(path, os.O_WRONLY | os.O_APPEND), "a") as log:
-            log.write(text)
-    except OSError:
-        pass
-
-
 def _log(path: Optional[Path], query: Optional[tuple[list[str], Optional[int], str]]) -> None:
     """Appends one query (its arguments, exit status, Bazel's messages) to
     its log; None empties the log."""
+    if query is None:
+        _note(path, "", empty=True)
+        return
+    argv, returncode, stderr = query
+    newline = "\n" if stderr and not stderr.endswith("\n") else ""
+    _note(path, f"# convoy: {shlex.join(argv)}\n# exit: {returncode}\n{stderr}{newline}")
+
+
+def _note(path: Optional[Path], text: str, *, empty: bool = False) -> None:
+    """Appends `text` to the query log (`empty`: the log is emptied first)."""
     if path is None:
         return
     try:
         fsutil.private_dir(path.parent)
-        mode = os.O_WRONLY | (os.O_TRUNC if query is None else os.O_APPEND)
-        with os.fdopen(fsutil.open_private(path, mode), "a") as log:
-            if query is not None:
-                argv, returncode, stderr = query
-                log.write(f"# convoy: {shlex.join(argv)}\n# exit: {returncode}\n{stderr}")
-                if stderr and not stderr.endswith("\n"):
-                    log.write("\n")
+        with os.fdopen(fsutil.open_private(path, os.O_WRONLY | (os.O_TRUNC if empty else os.O_APPEND)), "a") as log:
+            log.write(text)
     except OSError:  # the log is a help, not worth failing the selection for
         pass
 
