@@ -245,7 +245,7 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
         "the events you want",
         "convoy.yaml:44: plugins.x.type: unknown plugin type 'slack' (expected: log, command, webhook, forge-status); fix it",
         "convoy.yaml:45: unknown key 'colour' (expected: queue, pools, parallelism, retries, git, release, bazel, "
-        "stages, plugins, serve); fix or remove it",
+        "stages, plugins, serve, quarantine); fix or remove it",
     ]
 
 
@@ -333,4 +333,6 @@ def test_event_types_are_the_designs():
         "REQUEST_REJECTED", "PLUGIN_ERROR",
     )
     assert set(EVENT_TYPES[15:19]) == {"REQUEST_SUPERSEDED", "REQUEST_CANCELLED", "REQUEST_REQUEUED", "REQUEST_ERROR"}
-    assert EVENT_TYPES[19:] == ("TRY_QUEUED", "TRY_START", "TRY_PASSED", "TRY_FAILED")  # convoy try
+    assert EVENT_TYPES[19:23] == ("TRY_QUEUED", "TRY_START", "TRY_PASSED", "TRY_FAILED")  # convoy try
+    assert EVENT_TYPES[23:24] == ("RIG_HEALTH_CHANGED",)  # the lab's rig health (convoy.lab.health)
+    assert EVENT_TYPES[24:] == ("QUEUE_PAUSED", "QUEUE_RESUMED", "QUEUE_DRAINING", "REQUEST_PROMOTED")  # steering

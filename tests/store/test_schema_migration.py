@@ -1,4 +1,4 @@
-"""Schema version 4 (see also test_schema_v4.py): a version-1 or version-2 database (an existing
+"""Schema version 5 (see also test_schema_v4.py and test_schema_v5.py): a version-1 or version-2 database (an existing
 checkout's) is migrated in place when a writer opens it, its data kept; a
 reader reads it as it is; a newer version stays refused. And the
 transaction's generic accessors: `meta` / `set_meta`, the open groups, the
@@ -99,33 +99,39 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_its_data(tmp_path):
                 "messages", "v1.5.0", "a" * 40, RequestState.MERGED)
             assert (queued.component, queued.requested_by, queued.bumps) == ("planner", "ci@planner", ())
             assert [e.type for e in tx.events(request_id=queued.id)] == ["REQUEST_QUEUED"]
-            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "4"
+            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "5"
         with store.transaction() as tx:  # and it is writable as a new one
             group = tx.insert_request(component="messages", version="v2.0.0", requested_by="t",
                                       bumps=[RequestBump("planner", "v3.0.0")])
             assert group.bumps == (RequestBump("planner", "v3.0.0"),)
             assert tx.put_open_group("g", [], "t").bumps == ()
-    assert columns(db, "requests")[-2:] == ["bumps", "kind"]
+    assert columns(db, "requests")[-3:] == ["bumps", "kind", "priority"]
     assert columns(db, "open_groups") == ["name", "bumps", "requested_by", "created_at"]
     assert raw(db, "SELECT bumps FROM requests WHERE id = 1") == [("[]",)]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
     assert columns(db, "deliveries") == ["forge", "delivery", "request_id", "outcome", "received_at"]
     with SQLiteStore(db) as store, store.read() as tx:  # opened again: nothing more to do
         assert len(tx.requests()) == 3
 
 
-def make_v2(path):
-    """A version-2 database, as convoy wrote it before the deliveries (version 1 and its one step)."""
+def make_at(path, version: int):
+    """A database at schema `version`, as convoy wrote it then (version 1 and the steps after it)."""
     make_v1(path)
     conn = sqlite3.connect(path)
     try:
-        for statement in MIGRATIONS[1]:
-            conn.execute(statement)
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        for step in range(1, version):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
         conn.commit()
     finally:
         conn.close()
     return path
+
+
+def make_v2(path):
+    """A version-2 database, as convoy wrote it before the deliveries (version 1 and its one step)."""
+    return make_at(path, 2)
 
 
 def test_a_version_2_database_gets_the_deliveries_table_and_keeps_its_data(tmp_path):
@@ -143,7 +149,7 @@ def test_a_version_2_database_gets_the_deliveries_table_and_keeps_its_data(tmp_p
             assert tx.delivery("github", "d-1") == first
             assert tx.delivery("gitlab", "d-1") is None
             assert [r.component for r in tx.requests()] == ["messages", "planner"]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
     with SQLiteStore(db) as store, store.read() as tx:  # a restart keeps the deliveries
         assert tx.delivery("github", "d-1").outcome == "submitted"
 
@@ -157,7 +163,7 @@ def test_a_reader_reads_a_version_1_database_as_it_is(tmp_path):
     assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
 
-@pytest.mark.parametrize("version", ("5", "0", "two"))
+@pytest.mark.parametrize("version", ("6", "0", "two"))
 def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
     db = make_v1(tmp_path / "state.db")
     conn = sqlite3.connect(db)
@@ -168,7 +174,7 @@ def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
         with pytest.raises(ConvoyError) as error:
             SQLiteStore(db, readonly=readonly)
         message = str(error.value)
-        assert f"state schema {version} is not 4 (written by another convoy); use that convoy, or move it" in message
+        assert f"state schema {version} is not 5 (written by another convoy); use that convoy, or move it" in message
         assert "\n" not in message
     assert "bumps" not in columns(db, "requests")
 
@@ -195,7 +201,7 @@ def test_meta_accessors(store):
             tx.set_meta("queue.test", 3)
     with store.read() as tx:
         assert tx.meta("queue.test") == "second"
-        assert tx.meta("schema_version") == "4"
+        assert tx.meta("schema_version") == "5"
     with pytest.raises(RuntimeError):  # a rolled-back transaction leaves nothing
         with store.transaction() as tx:
             tx.set_meta("other", "x")

@@ -6,29 +6,16 @@ requests unless asked for tries, and a try is never superseded by, nor supersede
 
 from __future__ import annotations
 
-import sqlite3
-
 from convoy import requests, tries
 from convoy.models import KIND_REQUEST, KIND_TRY, RequestState
 from convoy.store import SQLiteStore
-from convoy.store.sqlite_migrate import MIGRATIONS
 
-from tests.store.test_schema_migration import columns, make_v1, raw
+from tests.store.test_schema_migration import columns, make_at, raw
 
 
 def make_v3(path):
     """A version-3 database, as convoy wrote it before tries (version 1 and its two steps)."""
-    make_v1(path)
-    conn = sqlite3.connect(path)
-    try:
-        for version in (1, 2):
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-        conn.commit()
-    finally:
-        conn.close()
-    return path
+    return make_at(path, 3)
 
 
 def submission(version="v1.5.0", commit="a" * 40) -> requests.Submission:
@@ -50,9 +37,9 @@ def test_a_version_3_database_gets_kinds_and_keeps_its_requests(tmp_path):
         with store.transaction() as tx:
             t, existing = tries.queue(tx, submission())
             assert (t.kind, t.state, existing) == (KIND_TRY, RequestState.QUEUED, False)
-    assert columns(db, "requests")[-1] == "kind"
+    assert columns(db, "requests")[-2:] == ["kind", "priority"]
     assert raw(db, "SELECT id, kind FROM requests ORDER BY id") == [(1, "request"), (2, "request"), (3, "try")]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
 
 
 def test_tries_stay_out_of_the_merge_queue(store):

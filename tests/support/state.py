@@ -45,6 +45,7 @@ COMMANDS = {
     "retry": ("retry", "2"),
     "events": ("events",),
     "tag": ("tag",),
+    "flakes": ("flakes",),
 }
 WRITERS = ("submit", "process", "cancel", "retry")
 READERS = ("status", "show")

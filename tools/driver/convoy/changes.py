@@ -375,15 +375,17 @@ def text_section(changes: Sequence[ComponentChange]) -> list[str]:
 
 
 def markdown(tag: str, title: str, changes: Sequence[ComponentChange], *, requests_lines: Sequence[str],
-             tests_lines: Sequence[str], previous: Optional[str]) -> str:
+             tests_lines: Sequence[str], previous: Optional[str], held_lines: Sequence[str] = ()) -> str:
     """NOTES.md of release `tag`: its title, the requests it ships, what
-    changed in each component since `previous` (None: the start) and its
-    tests. Lines indented by two spaces nest under the line before."""
+    changed in each component since `previous` (None: the start), its
+    tests, and its flaky and quarantined ones (`held_lines`, convoy.flaky).
+    Lines indented by two spaces nest under the line before."""
     since = f"Changes since {_md_inline(previous)}." if previous else "Changes since the start."
     components = [_md_change(c) for c in changes] or ["No component changed."]
     requests = ["## Requests", _md_list(requests_lines)] if requests_lines else []  # one request: the title
     parts = [f"# {_md_inline(tag)}", md_escape(title), *requests,
-             "## Components", since, *components, "## Tests", _md_list(tests_lines)]
+             "## Components", since, *components, "## Tests", _md_list(tests_lines),
+             *(["## Flaky and quarantined tests", _md_list(held_lines)] if held_lines else [])]
     return "\n\n".join(parts) + "\n"
 
 

@@ -20,7 +20,9 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
     bazel: {disk_cache: .convoy/cache/bazel-disk, disk_cache_max_gb: 10}   # shared by every slot; false: none
     stages:                                      # in order; default: DEFAULT_STAGES
       - {name: build, command: build, targets: ["//integration/..."], tag_filter: ..., flags: [...],
-         per_configuration: true, timeout: 3600, check_pools: false, affected_only: false}
+         per_configuration: true, timeout: 3600, check_pools: false, affected_only: false,
+         flaky_test_attempts: 1, retry_failed: 1}   # a test stage's retries (convoy.config_flaky)
+    quarantine: [{target: //integration:t, reason: ..., until: 2026-12-31, configurations: [rover]}]
     plugins:
       - {name: log, type: log, events: ["*"], path: .convoy/events.jsonl}
       - {name: notify, type: command, events: [BUILD_FAIL], command: [scripts/notify, --to, ci]}
@@ -44,9 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from convoy.config_flaky import QuarantineEntry, check_quarantine, check_stage_retries
 from convoy.config_forge import FORGE_STATUS_KEYS, STATUS_EVENTS, check_forge_status
 from convoy.config_release import ALL_CONFIGURATIONS, RELEASE_STAGE, ReleaseSpec, SigningSpec, check_release
 from convoy.config_serve import ServeSpec, TokenSpec, check_serve
+from convoy.config_stage import DEFAULT_STAGES, DEFAULT_TARGETS, StageSpec
 from convoy.config_text import default_config_text
 from convoy.config_values import ENV_NAME, MAX_NUMBER, ValueChecker, line_of_item
 from convoy.models import EVENT_TYPES
@@ -64,17 +68,17 @@ CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = ("serial", "speculative", "batch")
 COMMANDS = ("build", "test")
 PLUGIN_KINDS = ("log", "command", "webhook", "forge-status")
-DEFAULT_TARGETS = ("//integration/...",)
 
 ALL_EVENTS = "*"
 
-_TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins", "serve")
+_TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins", "serve",
+             "quarantine")
 _QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
 _BAZEL_KEYS = ("startup_flags", "flags", "pass_env", "disk_cache", "disk_cache_max_gb")
 _STAGE_KEYS = ("name", "command", "targets", "tag_filter", "flags", "per_configuration", "timeout", "check_pools",
-               "affected_only")
+               "affected_only", "flaky_test_attempts", "retry_failed", "rig_retries", "rig_bad_after", "lab_dir")
 DEFAULT_DISK_CACHE = ".convoy/cache/bazel-disk"
 _PLUGIN_KEYS = {  # name, type and events first
     "log": ("name", "type", "events", "path", "timeout", "replay"),
@@ -88,61 +92,6 @@ _STAGE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """One stage of the construction plan: one Bazel command per task.
-
-    `tag_filter` becomes --test_tag_filters (and, for `build`,
-    --build_tag_filters); `per_configuration` runs one task per affected
-    configuration (False: one task, in the default configuration);
-    `timeout` bounds one Bazel invocation, in seconds; `check_pools` asks
-    that the hardware pools be checked before the stage runs;
-    `affected_only` (a test stage) runs only the test targets that depend on
-    a component whose pin moved in the task's configuration (convoy.affected).
-    """
-
-    name: str
-    command: str
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    tag_filter: Optional[str] = None
-    flags: tuple[str, ...] = ()
-    per_configuration: bool = True
-    timeout: float = 3600.0
-    check_pools: bool = False
-    affected_only: bool = False
-    # The release stage's (config_release.RELEASE_STAGE): (configuration or "*", its targets) pairs.
-    artifacts: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    @property
-    def is_release(self) -> bool:
-        """The stage that builds the release artifacts (last; its failure re-queues, never rejects)."""
-        return bool(self.artifacts)
-
-    def targets_for(self, configuration: str) -> tuple[str, ...]:
-        """The targets of the stage's task in `configuration` (the release stage's are per configuration)."""
-        if not self.artifacts:
-            return self.targets
-        named = dict(self.artifacts)
-        return named.get(configuration, named.get(ALL_CONFIGURATIONS, ()))
-
-    def bazel_flags(self) -> tuple[str, ...]:
-        """The stage's own flags for its Bazel command: the tag filter, then `flags`."""
-        filters: tuple[str, ...] = ()
-        if self.tag_filter is not None:
-            filters = (f"--test_tag_filters={self.tag_filter}",)
-            if self.command == "build":
-                filters += (f"--build_tag_filters={self.tag_filter}",)
-        return filters + self.flags
-
-
-DEFAULT_STAGES: tuple[StageSpec, ...] = (
-    StageSpec(name="build", command="build"),
-    StageSpec(name="integration", command="test", tag_filter="convoy-integration"),
-    StageSpec(name="configuration", command="test", tag_filter="convoy-configuration"),
-    StageSpec(name="hardware", command="test", tag_filter="convoy-hardware"),
-)
 
 
 @dataclass(frozen=True)
@@ -206,6 +155,7 @@ class Config:
     plugins: tuple[PluginSpec, ...] = ()
     serve: ServeSpec = ServeSpec()
     release: ReleaseSpec = ReleaseSpec()
+    quarantine: tuple[QuarantineEntry, ...] = ()
 
     @property
     def secret_env(self) -> tuple[str, ...]:
@@ -228,7 +178,6 @@ class Config:
             if stage.name == name:
                 return stage
         raise KeyError(name)
-
 
 
 def load_config(path: str | os.PathLike[str], *, shown: Optional[str] = None) -> Config:
@@ -314,6 +263,7 @@ class _ConfigChecker(ValueChecker):
         stages = self.stages(document)
         plugins = self.plugins(document)
         serve = check_serve(self, document)
+        quarantine = check_quarantine(self, document)
         if release.has_artifacts and any(stage.name == RELEASE_STAGE for stage in stages):
             self.problem(key_line(document, "stages"), "stages", f"a stage is named '{RELEASE_STAGE}', the name of the "
                          "stage that builds release.artifacts", "rename that stage")
@@ -326,7 +276,7 @@ class _ConfigChecker(ValueChecker):
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
             bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
-            serve=serve, release=release,
+            serve=serve, release=release, quarantine=quarantine,
         )
 
     def pools(self, document: Mapping) -> Optional[dict[str, int]]:
@@ -398,12 +348,18 @@ class _ConfigChecker(ValueChecker):
             self.problem(key_line(spec, "affected_only"), f"{where}.affected_only",
                          "applies to test stages only (the build stage always builds everything)",
                          "remove it, or set it on a stage with command: test")
+        flaky_flags, retry_failed = check_stage_retries(self, spec, where, command, flags)
+        rig_retries = self.number(spec, "rig_retries", where, 1, integer=True, above=False) if "rig_retries" in spec \
+            else None
+        rig_bad_after = self.number(spec, "rig_bad_after", where, 3, minimum=1, integer=True, above=False)
+        lab_dir = self.string(spec, "lab_dir", where, example=".convoy/lab")
         if len(self.problems) > errors or name is None or command is None:
             return None
         return StageSpec(
-            name=name, command=command, targets=targets or DEFAULT_TARGETS, tag_filter=tag_filter, flags=flags,
-            per_configuration=per_configuration, timeout=timeout, check_pools=check_pools,
-            affected_only=affected_only,
+            name=name, command=command, targets=targets or DEFAULT_TARGETS, tag_filter=tag_filter,
+            flags=flags + flaky_flags, per_configuration=per_configuration, timeout=timeout, check_pools=check_pools,
+            affected_only=affected_only, retry_failed=retry_failed, rig_retries=rig_retries,
+            rig_bad_after=rig_bad_after, lab_dir=lab_dir,
         )
 
     def plugins(self, document: Mapping) -> tuple[PluginSpec, ...]:

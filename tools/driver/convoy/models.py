@@ -49,6 +49,11 @@ class RequestState(str, enum.Enum):
 KIND_REQUEST = "request"
 KIND_TRY = "try"
 
+# A request's priority (requests.priority, schema 5): higher goes first.
+PRIORITY_NORMAL = 0
+PRIORITY_HIGH = 10
+PRIORITIES = {"normal": PRIORITY_NORMAL, "high": PRIORITY_HIGH}
+
 
 class Phase(str, enum.Enum):
     """Where a `testing` request is; each is a point a restart resumes from."""
@@ -121,16 +126,26 @@ TRY_QUEUED = "TRY_QUEUED"
 TRY_START = "TRY_START"
 TRY_PASSED = "TRY_PASSED"
 TRY_FAILED = "TRY_FAILED"
+# The lab's (no request): a rig's health moved, by the driver or a person
+# (convoy.lab.health; data: rig, pool, old, new, reason, by).
+RIG_HEALTH_CHANGED = "RIG_HEALTH_CHANGED"
+# Steering the queue (`convoy pause`, `resume`, `drain`, `promote`): data {"by": ..., "reason": ...}.
+QUEUE_PAUSED = "QUEUE_PAUSED"
+QUEUE_RESUMED = "QUEUE_RESUMED"
+QUEUE_DRAINING = "QUEUE_DRAINING"
+REQUEST_PROMOTED = "REQUEST_PROMOTED"
 
 # Every event type, in the order convoy.yaml's messages list them: the
-# design's fifteen, then the four the queue added, then the tries' four
-# (convoy.config imports it).
+# design's fifteen, then the four the queue added, then the tries' four,
+# then the lab's one, then the four of steering the queue (convoy.config imports it).
 EVENT_TYPES = (
     REQUEST_QUEUED, BUILD_START, STAGE_START, TASK_START, TASK_COMPLETE, TASK_SUCCESS,
     TASK_FAIL, STAGE_COMPLETE, BUILD_COMPLETE, BUILD_SUCCESS, BUILD_FAIL, MANIFEST_UPDATED,
     RELEASE_TAGGED, REQUEST_REJECTED, PLUGIN_ERROR,
     REQUEST_SUPERSEDED, REQUEST_CANCELLED, REQUEST_REQUEUED, REQUEST_ERROR,
     TRY_QUEUED, TRY_START, TRY_PASSED, TRY_FAILED,
+    RIG_HEALTH_CHANGED,
+    QUEUE_PAUSED, QUEUE_RESUMED, QUEUE_DRAINING, REQUEST_PROMOTED,
 )
 
 
@@ -222,6 +237,7 @@ class Request:
     git_seconds: float
     bumps: tuple[RequestBump, ...] = ()  # a group's bumps beyond the primary one
     kind: str = KIND_REQUEST
+    priority: int = 0  # PRIORITY_NORMAL; higher goes first (convoy submit --priority, convoy promote)
 
     @property
     def is_try(self) -> bool:
@@ -309,22 +325,36 @@ class TargetOutcome:
     cached: bool = False
     duration_ms: Optional[int] = None
     log_paths: tuple[str, ...] = ()
+    # Over convoy's runs of the task (convoy.retries): how many ran the target, the rigs a
+    # hardware test ran on (in order), and why it ran again or does not count.
+    attempts: int = 1
+    rigs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def is_test(self) -> bool:
         return self.status.lower() in TESTED_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "label": self.label, "status": self.status, "cached": self.cached,
             "duration_ms": self.duration_ms, "log_paths": list(self.log_paths),
         }
+        if self.attempts != 1:
+            data["attempts"] = self.attempts
+        if self.rigs:
+            data["rigs"] = list(self.rigs)
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TargetOutcome":
         return cls(
             label=data["label"], status=data["status"], cached=bool(data.get("cached")),
             duration_ms=data.get("duration_ms"), log_paths=tuple(data.get("log_paths") or ()),
+            attempts=int(data.get("attempts") or 1), rigs=tuple(data.get("rigs") or ()),
+            notes=tuple(data.get("notes") or ()),
         )
 
 
@@ -416,6 +446,29 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class TestResult:
+    """One test target's result in one task (`convoy flakes`): Bazel's
+    status, or convoy's verdict (QUARANTINED; FLAKY when convoy's own retry
+    passed), the attempts it took, and the rigs of a hardware test (in the
+    order it ran on them)."""
+
+    __test__ = False  # not a pytest class
+
+    id: int
+    target: str
+    configuration: str
+    stage: str
+    status: str
+    attempts: int
+    rigs: tuple[str, ...]
+    detail: Optional[str]
+    request_id: Optional[int]
+    build_id: Optional[int]
+    task_id: Optional[int]
+    recorded_at: float
+
+
+@dataclass(frozen=True)
 class Release:
     """A release tag pushed for a request's merged candidate."""
 
@@ -433,7 +486,7 @@ class Release:
 # incomplete) do not by themselves.
 FAILING_STATUSES = frozenset({"failed", "timeout", "failed_to_build"})
 # The statuses of a test that has a result (it ran, or came from a cache).
-TESTED_STATUSES = frozenset({"passed", "failed", "flaky", "timeout"})
+TESTED_STATUSES = frozenset({"passed", "failed", "flaky", "timeout", "quarantined"})
 
 
 def is_failing_status(status: str) -> bool:

@@ -16,7 +16,9 @@ The statement says what was released and how it was made:
   an archive's sha256, or a local directory's git tree);
 - `predicate.runDetails`: convoy's version and host, the build's times, and
   one byproduct per task: its stage, configuration, state and outcome, its
-  Bazel invocation id (from its build event file), its targets, and for a
+  Bazel invocation id (from its build event file), its targets (a test
+  that failed and did not reject, status "flaky" or "quarantined"
+  (convoy.flaky), with its runs and why), and for a
   hardware stage (`check_pools`) the rig of every hardware test, from the
   `.rigs.json` beside the task's log (none: its tests ran locally, without a lab).
 
@@ -40,7 +42,8 @@ from convoy.candidate import LOCK, MANIFEST
 from convoy.config import CONFIG_NAME, Config
 from convoy.errors import ConvoyError
 from convoy.lock import configuration_entries
-from convoy.models import UNCHANGED, Request, Task
+from convoy.flaky import HELD
+from convoy.models import UNCHANGED, Request, TargetOutcome, Task
 from convoy.release_layout import (
     BUILD_TYPE, BUILDER_ID, PREDICATE_TYPE, STATEMENT, STATEMENT_TYPE, canonical_json, sha256_bytes,
 )
@@ -173,7 +176,7 @@ def byproduct(checkout: Path, config: Config, stage: str, command: str, task: Ta
         "outcome": UNCHANGED if task.is_unchanged else task.outcome,
         "invocation_id": invocation_id(_local(checkout, task.bep_path)) if task.bep_path else None,
         "started_on": rfc3339(task.started_at), "finished_on": rfc3339(task.finished_at),
-        "targets": [{"label": t.label, "status": t.status, "cached": t.cached} for t in task.targets],
+        "targets": [target(t) for t in task.targets],
     }
     try:  # the stage's own flags (tag filter, --config=hil, ...), after bazel.flags
         annotations["flags"] = list(config.stage(stage).bazel_flags())
@@ -183,6 +186,14 @@ def byproduct(checkout: Path, config: Config, stage: str, command: str, task: Ta
         annotations.update(hardware(_local(checkout, task.log_path).with_suffix(RIGS_SUFFIX)
                                     if task.log_path else None))
     return {"name": f"stage/{stage}/{task.configuration}", "annotations": annotations}
+
+
+def target(t: TargetOutcome) -> dict[str, Any]:
+    """A task's target as its byproduct lists it; a flaky or quarantined test with its runs and notes."""
+    entry: dict[str, Any] = {"label": t.label, "status": t.status, "cached": t.cached}
+    if t.status in HELD:
+        entry.update(attempts=t.attempts, notes=list(t.notes))
+    return entry
 
 
 def hardware(rigs_path: Optional[Path]) -> dict[str, Any]:

@@ -19,6 +19,13 @@ The notes become the annotated tag's message:
       build: 2 tasks passed
       integration: 6 tests passed
 
+    Flaky and quarantined tests:
+      integration / rover: //integration:plan_to_motion_test flaky (2 runs: failed here but passed on main: ...)
+      integration / rover: //integration:radio_test quarantined (1 run: quarantined until 2026-12-31: #123)
+
+(the last section only when a build that tested the release had such a
+test: one that failed and did not reject, convoy.flaky).
+
 A release of several bumps (a group, or a batch of requests) says what it
 is in one line and names every request and bump under "Requests:":
 
@@ -51,6 +58,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from convoy import candidate as cand
 from convoy import changes as component_changes
 from convoy import failpoints
+from convoy import flaky
 from convoy import gitutil
 from convoy import untrusted
 from convoy.config import Config
@@ -166,6 +174,7 @@ def release_notes(
     previous_tag: Optional[str] = None,
     request_lines: Sequence[str] = (),
     commit_lines: Sequence[str] = (),
+    held_lines: Sequence[str] = (),
 ) -> str:
     """The annotated tag message of `tag` (see the module docstring).
 
@@ -174,7 +183,8 @@ def release_notes(
     `previous_tag` is the release the changes are counted from (None: the
     start); `request_lines`, if any, go under "Requests:" (a release of
     several bumps names each request and bump there); `commit_lines`, if
-    any, go under "Component commits:" (convoy.changes.text_section).
+    any, go under "Component commits:" (convoy.changes.text_section);
+    `held_lines`, if any, under "Flaky and quarantined tests:" (convoy.flaky.release_lines).
     """
     lines = [f"{tag}: {request_line}", ""]
     if request_lines:
@@ -185,6 +195,8 @@ def release_notes(
         lines += ["", "Component commits:", *(f"  {line}" for line in commit_lines)]
     lines += ["", "Tests:"]
     lines += [f"  {line}" for line in test_summary] or ["  (none)"]
+    if held_lines:
+        lines += ["", "Flaky and quarantined tests:", *(f"  {line}" for line in held_lines)]
     return "\n".join(lines) + "\n"
 
 
@@ -404,9 +416,13 @@ def release_content_for(checkout: Path, store: Store, tag_format: str, tag: str,
     found = component_changes.changes_for(changes, new_lock, old_lock,
                                           cache_dir=checkout / COMPONENT_CACHE)
     tests = stage_summary(store, builds[-1].id if builds else None)
+    with store.read() as tx:
+        held_lines = flaky.release_lines(tx, [b.id for b in builds])
     notes = release_notes(tag, changes, request_line=line, previous_tag=since, request_lines=request_lines,
-                          test_summary=tests, commit_lines=component_changes.text_section(found))
+                          test_summary=tests, commit_lines=component_changes.text_section(found),
+                          held_lines=held_lines)
     markdown = component_changes.markdown(tag, line, found, requests_lines=request_lines, tests_lines=tests,
+                                          held_lines=held_lines,
                                           previous=since)
     return ReleaseContent(notes=notes, markdown=markdown)
 

@@ -19,7 +19,18 @@ invocation on a `check_pools: true` stage (convoy.lab.stage), on the tests
 convoy.affected selects on an `affected_only: true` test stage (none
 selected: Bazel does not run, the task succeeds as NO_TESTS), and records
 its end: TASK_COMPLETE with TASK_SUCCESS or TASK_FAIL, the failing targets
-with copies of their test logs (`keep_test_logs`).
+with copies of their test logs (`keep_test_logs`), and each test target's
+result in the store (test_results: `convoy flakes`).
+
+A red test is not believed at once (convoy.retries): when a test task's run
+ends with tests failed, `retry_policies` may run the failing tests again,
+each run an `_attempt` of its own (`<stage>-<configuration>.run-<n>.log`
+beside the first; on the lab one ledger and one `.rigs.json`, which then
+holds every run's rigs): on another rig of the pool (convoy.lab.health),
+then once more if the test passed on main (convoy.flaky). The task's
+targets and outcome are `retries.judge`'s verdict over the runs (flaky,
+quarantined, the rigs each test ran on, why it ran again), and the rigs'
+health learns from them (`health.observe_rigs`).
 
 `Abort` is the build run's stop: a cancel ("cancel"), a shutdown ("stop")
 or a task's infrastructure error ("infra", which stops its siblings). A
@@ -30,6 +41,7 @@ a shutdown stays (or goes back to) ready, and runs at the next start.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from pathlib import Path
@@ -40,6 +52,9 @@ from convoy import artifacts
 from convoy import failpoints
 from convoy import fsutil
 from convoy import models
+from convoy import flaky
+from convoy import retries
+from convoy.lab import health
 from convoy.bazel import Outcome
 from convoy.config import Config, StageSpec
 from convoy.diskcache import cache_flags
@@ -53,6 +68,7 @@ log = logging.getLogger("convoy.tasks")
 
 SLOTS_DIR = Path(".convoy") / "bazel"
 LOGS_DIR = Path(".convoy") / "logs"
+RIGS_SUFFIX = ".rigs.json"  # beside a lab task's log: which rig ran each test (convoy.lab.stage)
 CONFIGURATION_ENV = "CONVOY_CONFIGURATION"
 
 
@@ -94,6 +110,52 @@ def slot_output_base(checkout: Path, slot: int, *, lane: int = 0) -> Path:
 def log_paths(checkout: Path, request_id: int, build_number: int, stage: str, configuration: str) -> tuple[Path, Path]:
     directory = checkout / LOGS_DIR / f"request-{request_id}" / f"build-{build_number}"
     return directory / f"{stage}-{configuration}.log", directory / f"{stage}-{configuration}.bep.json"
+
+
+def attempt_paths(log_path: Path, bep_path: Path, number: int) -> tuple[Path, Path]:
+    """The log and build event file of a task's run `number` (2, 3, ...: convoy.retries) beside its first's."""
+    stem = log_path.name[: -len(".log")]
+    return (log_path.with_name(f"{stem}.run-{number}.log"), bep_path.with_name(f"{stem}.run-{number}.bep.json"))
+
+
+def read_rig_record(path: Path) -> Optional[dict]:
+    """A run's record of which rig ran each test (convoy.lab.stage.record_rigs), or None."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def combine_rig_records(path: Path, attempts: Sequence["retries.Attempt"]) -> None:
+    """Writes the record of every run of a task to `path` (the task's .rigs.json, which the
+    provenance reads): the first run's id, each run's id in `invocations`, every run's rigs."""
+    records = [a.rigs for a in attempts if a.rigs is not None]
+    if not records:
+        return
+    combined = {
+        "invocation_id": records[0].get("invocation_id"),
+        "invocations": [r.get("invocation_id") for r in records],
+        "runs": [run for r in records for run in r.get("runs", ())],
+        "error": next((r["error"] for r in records if r.get("error")), None),
+    }
+    try:
+        fsutil.atomic_write(path, json.dumps(combined, indent=2) + "\n")
+    except OSError as e:
+        log.warning("could not write %s: %s", path, e)
+
+
+def retry_policies(ctx: "RunContext", spec: StageSpec, configuration: str,
+                   on_lab: bool) -> tuple["retries.Policy", ...]:
+    """What may run a test stage's failing tests again, in order: another rig of
+    the pool (a lab stage: convoy.lab.health), then a test that passed on main
+    (the stage's `retry_failed`: convoy.flaky)."""
+    policies: list[retries.Policy] = []
+    if on_lab:
+        policies.append(health.retry_on_other_rig(ctx.config, spec, configuration))
+    policies.append(flaky.retry_known_on_main(ctx.store, spec, configuration,
+                                              quarantined=flaky.quarantine_note(ctx.config, configuration)))
+    return tuple(policies)
 
 
 def task_flags(config: Config, spec: StageSpec) -> tuple[str, ...]:
@@ -209,35 +271,40 @@ class TaskRunner:
             self.finish(stage, task, state=TaskState.SUCCEEDED, outcome=Outcome.NO_TESTS.name, exit_code=None,
                         targets=(), detail=selection.detail(), duration=selection.seconds)
             return
-        run_bazel = self.ctx.bazel()
-
-        def started_client(pid: int) -> None:
-            with self.ctx.store.transaction() as tx:
-                tx.update_task(task.id, pid=pid)
-            failpoints.hit("task_running")
-
+        targets = selection.targets(spec) if selection is not None else spec.targets_for(task.configuration)
         on_lab = spec.check_pools and self.ctx.pool_check is not None
-        lab = self.ctx.lab_run(flags, log_path.with_suffix(".invocation")) if on_lab else contextlib.nullcontext(())
-        with self.ctx.meter.measure("bazel"), lab as lab_flags:
-            result = run_bazel(
-                self.worktree, spec.command,
-                selection.targets(spec) if selection is not None else spec.targets_for(task.configuration),
-                log_path=log_path, bep_path=bep_path,
-                flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
-                output_base=self.ctx.output_base(slot),
-                repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort.event,
-                on_start=started_client,
-                secret_env=self.ctx.config.secret_env, pass_env=self.ctx.config.bazel_pass_env,
-            )
-        outcome = result.outcome
-        if outcome.name == "INTERRUPTED" and self.abort.reason == "stop":
+        paths = (log_path, bep_path)
+        first = self._attempt(spec, task, targets, flags, slot, paths, on_lab)
+        if first.result.outcome.name == "INTERRUPTED" and self.abort.reason == "stop":
             with self.ctx.store.transaction() as tx:  # runs again at the next start
                 tx.update_task(task.id, state=TaskState.READY, pid=None)
             return
-        targets = tuple(
-            TargetOutcome(label=t.label, status=t.status, cached=t.cached, duration_ms=t.duration_ms,
-                          log_paths=keep_test_logs(t.label, t.log_paths, log_path) if t.failing else tuple(t.log_paths))
-            for t in result.targets
+        attempts = [first]
+        policies = retry_policies(self.ctx, spec, task.configuration, on_lab) if spec.command == "test" else ()
+        while not self.abort.is_set():
+            retry = retries.next_retry(policies, attempts)
+            if retry is None:
+                break
+            number = len(attempts) + 1
+            log.info("task %s/%s: run %d of %s: %s", stage.name, task.configuration, number,
+                     ", ".join(retry.targets), retry.reason)
+            again = self._attempt(spec, task, retry.targets, flags + retry.flags, slot,
+                                  attempt_paths(log_path, bep_path, number), on_lab, reason=retry.reason,
+                                  kind=retry.kind, ledger=log_path.with_suffix(".invocation"))
+            attempts.append(again)
+        if on_lab and len(attempts) > 1:
+            combine_rig_records(log_path.with_suffix(RIGS_SUFFIX), attempts)
+        verdict = retries.judge(attempts, quarantined=flaky.quarantine_note(self.ctx.config, task.configuration),
+                                infra=health.rig_failure if on_lab else (lambda _a, _l: False))
+        if on_lab:
+            health.observe_rigs(self.ctx.store, self.ctx.config, spec, task.configuration, attempts, verdict)
+        result, outcome = first.result, verdict.outcome
+        targets_out = tuple(
+            TargetOutcome(label=v.label, status=v.status, cached=v.result.cached, duration_ms=v.result.duration_ms,
+                          log_paths=(keep_test_logs(v.label, v.result.log_paths, log_path) if v.result.failing
+                                     else tuple(v.result.log_paths)),
+                          attempts=v.attempts, rigs=v.rigs, notes=v.notes)
+            for v in verdict.targets
         )
         success = bool(outcome.is_success)
         if success and spec.is_release:  # keep what it built before the slot builds anything else
@@ -245,16 +312,48 @@ class TaskRunner:
                                   spec.targets_for(task.configuration))
             if kept.problem:
                 self.finish(stage, task, state=TaskState.FAILED, outcome="INFRA_ERROR", exit_code=result.exit_code,
-                            targets=targets, detail=kept.problem, duration=result.duration)
+                            targets=targets_out, detail=kept.problem, duration=result.duration)
                 self.abort.set("infra")
                 return
+        detail = verdict.detail if len(attempts) > 1 or verdict.outcome is not result.outcome else result.detail
         self.finish(
             stage, task, state=TaskState.SUCCEEDED if success else TaskState.FAILED, outcome=outcome.name,
-            exit_code=result.exit_code, targets=targets, duration=result.duration,
-            detail="; ".join(filter(None, (result.detail, selection.detail() if selection is not None else None))),
+            exit_code=attempts[-1].result.exit_code, targets=targets_out,
+            duration=sum(a.result.duration for a in attempts),
+            detail="; ".join(filter(None, (detail, selection.detail() if selection is not None else None))),
+            attempts=attempts,
         )
         if outcome.is_infrastructure:
             self.abort.set("infra")
+
+    def _attempt(self, spec: StageSpec, task: Task, targets: Sequence[str], flags: tuple[str, ...], slot: int,
+                 paths: tuple[Path, Path], on_lab: bool, *, reason: Optional[str] = None,
+                 kind: Optional[str] = None, ledger: Optional[Path] = None) -> retries.Attempt:
+        """One Bazel run of the task (of `targets`), inside the lab's invocation on a lab stage. Every
+        attempt of a task has the first's `ledger` (and .rigs.json): they run one after the other."""
+        log_path, bep_path = paths
+        ledger = ledger or log_path.with_suffix(".invocation")
+        run_bazel = self.ctx.bazel()
+
+        def started_client(pid: int) -> None:
+            with self.ctx.store.transaction() as tx:
+                tx.update_task(task.id, pid=pid)
+            failpoints.hit("task_running")
+
+        lab = self.ctx.lab_run(flags, ledger) if on_lab else contextlib.nullcontext(())
+        with self.ctx.meter.measure("bazel"), lab as lab_flags:
+            result = run_bazel(
+                self.worktree, spec.command, tuple(targets),
+                log_path=log_path, bep_path=bep_path,
+                flags=flags + tuple(lab_flags), startup_flags=tuple(self.ctx.config.bazel_startup_flags),
+                output_base=self.ctx.output_base(slot),
+                repo_env={CONFIGURATION_ENV: task.configuration}, timeout=spec.timeout, cancel=self.abort.event,
+                on_start=started_client,
+                secret_env=self.ctx.config.secret_env, pass_env=self.ctx.config.bazel_pass_env,
+            )
+        rigs = read_rig_record(ledger.with_suffix(RIGS_SUFFIX)) if on_lab else None
+        return retries.Attempt(result=result, targets=tuple(targets), reason=reason, kind=kind, rigs=rigs,
+                               flags=flags)
 
     def _affected(self, spec: StageSpec, task: Task, slot: int, flags: tuple[str, ...],
                   log_path: Path) -> Optional[affected.Selection]:
@@ -277,14 +376,22 @@ class TaskRunner:
                     detail=detail, duration=0.0)
 
     def finish(self, stage: Stage, task: Task, *, state: TaskState, outcome: str, exit_code: Optional[int],
-               targets: Sequence[TargetOutcome], detail: Optional[str], duration: Optional[float]) -> None:
-        """Records the task's end: its state and outcome, TASK_COMPLETE, and
-        TASK_SUCCESS or TASK_FAIL (also for a task that never ran, e.g. when
-        the stage's pool check failed)."""
+               targets: Sequence[TargetOutcome], detail: Optional[str], duration: Optional[float],
+               attempts: Sequence[retries.Attempt] = ()) -> None:
+        """Records the task's end: its state and outcome, its tests' results
+        (test_results: `convoy flakes`), TASK_COMPLETE, and TASK_SUCCESS or
+        TASK_FAIL (also for a task that never ran, e.g. when the stage's
+        pool check failed). `attempts` beyond the first are its reruns."""
         finished = now()
         with self.ctx.store.transaction() as tx:
             task = tx.update_task(task.id, state=state, outcome=outcome, exit_code=exit_code, targets=tuple(targets),
                                   detail=detail, finished_at=finished, pid=None)
+            if outcome != "INTERRUPTED":
+                tx.add_test_results(
+                    {"target": t.label, "configuration": task.configuration, "stage": stage.name, "status": t.status,
+                     "attempts": t.attempts, "rigs": t.rigs, "detail": "; ".join(t.notes) or None,
+                     "request_id": self.request.id, "build_id": self.build.id, "task_id": task.id}
+                    for t in targets if t.is_test and not t.cached)
             failing = [target_summary(t) for t in task.failing_targets]
             data = {
                 "stage": stage.name, "configuration": task.configuration, "outcome": outcome,
@@ -292,6 +399,15 @@ class TaskRunner:
                 "targets": len(targets), "failing_targets": failing, "log_path": task.log_path,
                 "detail": detail,
             }
+            reruns = [{"run": n, "targets": list(a.targets), "reason": a.reason, "kind": a.kind,
+                       "outcome": a.result.outcome.name}
+                      for n, a in enumerate(attempts, 1) if a.reason is not None]
+            if reruns:
+                data["reruns"] = reruns
+            special = {t.label: {"status": t.status, "rigs": list(t.rigs), "notes": list(t.notes)}
+                       for t in targets if t.status in ("flaky", "quarantined") or len(t.rigs) > 1 or t.notes}
+            if special:
+                data["retried_targets"] = special
             ids = dict(request_id=self.request.id, build_id=self.build.id, stage_id=stage.id, task_id=task.id)
             tx.add_event(models.TASK_COMPLETE, data=data, **ids)
             tx.add_event(models.TASK_SUCCESS if state == TaskState.SUCCEEDED else models.TASK_FAIL, data=data, **ids)

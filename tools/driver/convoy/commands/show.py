@@ -1,5 +1,10 @@
 """`convoy show N`: one request: its builds, stages, tasks, failing targets, tag and timings.
 
+A test that convoy ran again (convoy.retries) says how many runs it took,
+which rigs a hardware test ran on, in order, and why it ran again (another
+rig after a rig-side failure; a failure of a test that passed on main) or
+does not count (quarantined).
+
     convoy show 4
     convoy show 4 --json      # the same, for scripts (timings: total, bazel, git and driver seconds)
 
@@ -103,7 +108,18 @@ def target_line(target: dict[str, Any]) -> str:
         how = f"ran {target['duration_ms'] / 1000:.1f} s"
     else:
         how = "ran"
-    return f"{p(target['label'])} {p(target['status'].upper())} ({how})"
+    return f"{p(target['label'])} {p(target['status'].upper())} ({how}){_retried(target)}"
+
+
+def _retried(target: dict[str, Any]) -> str:
+    """Where a test ran and why it ran again or does not count (convoy.retries): '' for one plain run."""
+    parts = []
+    if target.get("rigs"):
+        parts.append("on " + " then ".join(p(rig) for rig in target["rigs"]))
+    if target.get("attempts", 1) > 1:
+        parts.append(f"{target['attempts']} runs")
+    parts += [p(note) for note in target.get("notes", ())]
+    return ("; " + "; ".join(parts)) if parts else ""
 
 
 def _bump(b: dict[str, Any]) -> str:
@@ -169,7 +185,7 @@ def print_text(data: dict[str, Any]) -> None:
                         print(f"        {target_line(target)}")
                 for target in task["failing_targets"]:
                     logs = ", ".join(p(log) for log in target["log_paths"]) or "no test log"
-                    print(f"        {p(target['label'])} {p(target['status'].upper())}: {logs}")
+                    print(f"        {p(target['label'])} {p(target['status'].upper())}{_retried(target)}: {logs}")
                 if task["state"] == "failed" and task["log_path"]:
                     print(f"        Bazel log: {p(task['log_path'])}")
     for release in data["releases"]:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from convoy.errors import ConvoyError
 from convoy.models import (
     KIND_REQUEST, Build, Delivery, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task,
-    TaskState,
+    TaskState, TestResult,
 )
 from convoy.untrusted import printable
 
@@ -173,6 +173,21 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def record_delivery(self, forge: str, delivery: str, *, request_id: Optional[int], outcome: str) -> Delivery:
         """Records what the delivery did (a delivery already recorded keeps its first record)."""
+
+    # the tests' results (schema 5): one row per test target per task
+    @abc.abstractmethod
+    def add_test_results(self, rows: Iterable[dict]) -> None:
+        """Records test results: dicts with target, configuration, stage, status, and optionally
+        attempts, rigs, detail, request_id, build_id, task_id."""
+
+    @abc.abstractmethod
+    def test_results(self, *, target: Optional[str] = None, configuration: Optional[str] = None,
+                     task_id: Optional[int] = None, limit: Optional[int] = None) -> list[TestResult]:
+        """The results that match, newest first."""
+
+    @abc.abstractmethod
+    def passed_on_main(self, target: str, configuration: str) -> bool:
+        """Whether the target's latest result in a succeeded build of a merged request passed."""
 
     # what is recent (convoy serve's status and page): the cost of each is that of what it returns,
     # whatever the history the store keeps

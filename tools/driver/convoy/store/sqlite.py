@@ -31,7 +31,7 @@ from typing import Iterator, Optional
 from convoy.errors import ConvoyError
 from convoy.store.base import Store
 from convoy.store.sqlite_migrate import (
-    DELIVERIES, OPEN_GROUPS, SCHEMA_VERSION, known_version, migrate, required_tables,
+    DELIVERIES, OPEN_GROUPS, SCHEMA_VERSION, TEST_RESULTS, TEST_RESULTS_INDEX, known_version, migrate, required_tables,
 )
 from convoy.store.sqlite_tx import SQLiteTransaction
 from convoy.untrusted import printable, redact_userinfo
@@ -82,7 +82,8 @@ CREATE TABLE IF NOT EXISTS requests (
     bazel_seconds REAL NOT NULL DEFAULT 0,
     git_seconds REAL NOT NULL DEFAULT 0,
     bumps TEXT NOT NULL DEFAULT '[]',
-    kind TEXT NOT NULL DEFAULT 'request'
+    kind TEXT NOT NULL DEFAULT 'request',
+    priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state, id);
 CREATE INDEX IF NOT EXISTS requests_by_kind ON requests(kind, state, id);
@@ -157,7 +158,7 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
-""" + OPEN_GROUPS + ";\n" + DELIVERIES + ";\n"
+""" + OPEN_GROUPS + ";\n" + DELIVERIES + ";\n" + TEST_RESULTS + ";\n" + TEST_RESULTS_INDEX + ";\n"
 
 _TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 

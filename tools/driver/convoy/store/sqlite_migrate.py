@@ -11,6 +11,9 @@ database as it is.
     version 2   requests.bumps (a group's extra bumps, JSON); table open_groups
     version 3   table deliveries (the forges' webhook deliveries `convoy serve` has acted on)
     version 4   requests.kind ('request', or 'try': `convoy try`, never merged)
+    version 5   requests.priority (0 normal, higher first: `convoy submit --priority`,
+                `convoy promote`); table test_results (each test target's result in each
+                task: `convoy flakes`, and whether a failing test passed on main)
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Optional
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 OPEN_GROUPS = """
 CREATE TABLE IF NOT EXISTS open_groups (
@@ -40,16 +43,40 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (forge, delivery)
 )"""
 
+# Each test target's result in one task (and, for a hardware test, the rigs
+# it ran on): what `convoy flakes` counts, and how the queue knows whether a
+# test that fails on a candidate passed on main. `status` is Bazel's
+# (passed, flaky, failed, ...: convoy.bep's) or convoy's own verdict (quarantined, or
+# flaky for a test that failed and passed when convoy ran it again); a row of
+# a succeeded build of a merged request is a result on main.
+TEST_RESULTS = """
+CREATE TABLE IF NOT EXISTS test_results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    configuration TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    rigs TEXT NOT NULL DEFAULT '[]',
+    detail TEXT,
+    request_id INTEGER REFERENCES requests(id),
+    build_id INTEGER REFERENCES builds(id),
+    task_id INTEGER REFERENCES tasks(id),
+    recorded_at REAL NOT NULL
+)"""
+TEST_RESULTS_INDEX = "CREATE INDEX IF NOT EXISTS test_results_by_target ON test_results(target, configuration, id)"
+
 # version -> the statements that make it the next version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE requests ADD COLUMN bumps TEXT NOT NULL DEFAULT '[]'", OPEN_GROUPS),
     2: (DELIVERIES,),
     3: ("ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'request'",
         "CREATE INDEX IF NOT EXISTS requests_by_kind ON requests(kind, state, id)"),
+    4: ("ALTER TABLE requests ADD COLUMN priority INTEGER NOT NULL DEFAULT 0", TEST_RESULTS, TEST_RESULTS_INDEX),
 }
 
 # The tables a version added (a database at an older version lacks them).
-ADDED_TABLES: dict[int, tuple[str, ...]] = {2: ("open_groups",), 3: ("deliveries",)}
+ADDED_TABLES: dict[int, tuple[str, ...]] = {2: ("open_groups",), 3: ("deliveries",), 5: ("test_results",)}
 
 
 def known_version(value: object) -> Optional[int]:

@@ -20,12 +20,13 @@ from convoy.models import (
 from convoy.store.base import MAX_ID, Transaction, iso, now
 from convoy.store.sqlite_meta import MetaAndGroups, bumps_json, bumps_of
 from convoy.store.sqlite_recent import RecentReads
+from convoy.store.sqlite_results import TestResults
 
 # The columns `insert_request` and `update_*` accept, by table.
 _REQUEST_COLUMNS = {
     "component", "version", "commit", "commit_given", "archive_url", "strip_prefix", "configuration",
     "requested_by", "state", "phase", "attempts", "base_commit", "candidate_commit", "tag", "detail",
-    "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at", "bumps", "kind",
+    "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at", "bumps", "kind", "priority",
 }
 _BUILD_COLUMNS = {"state", "finished_at", "detail"}
 _STAGE_COLUMNS = {"state", "started_at", "finished_at"}
@@ -36,10 +37,10 @@ _TASK_COLUMNS = {
 _RENAMED = {"commit": "commit_sha"}
 
 
-class SQLiteTransaction(MetaAndGroups, RecentReads, Transaction):
+class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
     """One transaction on `conn`, which SQLiteStore begins and ends (meta
     and open groups: sqlite_meta.py; the recent requests, stages and
-    releases: sqlite_recent.py)."""
+    releases: sqlite_recent.py; the tests' results: sqlite_results.py)."""
 
     def __init__(self, conn: sqlite3.Connection, readonly: bool = False) -> None:
         self.conn = conn
@@ -281,6 +282,7 @@ def _request(row: sqlite3.Row) -> Request:
         total_seconds=row["total_seconds"], bazel_seconds=row["bazel_seconds"], git_seconds=row["git_seconds"],
         bumps=bumps_of(row["bumps"]) if "bumps" in row.keys() else (),  # a version-1 database, read as it is
         kind=row["kind"] if "kind" in row.keys() else KIND_REQUEST,  # before version 4: no tries
+        priority=row["priority"] if "priority" in row.keys() else 0,  # before version 5: all normal
     )
 
 

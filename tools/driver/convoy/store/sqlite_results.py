@@ -1,0 +1,81 @@
+"""The SQL of the tests' results (table test_results, schema version 5): one
+row per test target per task, written when the task ends; a mixin of
+SQLiteTransaction, which gives it `conn`.
+
+`passed_on_main(target, configuration)` is what the queue asks before it
+runs a failing test again: the target's latest result in a succeeded build
+of a merged request (a build whose candidate became main) was a pass. A
+target with no such result is new on main, and its failure is never retried
+into a merge.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Iterable, Optional
+
+from convoy.models import BuildState, RequestState, TestResult
+from convoy.store.base import now
+
+PASSING = ("passed", "flaky")  # bep.PASSED, bep.FLAKY
+
+
+class TestResults:
+    """`Transaction.add_test_results`, `test_results` and `passed_on_main`, in SQL."""
+
+    __test__ = False  # not a pytest class
+
+    conn: sqlite3.Connection
+
+    def _has_results(self) -> bool:
+        """Whether the database has the table (a read-only open of a database before version 5 has not)."""
+        if not hasattr(self, "_results_table"):
+            self._results_table = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'test_results'").fetchone() is not None
+        return self._results_table
+
+    def add_test_results(self, rows: Iterable[dict]) -> None:
+        ts = now()
+        self.conn.executemany(
+            "INSERT INTO test_results (target, configuration, stage, status, attempts, rigs, detail, request_id, "
+            "build_id, task_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r["target"], r["configuration"], r["stage"], r["status"], int(r.get("attempts", 1)),
+              json.dumps(list(r.get("rigs", ()))), r.get("detail"), r.get("request_id"), r.get("build_id"),
+              r.get("task_id"), ts) for r in rows])
+
+    def test_results(self, *, target: Optional[str] = None, configuration: Optional[str] = None,
+                     task_id: Optional[int] = None, limit: Optional[int] = None) -> list[TestResult]:
+        if not self._has_results():
+            return []
+        where, args = [], []
+        for column, value in (("target", target), ("configuration", configuration), ("task_id", task_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM test_results" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [_result(row) for row in self.conn.execute(sql, args)]
+
+    def passed_on_main(self, target: str, configuration: str) -> bool:
+        if not self._has_results():
+            return False
+        row = self.conn.execute(
+            "SELECT test_results.status FROM test_results "
+            "JOIN builds ON builds.id = test_results.build_id JOIN requests ON requests.id = builds.request_id "
+            "WHERE test_results.target = ? AND test_results.configuration = ? "
+            "AND builds.state = ? AND requests.state = ? ORDER BY test_results.id DESC LIMIT 1",
+            (target, configuration, BuildState.SUCCEEDED.value, RequestState.MERGED.value)).fetchone()
+        return row is not None and row[0] in PASSING
+
+
+def _result(row: sqlite3.Row) -> TestResult:
+    return TestResult(
+        id=row["id"], target=row["target"], configuration=row["configuration"], stage=row["stage"],
+        status=row["status"], attempts=row["attempts"], rigs=tuple(json.loads(row["rigs"] or "[]")),
+        detail=row["detail"], request_id=row["request_id"], build_id=row["build_id"], task_id=row["task_id"],
+        recorded_at=row["recorded_at"],
+    )
+
