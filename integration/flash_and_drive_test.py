@@ -3,6 +3,11 @@
 The image is what ships: this configuration's firmware with the controller's
 blob, speaking the messages protocol. The rig's bootloader refuses an image
 that does not fit the board's flash or speaks a protocol the board cannot.
+
+Whose failure (examples/rig/rig_client.py): a rig that cannot be reached or
+whose flash fails (RigUnavailable) makes this test exit 75, the rig's
+failure, which convoy's lab runs again on another rig; a refused image or a
+robot off its route is an ordinary failure, the change's.
 """
 
 import dataclasses
@@ -36,6 +41,8 @@ class FlashAndDriveTest(unittest.TestCase):
         what = f"firmware {firmware.__version__} + controller {controller.__version__} ({len(image):,} bytes)"
         try:
             return self.rig.flash(image)
+        except rig_client.RigUnavailable:
+            raise  # the rig's failure (exit 75), not the image's
         except rig_client.RigError as e:
             self.fail(f"the rig refused the image of {what}: {e}")
 
@@ -59,4 +66,4 @@ class FlashAndDriveTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    rig_client.main()

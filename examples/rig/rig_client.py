@@ -11,6 +11,19 @@ for the test it runs. Only when it is unset, connect() starts a simulated
 rig (rig_sim.py from the test's runfiles) for the board named by
 CONVOY_RIG_BOARD, else by the configuration under test
 (CONVOY_CONFIGURATION), and stops it on close.
+
+Whose failure: a rig that cannot be reached, stops answering, or fails
+itself (its flash fails: a reply with "fault": true) raises RigUnavailable,
+and a hardware test run by `main()` (instead of unittest.main()) then exits
+with INFRA_EXIT, 75 (EX_TEMPFAIL): the rig's failure, not the product's.
+convoy's lab runs such a test again on another rig of its pool and, if it
+exits 75 on every rig, sends the request back to the queue instead of
+rejecting it (convoy.lab.health). A product that behaves wrongly (the
+bootloader refuses its image, the robot misses the route) is an ordinary
+failure (exit 1), and rejects the change.
+
+    if __name__ == "__main__":
+        rig_client.main()
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import unittest
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -34,11 +48,19 @@ BOARD_OF_CONFIGURATION = {"rover": "rover", "drone": "drone"}
 _SIM = Path(__file__).with_name("rig_sim.py")
 _READY_PREFIX = "RIG_ADDRESS="
 
+# The exit code of a hardware test that met a rig-side failure (sysexits.h EX_TEMPFAIL):
+# infrastructure, not the change's fault. convoy.lab.health reads it from the lab's records.
+INFRA_EXIT = 75
+
 Address = Tuple[str, int]
 
 
 class RigError(Exception):
     """The rig refused a request, or could not be reached; the message says why."""
+
+
+class RigUnavailable(RigError):
+    """The rig could not be reached, stopped answering, or failed itself: not the product's fault."""
 
 
 class RigClient:
@@ -87,10 +109,12 @@ class RigClient:
             self._stream.flush()
             line = self._stream.readline()
         except OSError as e:
-            raise RigError(f"rig {_format(self.address)}: {request['op']} failed: {e}") from None
+            raise RigUnavailable(f"rig {_format(self.address)}: {request['op']} failed: {e}") from None
         if not line:
-            raise RigError(f"rig {_format(self.address)} closed the connection during {request['op']}")
+            raise RigUnavailable(f"rig {_format(self.address)} closed the connection during {request['op']}")
         reply = json.loads(line)
+        if not reply.get("ok") and reply.get("fault"):
+            raise RigUnavailable(f"rig {_format(self.address)} failed during {request['op']}: {reply.get('error')}")
         if not reply.get("ok"):
             raise RigError(f"rig {_format(self.address)} refused {request['op']}: {reply.get('error')}")
         return reply
@@ -120,7 +144,32 @@ def _open(address: Address, timeout: float, process: Optional[subprocess.Popen] 
     try:
         return RigClient(address, timeout, process)
     except OSError as e:
-        raise RigError(f"cannot reach the rig at {_format(address)}: {e}") from None
+        raise RigUnavailable(f"cannot reach the rig at {_format(address)}: {e}") from None
+
+
+class _Result(unittest.TextTestResult):
+    """Counts the tests that met a rig-side failure (RigUnavailable)."""
+
+    rig_failures = 0
+
+    def addError(self, test: unittest.TestCase, err) -> None:  # noqa: N802 - unittest's name
+        if isinstance(err[1], RigUnavailable):
+            self.rig_failures += 1
+        super().addError(test, err)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """unittest.main() for hardware tests: exits INFRA_EXIT when a test met a rig-side failure
+    (the results on a broken rig say nothing about the product), 1 when one failed, else 0."""
+    runner = unittest.TextTestRunner(resultclass=_Result, verbosity=2)
+    program = unittest.main(module="__main__", argv=list(argv) if argv is not None else None, testRunner=runner,
+                            exit=False)
+    result = program.result
+    if getattr(result, "rig_failures", 0):
+        print(f"{result.rig_failures} test(s) met a rig-side failure: exit {INFRA_EXIT} (the rig's, not the "
+              "product's)", file=sys.stderr)
+        sys.exit(INFRA_EXIT)
+    sys.exit(0 if result.wasSuccessful() else 1)
 
 
 def _parse_address(value: str) -> Address:

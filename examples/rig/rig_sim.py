@@ -14,6 +14,14 @@ Each request is one JSON object on one line; each reply is one line too,
      "period": s}                         telemetry: a sample {t, x, y, heading, speed,
                                           battery} every period; needs a flashed image
     {"op": "reset"}                       erase the flash, robot back at the origin
+    {"op": "fault", "fault": "flash"}     a stand-in for broken hardware: "flash" makes every
+                                          flash fail with {"ok": false, "fault": true, ...}
+                                          (the rig's failure, not the image's), "silent"
+                                          makes the rig answer nothing but "fault"; null
+                                          (or "none") repairs it
+
+A reply with "fault": true is the rig's own failure: the rig client raises
+RigUnavailable and the test exits with its infrastructure code (75).
 
 The bootloader reads the firmware image header that every board shares:
 magic "CVFW", header format 1, protocol, 2 reserved bytes, payload length,
@@ -61,6 +69,13 @@ BOARDS = {
 
 class Refused(Exception):
     """The rig refuses a request; the message says why, in words for a test log."""
+
+
+class Fault(Refused):
+    """The rig itself failed (its hardware, not the request): the reply carries "fault": true."""
+
+
+FAULTS = ("flash", "silent")
 
 
 def check_image(board: Board, image: bytes) -> int:
@@ -153,16 +168,20 @@ class Rig:
         self._lock = threading.Lock()
         self._protocol: Optional[int] = None
         self._state = State()
+        self.fault: Optional[str] = None  # a stand-in for broken hardware (the "fault" op)
 
     def handle(self, request: Dict[str, Any]) -> Dict[str, Any]:
         """Returns the reply to one request."""
-        handlers = {"hello": self._hello, "flash": self._flash, "run": self._run, "reset": self._reset}
+        handlers = {"hello": self._hello, "flash": self._flash, "run": self._run, "reset": self._reset,
+                    "fault": self._set_fault}
         handler = handlers.get(request.get("op"))
         if handler is None:
             return {"ok": False, "error": f"unknown op {request.get('op')!r}; ops: {sorted(handlers)}"}
         try:
             with self._lock:
                 return {"ok": True, **handler(request)}
+        except Fault as e:
+            return {"ok": False, "error": str(e), "fault": True}
         except Refused as e:
             return {"ok": False, "error": str(e)}
 
@@ -181,6 +200,8 @@ class Rig:
         except (KeyError, TypeError, binascii.Error):
             raise Refused("flash needs the image as base64 in 'image'") from None
         self._protocol = None  # a refused flash leaves the board erased
+        if self.fault == "flash":
+            raise Fault(f"flash write failed on the {self.board.name} board: the bootloader stopped answering")
         self._protocol = check_image(self.board, image)
         return {"size": len(image), "protocol": self._protocol}
 
@@ -194,6 +215,13 @@ class Rig:
         if samples:
             self._state = samples[-1]
         return {"telemetry": [dataclasses.asdict(s) for s in samples]}
+
+    def _set_fault(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        fault = request.get("fault")
+        if fault not in (*FAULTS, None, "none"):
+            raise Refused(f"fault must be one of {list(FAULTS)}, \"none\" or null; got {fault!r}")
+        self.fault = None if fault == "none" else fault
+        return {"fault": self.fault}
 
     def _reset(self, request: Dict[str, Any]) -> Dict[str, Any]:
         self._protocol = None
@@ -211,6 +239,8 @@ def _period(request: Dict[str, Any]) -> float:
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         for line in self.rfile:
+            if self.server.rig.fault == "silent" and b'"fault"' not in line:
+                return  # a hung bench: the connection closes without an answer
             self.wfile.write(json.dumps(self._reply(line)).encode("utf-8") + b"\n")
             self.wfile.flush()
 

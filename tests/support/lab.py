@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -76,6 +77,17 @@ def stop_rig(lab: LabHandle, name: str) -> None:
 def resume_rig(lab: LabHandle, name: str) -> None:
     os.kill(lab.pid(f"rig:{name}"), signal.SIGCONT)
     lab.wait_bot(name, healthy=True)
+
+
+def rig_fault(lab: LabHandle, name: str, fault: Optional[str]) -> None:
+    """Breaks simulated rig `name` ("flash": every flash fails; "silent": it answers nothing) or
+    repairs it (None): examples/rig/rig_sim.py's `fault` op, a stand-in for broken hardware."""
+    host, _, port = lab.lab.state()["processes"][f"rig:{name}"]["address"].rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        stream = s.makefile("rwb")
+        stream.write(json.dumps({"op": "fault", "fault": fault}).encode() + b"\n")
+        stream.flush()
+        assert json.loads(stream.readline())["ok"]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:

@@ -3,27 +3,36 @@
     convoy lab up [--rigs=rover-rigs:2,drone-rigs:1] [--general_workers=2] [--lab_port=50051]
     convoy lab status
     convoy lab cancel [--invocation_id=<id> | --cancel_pool=<pool>]   # unfinished operations
+    convoy lab rig RIG --maintenance | --good [--reason=...] [--by=...]  # take a rig out, put it back
     convoy lab down
 
 `up` starts (or completes) the lab: a PostgreSQL cluster, the BuildGrid
 server on 127.0.0.1:<lab_port>, one simulated rig and one rig worker per rig
 of each pool, and general workers for the default pool. Running it again
 keeps what runs and restarts what died. `down` cancels what is still queued
-and stops everything. Everything lives in .convoy/lab of the integration
-repository (or --lab_dir): logs, worker records, the database.
+and stops everything. `rig` records a person's change of a rig's health
+(convoy.lab.rig_health: maintenance drains it, good puts it back, also after
+the driver found it bad), with who and why, and stores RIG_HEALTH_CHANGED
+in the integration repository's store when there is one (--repo, or the
+current directory), so that its plugins hear of it. Everything lives in
+.convoy/lab of the integration repository (or --lab_dir): logs, worker
+records, rig health, the database.
 """
 
 from __future__ import annotations
 
+import getpass
 import time
 from pathlib import Path
 from typing import Optional
 
 from absl import flags
 
+from convoy import models
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lab import pools
+from convoy.lab.rig_health import GOOD, MAINTENANCE, HealthBook
 from convoy.lab.lab import DEFAULT_PORT, Lab
 from convoy.lab.rigs import DEFAULT_RIGS, parse_rigs
 from convoy.lab.status import Status
@@ -43,8 +52,12 @@ flags.DEFINE_integer(
 flags.DEFINE_string("lab_dir", None, "The lab's directory (default: .convoy/lab of the integration repository).")
 flags.DEFINE_string("invocation_id", None, "lab cancel: cancel what this Bazel invocation left unfinished.")
 flags.DEFINE_string("cancel_pool", None, "lab cancel: cancel what is unfinished in this pool.")
+flags.DEFINE_bool("maintenance", False, "lab rig: take the rig out for maintenance (its worker takes no new work).")
+flags.DEFINE_bool("good", False, "lab rig: put the rig back (good), after maintenance or after convoy found it bad.")
+flags.DEFINE_string("reason", None, "lab rig: why, recorded with the change.")
+flags.DEFINE_string("by", None, "lab rig: who, recorded with the change (default: the user running convoy).")
 
-ACTIONS = ("up", "down", "status", "cancel")
+ACTIONS = ("up", "down", "status", "cancel", "rig")
 # The lab ignores --repo: it is found from the current directory, or given by --lab_dir.
 NO_CHECKOUT = "no integration repository ({manifest}) in {cwd} or above; run convoy there or pass --lab_dir"
 
@@ -52,10 +65,16 @@ NO_CHECKOUT = "no integration repository ({manifest}) in {cwd} or above; run con
 def run(args: list[str]) -> int:
     lab_dir, rigs, general_workers, port = FLAGS.lab_dir, FLAGS.rigs, FLAGS.general_workers, FLAGS.lab_port
     invocation_id, pool = FLAGS.invocation_id, FLAGS.cancel_pool
-    if len(args) != 1 or args[0] not in ACTIONS:
-        raise ConvoyError(f"usage: convoy lab {'|'.join(ACTIONS)} [flags]; got: {' '.join(args) or 'nothing'}")
+    if not args or args[0] not in ACTIONS or len(args) != (2 if args[0] == "rig" else 1):
+        raise ConvoyError(f"usage: convoy lab {'|'.join(ACTIONS)} [flags] (lab rig RIG --maintenance|--good); "
+                          f"got: {' '.join(args) or 'nothing'}")
     lab = Lab(lab_directory(lab_dir))
     action = args[0]
+    if action == "rig":
+        if FLAGS.maintenance == FLAGS.good:
+            raise ConvoyError(f"lab rig {args[1]} takes --maintenance or --good (one of them)")
+        return rig(lab, args[1], MAINTENANCE if FLAGS.maintenance else GOOD, reason=FLAGS.reason,
+                   by=FLAGS.by or getpass.getuser(), repo=FLAGS.repo)
     if action == "up":
         return up(lab, rigs=rigs, general_workers=general_workers, port=port)
     if action == "down":
@@ -113,6 +132,33 @@ def cancel(lab: Lab, *, invocation_id: Optional[str] = None, pool: Optional[str]
     return 0
 
 
+def rig(lab: Lab, name: str, state: str, *, reason: Optional[str], by: str, repo: Optional[str] = None) -> int:
+    """Moves rig `name` of `lab` to `state` (maintenance or good), recorded with `reason` and `by`;
+    stores RIG_HEALTH_CHANGED in the integration repository's store, if there is one."""
+    processes = lab.state().get("processes", {})
+    worker = processes.get(f"worker:{name}")
+    if worker is None or not worker.get("rig"):
+        rigs = sorted(k[len("rig:"):] for k in processes if k.startswith("rig:"))
+        raise ConvoyError(f"lab {lab.dir} has no rig {name}; its rigs: {', '.join(rigs) or 'none'}. "
+                          "See: convoy lab status")
+    why = reason or ("taken out by hand" if state == MAINTENANCE else "put back by hand")
+    change = HealthBook(lab.dir).set_state(name, worker["pool"], state, reason=why, by=by)
+    if change is None:
+        print(f"rig {name} is already {state}")
+        return 0
+    try:
+        checkout: Optional[Path] = common.checkout(repo)
+    except ConvoyError:
+        checkout = None  # no integration repository here: health.json has the record
+    if checkout is not None and common.has_store(checkout):
+        with common.store(checkout).transaction() as tx:
+            tx.add_event(models.RIG_HEALTH_CHANGED, data=change.event_data())
+    print(f"rig {name} ({worker['pool']}): {change.old} -> {change.new} by {by}: {why}")
+    if state == MAINTENANCE:
+        print("  its worker takes no new work from its next poll (a few seconds); a test it runs now finishes")
+    return 0
+
+
 def print_status(status: Status) -> int:
     if not status.server and not status.workers:
         print("lab: not started (run: convoy lab up)")
@@ -142,6 +188,27 @@ def print_status(status: Status) -> int:
             else:
                 rig = "no rig"
             print(f"  {w.name:<16} server: {w.server_status:<14} {rig:<48} {doing}")
+            if w.rig:
+                print_rig_health(w.name, status.health.get(w.name, {}))
     for problem in status.problems:
         print(f"problem: {problem}")
     return 0 if status.up else 1
+
+
+def print_rig_health(name: str, record: dict) -> None:
+    """A rig's health under its line: state (and the last change: why, by whom), its last failures."""
+    state = record.get("state", GOOD)
+    line = f"    health {state}"
+    if record.get("streak"):
+        line += f", {record['streak']} failure(s) in a row"
+    if record.get("changes"):
+        last = record["changes"][-1]
+        line += f" (since {_when(last.get('at'))}, by {last.get('by', '?')}: {last.get('reason', '')})"
+    print(line)
+    for failure in record.get("failures", [])[-3:]:
+        counted = "" if failure.get("counted") else " (not counted: failed on every rig)"
+        print(f"    failed {_when(failure.get('at'))} {failure.get('target', '?')}: {failure.get('reason', '')}{counted}")
+
+
+def _when(at) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if isinstance(at, (int, float)) else "?"

@@ -59,6 +59,19 @@ class LabAddress:
     def local(cls, server: str = DEFAULT_SERVER, instance: str = DEFAULT_INSTANCE) -> "LabAddress":
         return cls(server=server, instance=instance)
 
+    @classmethod
+    def of_flags(cls, flags: Sequence[str]) -> "LabAddress":
+        """The lab that Bazel run with `flags` executes on: the last `--remote_executor=grpc://host:port`
+        and `--remote_instance_name=<name>` in `flags`, else the local lab's (convoy.lab.stage.lab_address)."""
+        server, instance = DEFAULT_SERVER, DEFAULT_INSTANCE
+        for flag in flags:
+            name, _, value = flag.partition("=")
+            if name == "--remote_executor" and value:
+                server = value.split("://", 1)[1] if "://" in value else value
+            elif name == "--remote_instance_name":
+                instance = value
+        return cls.local(server=server, instance=instance)
+
 
 @dataclasses.dataclass(frozen=True)
 class Bot:

@@ -107,15 +107,7 @@ def lab_address(flags: Sequence[str]) -> lab_pools.LabAddress:
     that the pool check and the cancel ask the server the run queues on; an
     executor set only in a bazelrc is not seen (name it in the stage's flags,
     after --config=hil)."""
-    local = lab_pools.LabAddress.local()
-    server, instance = local.server, local.instance
-    for flag in flags:
-        name, _, value = flag.partition("=")
-        if name == "--remote_executor" and value:
-            server = value.split("://", 1)[1] if "://" in value else value
-        elif name == "--remote_instance_name":
-            instance = value
-    return lab_pools.LabAddress.local(server=server, instance=instance)
+    return lab_pools.LabAddress.of_flags(flags)
 
 
 def record_rigs(lab: lab_pools.LabAddress, invocation_id: str, path: Path) -> dict:

@@ -6,8 +6,10 @@
 
 `LabStatus` is the part of convoy.lab.lab's `Lab` that reads: lab.json (what
 the lab started), each worker's workers/<name>.json (its health and what it
-runs, see convoy.lab.worker_state) and the server's list of bots
-(convoy.lab.pools). It starts and stops nothing.
+runs, see convoy.lab.worker_state), health.json (each rig's health: good,
+suspect, bad, maintenance, its last failures and changes; see
+convoy.lab.rig_health) and the server's list of bots (convoy.lab.pools). It
+starts and stops nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Dict, List
 
 from convoy.errors import ConvoyError
 from convoy.lab import pools, postgres, procs
+from convoy.lab.rig_health import HealthBook
 
 
 @dataclasses.dataclass
@@ -42,6 +45,7 @@ class Status:
     postgres_running: bool
     workers: List[WorkerView]
     problems: List[str]
+    health: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)  # rig -> health.json's record
 
 
 class LabStatus:
@@ -100,4 +104,5 @@ class LabStatus:
             postgres_running=pg_running,
             workers=workers,
             problems=problems,
+            health=HealthBook(self.dir).read(),
         )

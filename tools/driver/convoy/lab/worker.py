@@ -8,7 +8,12 @@ A rig worker (--rig given) serves one hardware rig of a pool: it registers with
 BuildGrid's BotsService with the platform properties Pool=<pool> and
 Rig=<name> on its primary device, checks the rig (a `hello` on its port)
 before it asks for work and reports itself UNHEALTHY (so the scheduler gives
-it nothing) while the rig does not answer. A general worker (no --rig) serves
+it nothing) while the rig does not answer or the lab's health.json says it
+is bad or in maintenance (convoy.lab.rig_health: drained). A lease whose
+action avoids this rig (CONVOY_AVOID_RIGS, a retry on another rig) is given
+back, and for AVOID_REST_SECONDS the worker reports UNHEALTHY, so that the
+scheduler (which offers a bot a new job in the very call that gives one
+back) hands the job to another rig of the pool. A general worker (no --rig) serves
 the default pool and runs the build and non-hardware test actions.
 
 This module is the bot session loop (`Worker`) and the process's entry point.
@@ -41,6 +46,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -50,6 +56,7 @@ from buildgrid._protos.google.rpc import code_pb2, status_pb2
 from google.protobuf import any_pb2
 
 from convoy.lab.cas import Cas
+from convoy.lab.rig_health import DRAINED, HealthBook
 from convoy.lab.worker_run import POOL_KEY, Run
 from convoy.lab.worker_state import Config, write_status
 
@@ -60,6 +67,9 @@ POLL_SECONDS = 5.0
 BUSY_BEAT_SECONDS = 1.0
 RETRY_SECONDS = 1.0
 PROBE_SECONDS = 2.0
+# After giving back an action that avoids this rig: UNHEALTHY this long, so that the
+# scheduler gives the job to another rig, not straight back to this one.
+AVOID_REST_SECONDS = 2.0
 # gRPC codes after which the session is kept and the call retried.
 TRANSIENT = (
     grpc.StatusCode.UNAVAILABLE,
@@ -114,12 +124,18 @@ class Worker:
         self.health = "no rig" if not config.rig else "not checked yet"
         self.connected = False
         self.last_error = ""
+        self.health_book = HealthBook(config.state_dir)
+        self.resting_until = 0.0
 
     # --- health ---------------------------------------------------------------
 
     def check_health(self) -> bool:
         if self.config.rig:
             healthy, detail = probe_rig(self.config.rig)
+            record = self.health_book.read().get(self.config.name, {})
+            if record.get("state") in DRAINED:  # convoy.lab.rig_health: no new work until a person says --good
+                last = (record.get("changes") or [{}])[-1]
+                healthy, detail = False, f"drained: {record['state']} ({last.get('reason', '?')})"
             if healthy != self.healthy:
                 log.warning("rig %s is now %s: %s", self.config.name, "healthy" if healthy else "UNHEALTHY", detail)
             self.healthy, self.health = healthy, detail
@@ -127,8 +143,11 @@ class Worker:
 
     # --- session --------------------------------------------------------------
 
+    def _resting(self) -> bool:
+        return time.monotonic() < self.resting_until
+
     def _bot_session(self) -> bots_pb2.BotSession:
-        status = bots_pb2.OK if self.healthy else bots_pb2.UNHEALTHY
+        status = bots_pb2.OK if self.healthy and not self._resting() else bots_pb2.UNHEALTHY
         if self.stopping.is_set():
             status = bots_pb2.BOT_TERMINATING
         device = worker_pb2.Device(handle=self.config.name)
@@ -173,6 +192,8 @@ class Worker:
         self._reconcile(response)
 
     def _update(self, timeout: float) -> None:
+        if self.run_ is not None and self.run_.finished and self.run_.avoided:
+            self.resting_until = time.monotonic() + AVOID_REST_SECONDS  # reported with the lease given back
         session = self._bot_session()
         reported_done = self._leases(session)
         response = self.bots.UpdateBotSession(
@@ -245,7 +266,7 @@ class Worker:
             if self.run_ is not None and not self.run_.finished:
                 self.changed.wait(BUSY_BEAT_SECONDS)
                 self.changed.clear()
-            elif not self.healthy:
+            elif not self.healthy or self._resting():
                 self.stopping.wait(RETRY_SECONDS)
         self._shutdown()
 

@@ -12,7 +12,10 @@ declared outputs), the command run through guard.py, in its own process
 group, with the Command's environment plus CONVOY_RIG_ADDRESS=<rig>, killed
 at the Action's timeout (DEADLINE_EXCEEDED) or on cancel; then its
 stdout/stderr and outputs uploaded into the ActionResult. Any other failure
-is INTERNAL (the scheduler retries it). The action's `start` and `end`
+is INTERNAL (the scheduler retries it). An action whose environment
+names this rig in CONVOY_AVOID_RIGS (a retry of a test that failed here,
+convoy.lab.health) is given back, UNAVAILABLE, which the scheduler
+requeues; the worker then rests (convoy.lab.worker). The action's `start` and `end`
 lines go to records.jsonl (convoy.lab.worker_state). Runs in the lab's
 environment (.venv-lab: grpcio, BuildGrid's protos).
 """
@@ -38,6 +41,7 @@ from convoy.lab.cas import Cas, digest_of, digest_str
 from convoy.lab.worker_state import Config, action_record, append_record, now
 
 RIG_ENV = "CONVOY_RIG_ADDRESS"
+AVOID_ENV = "CONVOY_AVOID_RIGS"  # rigs that must not run the action (a retry on another rig: convoy.lab.health)
 POOL_KEY = "Pool"
 GUARD = Path(__file__).with_name("guard.py")
 
@@ -62,6 +66,7 @@ class Run(threading.Thread):
         self._done = done
         self._pgid: Optional[int] = None
         self.finished = False
+        self.avoided = False  # given back because the action avoids this rig (AVOID_ENV)
         self.timings: Dict[str, float] = {}
 
     def cancel(self) -> None:
@@ -114,6 +119,13 @@ class Run(threading.Thread):
         if refusal:
             log.warning("refusing lease %s: %s", self.lease_id, refusal)
             self.status = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=refusal)
+            return
+        if self.config.rig and self.config.name in env.get(AVOID_ENV, "").split(","):
+            # A retry of a test that failed here: back to the queue (UNAVAILABLE), for another rig.
+            log.info("giving back lease %s: %s=%s avoids this rig", self.lease_id, AVOID_ENV, env[AVOID_ENV])
+            self.status = status_pb2.Status(code=code_pb2.UNAVAILABLE,
+                                            message=f"rig {self.config.name} is avoided by {AVOID_ENV}")
+            self.avoided = True
             return
         fetch_start = time.monotonic()
         root.mkdir(parents=True)
