@@ -37,20 +37,24 @@ def test_the_table_has_a_row_per_mode_and_the_settings(capsys):
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].split() == ["MODE", "MERGES/H", "MEAN", "MIN", "P95", "MIN", "RUNS/MERGE", "HW", "RUNS/MERGE",
-                                "RIG", "USE", "%", "GREEN", "VIOLATIONS", "MERGED", "REJECTED"]
+                                "RIG", "USE", "%", "GREEN", "VIOLATIONS", "MERGED", "REJECTED", "WRONGLY",
+                                "REJECTED", "RETRIES", "RIG", "RETRIES", "RIGS", "DRAINED"]
     rows = [line.split() for line in lines[1:4]]
     assert [row[0] for row in rows] == ["serial", "speculative", "batch"]
     for row in rows:
-        assert len(row) == 10
+        assert len(row) == 14
         assert row[7] == "0"  # green violations
         assert int(row[8]) + int(row[9]) == 60  # merged + rejected: every request
+        assert row[10:] == ["0", "0", "0", "0"]  # no flake, no sick rig: nothing wrongly rejected, retried, drained
         float(row[1]), float(row[6])
     assert float(rows[1][1]) > float(rows[0][1])  # speculative merges more per hour than serial
     assert lines[4] == (
         "settings: 60 requests at 60/h, failure_rate 0.1, flake_rate 0, stages build=120s integration=300s "
         "configuration=120s hardware=1800s, 4 rigs for stage hardware, window 4 (floor 1), batch_size 4, "
         "max_bisect 3, seed 1")
-    assert len(lines) == 5
+    assert lines[5] == ("health: flaky_attempts 1, retry_failed 0, quarantine_rate 0, rig_failure_rate 0, bad_rigs 0 "
+                        "(failure rate 0.8), drain_after 3")
+    assert len(lines) == 6
 
 
 def test_the_modes_and_numbers_given_are_used(capsys):
@@ -72,12 +76,42 @@ def test_json(capsys):
     assert data["settings"] == {
         "modes": ["serial", "speculative"], "requests": 20, "arrival_per_hour": 120.0, "failure_rate": 0.1,
         "flake_rate": 0.0, "stage_seconds": {"build": 60.0, "test": 120.0}, "hardware_stage": "build", "rigs": 4,
-        "window": 4, "window_floor": 1, "batch_size": 4, "max_bisect": 3, "seed": 1}
+        "window": 4, "window_floor": 1, "batch_size": 4, "max_bisect": 3, "seed": 1, "flaky_attempts": 1,
+        "retry_failed": 0, "quarantine_rate": 0.0, "rig_failure_rate": 0.0, "bad_rigs": 0,
+        "bad_rig_failure_rate": 0.8, "drain_after": 3}
     assert [m["mode"] for m in data["modes"]] == ["serial", "speculative"]
     serial = data["modes"][0]
     assert "timeline" not in serial
     assert serial["hardware_runs"] == serial["merged"] + serial["rejected"]  # the build stage holds the rig
     assert serial["green_violations"] == 0 and serial["merged"] + serial["rejected"] == 20
+    assert (serial["retries"], serial["rig_retries"], serial["quarantined"], serial["rigs_drained"]) == (0, 0, 0, 0)
+
+
+HEALTH = ("--sim_modes=serial", "--requests=40", "--arrival_per_hour=1000", "--failure_rate=0",
+          "--flake_rate=0.1", "--sim_rig_failure_rate=0.02", "--sim_bad_rigs=1", "--sim_bad_rig_failure_rate=0.9")
+
+
+def test_the_health_flags_reach_the_table_and_the_json(capsys):
+    """With flakes and a sick rig, and nothing that breaks: without retries
+    some good requests are rejected; with them none, at the cost of
+    retries; the sick rig is drained only with --sim_drain_after."""
+    code, out, _ = simulate(capsys, *HEALTH, "--sim_drain_after=0")
+    row = out.splitlines()[1].split()
+    assert code == 0 and row[0] == "serial"
+    wrongly, retries, rig_retries, drained = map(int, row[10:])
+    assert wrongly > 0 and int(row[9]) == wrongly  # every rejection is a false one (nothing breaks)
+    assert (retries, drained) == (0, 0) and rig_retries > 0
+    code, out, _ = simulate(capsys, "--json", *HEALTH, "--sim_flaky_attempts=2", "--sim_retry_failed=1",
+                            "--sim_drain_after=3")
+    data = json.loads(out)
+    assert code == 0
+    assert {k: data["settings"][k] for k in ("flaky_attempts", "retry_failed", "rig_failure_rate", "bad_rigs",
+                                              "bad_rig_failure_rate", "drain_after")} == {
+        "flaky_attempts": 2, "retry_failed": 1, "rig_failure_rate": 0.02, "bad_rigs": 1, "bad_rig_failure_rate": 0.9,
+        "drain_after": 3}
+    serial = data["modes"][0]
+    assert (serial["merged"], serial["rejected"], serial["wrongly_rejected"]) == (40, 0, 0)
+    assert serial["retries"] > 0 and serial["rigs_drained"] == 1 and serial["rig_retries"] < rig_retries
 
 
 def test_json_timeline(capsys):
@@ -159,6 +193,16 @@ BAD = [
     (["--failure_rate=-0.1"], "--failure_rate=-0.1 is not a rate between 0 and 1"),
     (["--flake_rate=2"], "--flake_rate=2 is not a rate between 0 and 1"),
     (["--flake_rate=nan"], "--flake_rate=nan is not a rate between 0 and 1"),
+    (["--sim_quarantine_rate=1.1"], "--sim_quarantine_rate=1.1 is not a rate between 0 and 1"),
+    (["--sim_rig_failure_rate=-0.5"], "--sim_rig_failure_rate=-0.5 is not a rate between 0 and 1"),
+    (["--sim_rig_failure_rate=1"], "--sim_rig_failure_rate=1 fails every hardware run on every rig"),
+    (["--sim_bad_rig_failure_rate=nan"], "--sim_bad_rig_failure_rate=nan is not a rate between 0 and 1"),
+    (["--sim_flaky_attempts=0"], "--sim_flaky_attempts=0 must be from 1 to 10"),
+    (["--sim_flaky_attempts=11"], "--sim_flaky_attempts=11 must be from 1 to 10"),
+    (["--sim_retry_failed=-1"], "--sim_retry_failed=-1 must be from 0 to 5"),
+    (["--sim_drain_after=-1"], "--sim_drain_after=-1 must be from 0"),
+    (["--sim_bad_rigs=4"], "--sim_bad_rigs=4 must be from 0 to 3 (all but one of --sim_rigs=4)"),
+    (["--sim_rigs=2", "--sim_bad_rigs=-1"], "--sim_bad_rigs=-1 must be from 0 to 1"),
     (["--stage_seconds=build=abc"], "'build=abc' is not NAME=SECONDS"),
     (["--stage_seconds=build"], "'build' has no seconds; write NAME=SECONDS"),
     (["--stage_seconds=build=60,hardware"], "'hardware' has no seconds"),

@@ -17,13 +17,24 @@ request bumps one of `components` components, the failing test depends on
 the culprit's component and one other at random, and the suspects are the
 failing candidate's requests whose component is among them.
 
+What the queue does about flakes and sick rigs is modelled by
+convoy.simulate_health: Bazel's `flaky_attempts` and convoy's
+`retry_failed` runs again of a failing test, `quarantine_rate`, rigs one by
+one that fail runs themselves (`rig_failure_rate`; `bad_rigs` sick ones at
+`bad_rig_failure_rate`), a rig retry on another rig, and draining a rig
+after `drain_after` failures in a row. Its draws come from a generator of
+their own, so that with none of it the day is the one it was without it.
+
 Every merge is checked, not assumed: a merge is a green violation if the
 candidate's base is not the branch tip, if it did not pass every stage, or
 if it holds a request that breaks something. Reported per mode: merges per
 hour (requests merged / hours from the first arrival to the last merge),
 mean and p95 minutes from submit to merge, stage runs per merge, hardware
-(pool) runs per merge, rig utilisation, and green violations; and the
-queue length and rigs in use over time, for the plot.
+(pool) runs per merge (each run of a test on rigs: retries too), rig
+utilisation, green violations, good requests rejected, retries (Bazel's
+and convoy's runs again of a failing test), rig retries, quarantined
+failures and rigs drained; and the queue length and rigs in use over time,
+for the plot.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from typing import Callable, Mapping, Optional
 
 from convoy.queue.chain import (RESHAPING, Build, Enter, Failure, Item, Merge, Policy, Reject, Scheduler, Split,
                                 StageSpec)
+from convoy.simulate_health import FAIL, PASS, QUARANTINED, RERUN, Rigs, Run, judge
 
 DEFAULT_STAGE_SECONDS = {"build": 120.0, "integration": 300.0, "configuration": 120.0, "hardware": 1800.0}
 HARDWARE_POOL = "rigs"
@@ -54,6 +66,13 @@ class Settings:
     rigs: Mapping[str, int] = field(default_factory=lambda: {HARDWARE_POOL: 4})  # pool -> rigs
     components: int = 12
     seed: int = 1
+    flaky_attempts: int = 1  # Bazel's --flaky_test_attempts: runs of a failing test in one Bazel run
+    retry_failed: int = 0  # convoy's runs again of a failing test that passed on main
+    quarantine_rate: float = 0.0  # the share of flaky failures that hit a quarantined test
+    rig_failure_rate: float = 0.0  # the chance that a rig fails a hardware run itself
+    bad_rigs: Mapping[str, int] = field(default_factory=dict)  # pool -> sick rigs (the first of the pool)
+    bad_rig_failure_rate: float = 0.8  # ... each fails a run itself with this chance
+    drain_after: int = 3  # a rig's counted failures in a row before it is drained (0: never)
 
 
 @dataclass
@@ -62,7 +81,7 @@ class Report:
     requests: int
     merged: int
     rejected: int
-    wrongly_rejected: int  # rejected, but broke nothing (a flake at the tip)
+    wrongly_rejected: int  # rejected, but broke nothing (a flake at the tip): a false rejection
     hours: float
     merges_per_hour: float
     mean_minutes: float
@@ -74,6 +93,10 @@ class Report:
     rig_utilisation: float
     green_violations: int
     splits: int
+    retries: int = 0  # runs again of a failing test (Bazel's flaky attempts and convoy's retry_failed)
+    rig_retries: int = 0  # hardware runs again after a rig failed one itself (the wasted runs)
+    quarantined: int = 0  # flaky failures of a quarantined test (passed, not retried)
+    rigs_drained: int = 0
     timeline: list = field(default_factory=list)  # (seconds, queue length, rigs in use)
 
     def to_json(self, *, timeline: bool = False) -> dict:
@@ -93,20 +116,13 @@ class _Request:
     rejected: bool = False
 
 
-class _Run:
-    """A stage run in flight: which item, which stage, its rigs, when it started."""
-
-    def __init__(self, item: Item, stage: int, rigs: Mapping[str, int], started: float) -> None:
-        self.item, self.stage, self.rigs, self.started = item, stage, dict(rigs), started
-        self.live = True
-
-
 class Simulation:
     """One mode's run: requests arrive, the scheduler decides, stage runs end."""
 
     def __init__(self, policy: Policy, settings: Settings) -> None:
         self.policy, self.settings = policy, settings
         self.rng = random.Random(settings.seed)
+        self.rigs = Rigs(settings, random.Random(f"health {settings.seed}"))
         names = list(settings.stage_seconds)
         self.stages = [StageSpec(name, settings.pools.get(name)) for name in names]
         self.durations = [float(settings.stage_seconds[name]) for name in names]
@@ -119,9 +135,9 @@ class Simulation:
         self.seq = itertools.count()
         self.now = 0.0
         self.arrived: list[int] = []
-        self.runs: dict[int, _Run] = {}  # id(item) -> its run
-        self.rig_seconds = 0.0
+        self.runs: dict[int, Run] = {}  # id(item) -> its run
         self.stage_runs = self.hardware_runs = self.violations = self.splits = 0
+        self.retries = self.rig_retries = self.quarantined = 0
         self.timeline: list[tuple[float, int, int]] = []
 
     def _requests(self) -> list[_Request]:
@@ -157,6 +173,7 @@ class Simulation:
     def _settle(self) -> None:
         """Asks the scheduler until it has nothing more to do at this instant."""
         for _ in range(10_000):
+            self._serve()
             finished = {r.id for r in self.requests if r.merged_at is not None or r.rejected}
             self.scheduler.take([r for r in self.arrived if r not in finished])
             actions = self.scheduler.plan(self.tip, self._free())
@@ -169,13 +186,19 @@ class Simulation:
         self._sample()
 
     def _free(self) -> dict[str, int]:
-        held = self.scheduler.rigs_held()
-        return {pool: n - held.get(pool, 0) for pool, n in self.settings.rigs.items()}
+        return self.rigs.free()
+
+    def _serve(self) -> None:
+        """Runs waiting for rigs to retry on get them first, nearest the head first."""
+        if self.rigs.waiting:
+            place = {id(item): i for i, item in enumerate(self.scheduler.chain)}
+            for run in self.rigs.serve(self.now, lambda r: place.get(id(r.item), len(place))):
+                self._attempt(run)
 
     def _sample(self) -> None:
         done = sum(1 for r in self.requests if r.merged_at is not None or r.rejected)
         waiting = len(self.arrived) - done
-        busy = sum(self.scheduler.rigs_held().values())
+        busy = self.rigs.busy()
         point = (round(self.now, 3), waiting, busy)
         if not self.timeline or self.timeline[-1][1:] != point[1:]:
             self.timeline.append(point)
@@ -205,34 +228,53 @@ class Simulation:
     def _start(self, item: Item, stage: int, rigs: Mapping[str, int]) -> None:
         item.running = True
         item.rigs = dict(rigs)
-        run = _Run(item, stage, rigs, self.now)
+        run = Run(item, stage)
         self.runs[id(item)] = run
         self.stage_runs += 1
-        if self.stages[stage].pool is not None:
+        if not self.rigs.take(run, rigs, self.now):
+            raise RuntimeError(f"the scheduler handed out rigs {dict(rigs)} that are not free (a scheduler bug)")
+        self._attempt(run)
+
+    def _attempt(self, run: Run) -> None:
+        """One run of the stage's test, on the rigs `run` holds."""
+        if self.stages[run.stage].pool is not None:
             self.hardware_runs += 1
-        seconds = self.durations[stage] * self.rng.uniform(0.9, 1.1)
+        seconds = self.durations[run.stage] * self.rng.uniform(0.9, 1.1)
         self._at(self.now + seconds, lambda: self._finish(run))
 
     def _stop_run(self, item: Item) -> None:
         run = self.runs.pop(id(item), None)
         if run is not None and run.live:
-            run.live = False
             self._release(run)
 
-    def _release(self, run: _Run) -> None:
-        self.rig_seconds += (self.now - run.started) * sum(run.rigs.values())
+    def _release(self, run: Run) -> None:
+        run.live = False
+        self.rigs.stop(run, self.now)
         run.item.rigs = {}
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: Run) -> None:
         if not run.live:
             return
-        run.live = False
-        self.runs.pop(id(run.item), None)
-        self._release(run)
+        failed = self.rigs.failures(run)
+        if failed:  # the rig's failure, not the candidate's: again on another rig
+            self.rig_retries += 1
+            self.rigs.retry(run, failed, self.now)
+            return
         item = run.item
         held = self.contents[item.candidate]
         culprits = [rid for rid in sorted(held) if self.requests[rid - 1].breaks == run.stage]
-        if culprits or self.rng.random() < self.settings.flake_rate:
+        failing = bool(culprits) or self.rng.random() < self.settings.flake_rate
+        verdict = judge(run, failing=failing, broken=bool(culprits), settings=self.settings, rng=self.rigs.rng)
+        if verdict == RERUN:
+            self.retries += 1
+            self._attempt(run)
+            return
+        if verdict == PASS:
+            self.rigs.passed(run)
+        self.quarantined += verdict == QUARANTINED
+        self.runs.pop(id(item), None)
+        self._release(run)
+        if verdict == FAIL:
             item.failed(self._failure(item, run.stage, culprits))
         else:
             item.stage_passed()
@@ -275,8 +317,10 @@ class Simulation:
             p95_minutes=_percentile(minutes, 0.95),
             stage_runs=self.stage_runs, runs_per_merge=self.stage_runs / max(1, len(merged)),
             hardware_runs=self.hardware_runs, hardware_runs_per_merge=self.hardware_runs / max(1, len(merged)),
-            rig_utilisation=self.rig_seconds / (rigs * span) if rigs else 0.0,
-            green_violations=self.violations, splits=self.splits, timeline=self.timeline,
+            rig_utilisation=self.rigs.seconds / (rigs * span) if rigs else 0.0,
+            green_violations=self.violations, splits=self.splits, retries=self.retries,
+            rig_retries=self.rig_retries, quarantined=self.quarantined, rigs_drained=self.rigs.drained,
+            timeline=self.timeline,
         )
 
 

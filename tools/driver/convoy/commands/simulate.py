@@ -4,6 +4,7 @@
     convoy simulate --sim_rigs=8 --failure_rate=0.2 --requests=200 --arrival_per_hour=120
     convoy simulate --sim_modes=speculative --window=8 --window_floor=2 --json
     convoy simulate --stage_seconds=build=300,soak=7200 --hardware_stage=soak --plot=modes.svg
+    convoy simulate --flake_rate=0.05 --sim_bad_rigs=1 --sim_flaky_attempts=2 --sim_retry_failed=1 --sim_drain_after=3
 
 Each mode runs the scheduler `convoy process` runs (convoy.queue.chain's
 Scheduler, the same class and the same decisions) on a simulated clock
@@ -14,9 +15,23 @@ stage run takes its --stage_seconds (±10%), the hardware stage holds one of
 same --seed gives the same requests, so the modes are compared on the same
 day. No integration checkout, git or Bazel is needed.
 
+Flakes and sick rigs, as convoy process handles them (convoy.simulate_health):
+a failing test runs again up to --sim_flaky_attempts runs in all (Bazel's
+--flaky_test_attempts), then convoy runs it again --sim_retry_failed times
+(a stage's retry_failed; every simulated test passed on main); a flaky
+failure of a quarantined test (--sim_quarantine_rate of them) passes and
+is not run again. Without retries a flake at the tip rejects a good
+request. A rig fails a hardware run itself with probability
+--sim_rig_failure_rate, and each of --sim_bad_rigs sick rigs with
+--sim_bad_rig_failure_rate; the run goes again on another rig of the pool
+(one more hardware run), and a rig is drained after --sim_drain_after
+failures in a row (0: never): it takes no more work.
+
 Prints a row per mode: merges per hour, mean and 95th percentile minutes
 from submit to merge, stage runs and hardware (rig) runs per merged
-request, rig use, green violations, merged and rejected; then the settings.
+request, rig use, green violations, merged and rejected, good requests
+rejected (by a flake), runs again of failing tests, rig retries and rigs
+drained; then the settings.
 --json prints {"settings": {...}, "modes": [...]} (--json_timeline adds each
 mode's timeline). --plot=FILE.svg draws the queue length and the rigs in
 use over time.
@@ -51,7 +66,9 @@ DEFAULT_STAGES = "build=120,integration=300,configuration=120,hardware=1800"
 MAX_REQUESTS = 2000  # the simulation's time grows with the square of the requests
 MAX_ARRIVAL_PER_HOUR = 1_000_000.0
 MAX_STAGE_SECONDS = 7 * 86400.0
-MAX_WINDOW = 1000  # --window, --window_floor, --batch_size, --max_bisect, --sim_rigs
+MAX_WINDOW = 1000  # --window, --window_floor, --batch_size, --max_bisect, --sim_rigs, --sim_drain_after
+MAX_FLAKY_ATTEMPTS = 10  # as a stage's flaky_test_attempts (Bazel's own bound)
+MAX_RETRY_FAILED = 5  # as a stage's retry_failed
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 STAGE_EXAMPLE = "e.g. --stage_seconds=build=120,integration=300,hardware=1800"
 
@@ -73,6 +90,19 @@ flags.DEFINE_string("hardware_stage", None, "convoy simulate: the stage that dra
 flags.DEFINE_integer("seed", 1, "convoy simulate: the random seed; the same seed gives the same run.")
 flags.DEFINE_string("plot", None, "convoy simulate: also draw the queue length and the rigs in use over time "
                     "into this .svg file.")
+flags.DEFINE_integer("sim_flaky_attempts", 1, "convoy simulate: runs of a failing test in one Bazel run, as Bazel's "
+                     "--flaky_test_attempts (1: no run again).")
+flags.DEFINE_integer("sim_retry_failed", 0, "convoy simulate: convoy's runs again of a failing test that passed on "
+                     "main, as a stage's retry_failed (0: never).")
+flags.DEFINE_float("sim_quarantine_rate", 0.0, "convoy simulate: the share of flaky failures that hit a quarantined "
+                   "test, which then neither rejects nor runs again (0 to 1).")
+flags.DEFINE_float("sim_rig_failure_rate", 0.0, "convoy simulate: the chance that a rig fails a hardware run itself "
+                   "(0 to less than 1).")
+flags.DEFINE_integer("sim_bad_rigs", 0, "convoy simulate: sick rigs of the --sim_rigs (at most all but one).")
+flags.DEFINE_float("sim_bad_rig_failure_rate", 0.8, "convoy simulate: the chance that a sick rig fails a hardware "
+                   "run itself (0 to 1).")
+flags.DEFINE_integer("sim_drain_after", 3, "convoy simulate: a rig's failures in a row (each while the test passed "
+                     "on another rig) before it is drained (0: never).")
 flags.DEFINE_bool("json_timeline", False, "convoy simulate --json: include each mode's timeline "
                   "([seconds, queue length, rigs in use] change points).")
 
@@ -94,6 +124,13 @@ class Options:
     stage_seconds: dict = field(default_factory=lambda: parse_stage_seconds(DEFAULT_STAGES))
     hardware_stage: str = "hardware"
     seed: int = 1
+    flaky_attempts: int = 1
+    retry_failed: int = 0
+    quarantine_rate: float = 0.0
+    rig_failure_rate: float = 0.0
+    bad_rigs: int = 0
+    bad_rig_failure_rate: float = 0.8
+    drain_after: int = 3
 
     def policy(self, mode: str) -> Policy:
         return Policy.of(mode, window=self.window, window_floor=self.window_floor, batch_size=self.batch_size,
@@ -103,21 +140,31 @@ class Options:
         return Settings(requests=self.requests, arrival_per_hour=self.arrival_per_hour,
                         failure_rate=self.failure_rate, flake_rate=self.flake_rate,
                         stage_seconds=dict(self.stage_seconds), pools={self.hardware_stage: HARDWARE_POOL},
-                        rigs={HARDWARE_POOL: self.rigs}, seed=self.seed)
+                        rigs={HARDWARE_POOL: self.rigs}, seed=self.seed, flaky_attempts=self.flaky_attempts,
+                        retry_failed=self.retry_failed, quarantine_rate=self.quarantine_rate,
+                        rig_failure_rate=self.rig_failure_rate, bad_rigs={HARDWARE_POOL: self.bad_rigs},
+                        bad_rig_failure_rate=self.bad_rig_failure_rate, drain_after=self.drain_after)
 
     def to_json(self) -> dict:
         return {"modes": list(self.modes), "requests": self.requests, "arrival_per_hour": self.arrival_per_hour,
                 "failure_rate": self.failure_rate, "flake_rate": self.flake_rate,
                 "stage_seconds": dict(self.stage_seconds), "hardware_stage": self.hardware_stage,
                 "rigs": self.rigs, "window": self.window, "window_floor": self.window_floor,
-                "batch_size": self.batch_size, "max_bisect": self.max_bisect, "seed": self.seed}
+                "batch_size": self.batch_size, "max_bisect": self.max_bisect, "seed": self.seed,
+                "flaky_attempts": self.flaky_attempts, "retry_failed": self.retry_failed,
+                "quarantine_rate": self.quarantine_rate, "rig_failure_rate": self.rig_failure_rate,
+                "bad_rigs": self.bad_rigs, "bad_rig_failure_rate": self.bad_rig_failure_rate,
+                "drain_after": self.drain_after}
 
     def describe(self) -> str:
         stages = " ".join(f"{name}={seconds:g}s" for name, seconds in self.stage_seconds.items())
         return (f"settings: {self.requests} requests at {self.arrival_per_hour:g}/h, failure_rate "
                 f"{self.failure_rate:g}, flake_rate {self.flake_rate:g}, stages {stages}, {self.rigs} rigs for "
                 f"stage {self.hardware_stage}, window {self.window} (floor {self.window_floor}), batch_size "
-                f"{self.batch_size}, max_bisect {self.max_bisect}, seed {self.seed}")
+                f"{self.batch_size}, max_bisect {self.max_bisect}, seed {self.seed}\n"
+                f"health: flaky_attempts {self.flaky_attempts}, retry_failed {self.retry_failed}, quarantine_rate "
+                f"{self.quarantine_rate:g}, rig_failure_rate {self.rig_failure_rate:g}, bad_rigs {self.bad_rigs} (failure rate "
+                f"{self.bad_rig_failure_rate:g}), drain_after {self.drain_after}")
 
 
 def run(args: list[str]) -> int:
@@ -127,7 +174,10 @@ def run(args: list[str]) -> int:
         sim_modes=f.sim_modes, window=f.window, window_floor=f.window_floor, batch_size=f.batch_size,
         max_bisect=f.max_bisect, rigs=f.sim_rigs, requests=f.requests, arrival_per_hour=f.arrival_per_hour,
         failure_rate=f.failure_rate, flake_rate=f.flake_rate, stage_seconds=f.stage_seconds,
-        hardware_stage=f.hardware_stage, seed=f.seed)
+        hardware_stage=f.hardware_stage, seed=f.seed, flaky_attempts=f.sim_flaky_attempts,
+        retry_failed=f.sim_retry_failed, quarantine_rate=f.sim_quarantine_rate,
+        rig_failure_rate=f.sim_rig_failure_rate, bad_rigs=f.sim_bad_rigs,
+        bad_rig_failure_rate=f.sim_bad_rig_failure_rate, drain_after=f.sim_drain_after)
     plot, as_json, timeline = f.plot, f.json, f.json_timeline
     if plot is not None:
         check_plot(plot)
@@ -161,7 +211,9 @@ def simulate_modes(options: Options) -> list[Report]:
 
 def options_of(*, sim_modes: str, window: int, window_floor: int, batch_size: int, max_bisect: int, rigs: int,
                requests: int, arrival_per_hour: float, failure_rate: float, flake_rate: float,
-               stage_seconds: str, hardware_stage: Optional[str], seed: int) -> Options:
+               stage_seconds: str, hardware_stage: Optional[str], seed: int, flaky_attempts: int = 1,
+               retry_failed: int = 0, quarantine_rate: float = 0.0, rig_failure_rate: float = 0.0,
+               bad_rigs: int = 0, bad_rig_failure_rate: float = 0.8, drain_after: int = 3) -> Options:
     """The flags' values as Options; ConvoyError (one line: what to do) for the first bad one."""
     modes = parse_modes(sim_modes)
     _whole("window", window, 1, MAX_WINDOW, "e.g. --window=4")
@@ -176,9 +228,20 @@ def options_of(*, sim_modes: str, window: int, window_floor: int, batch_size: in
     if not 0 < arrival_per_hour <= MAX_ARRIVAL_PER_HOUR:  # NaN fails too
         raise ConvoyError(f"--arrival_per_hour={arrival_per_hour:g} must be more than 0 and at most "
                           f"{MAX_ARRIVAL_PER_HOUR:g}; e.g. --arrival_per_hour=60")
-    for name, rate in (("failure_rate", failure_rate), ("flake_rate", flake_rate)):
+    for name, rate in (("failure_rate", failure_rate), ("flake_rate", flake_rate),
+                       ("sim_quarantine_rate", quarantine_rate), ("sim_rig_failure_rate", rig_failure_rate),
+                       ("sim_bad_rig_failure_rate", bad_rig_failure_rate)):
         if not 0 <= rate <= 1:
             raise ConvoyError(f"--{name}={rate:g} is not a rate between 0 and 1; e.g. --{name}=0.1")
+    if rig_failure_rate == 1:
+        raise ConvoyError("--sim_rig_failure_rate=1 fails every hardware run on every rig, so nothing would merge; "
+                          "give less than 1, e.g. --sim_rig_failure_rate=0.02")
+    _whole("sim_flaky_attempts", flaky_attempts, 1, MAX_FLAKY_ATTEMPTS, "e.g. --sim_flaky_attempts=2")
+    _whole("sim_retry_failed", retry_failed, 0, MAX_RETRY_FAILED, "e.g. --sim_retry_failed=1")
+    _whole("sim_drain_after", drain_after, 0, MAX_WINDOW, "e.g. --sim_drain_after=3 (0: never)")
+    if not 0 <= bad_rigs < rigs:
+        raise ConvoyError(f"--sim_bad_rigs={bad_rigs} must be from 0 to {rigs - 1} (all but one of --sim_rigs={rigs}); "
+                          "e.g. --sim_bad_rigs=1")
     stages = parse_stage_seconds(stage_seconds)
     if hardware_stage is None:
         hardware_stage = "hardware" if "hardware" in stages else list(stages)[-1]
@@ -188,7 +251,9 @@ def options_of(*, sim_modes: str, window: int, window_floor: int, batch_size: in
     return Options(modes=modes, window=window, window_floor=window_floor, batch_size=batch_size,
                    max_bisect=max_bisect, rigs=rigs, requests=requests, arrival_per_hour=float(arrival_per_hour),
                    failure_rate=float(failure_rate), flake_rate=float(flake_rate), stage_seconds=stages,
-                   hardware_stage=hardware_stage, seed=seed)
+                   hardware_stage=hardware_stage, seed=seed, flaky_attempts=flaky_attempts, retry_failed=retry_failed,
+                   quarantine_rate=float(quarantine_rate), rig_failure_rate=float(rig_failure_rate), bad_rigs=bad_rigs,
+                   bad_rig_failure_rate=float(bad_rig_failure_rate), drain_after=drain_after)
 
 
 def _whole(name: str, value: int, least: int, most: int, example: str) -> None:
@@ -264,7 +329,7 @@ def write_plot(path: str, reports: Sequence[Report]) -> None:
 # -- the table --------------------------------------------------------------------------------------------
 
 COLUMNS = ("MODE", "MERGES/H", "MEAN MIN", "P95 MIN", "RUNS/MERGE", "HW RUNS/MERGE", "RIG USE %",
-           "GREEN VIOLATIONS", "MERGED", "REJECTED")
+           "GREEN VIOLATIONS", "MERGED", "REJECTED", "WRONGLY REJECTED", "RETRIES", "RIG RETRIES", "RIGS DRAINED")
 
 
 def table_rows(reports: Sequence[Report]) -> list[tuple[str, ...]]:
@@ -273,7 +338,8 @@ def table_rows(reports: Sequence[Report]) -> list[tuple[str, ...]]:
     for r in reports:
         rows.append((r.mode, f"{r.merges_per_hour:.2f}", f"{r.mean_minutes:.1f}", f"{r.p95_minutes:.1f}",
                      f"{r.runs_per_merge:.2f}", f"{r.hardware_runs_per_merge:.2f}", f"{100 * r.rig_utilisation:.1f}",
-                     str(r.green_violations), str(r.merged), str(r.rejected)))
+                     str(r.green_violations), str(r.merged), str(r.rejected), str(r.wrongly_rejected),
+                     str(r.retries), str(r.rig_retries), str(r.rigs_drained)))
     return rows
 
 
