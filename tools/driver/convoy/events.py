@@ -277,6 +277,11 @@ def _describe(event: Event) -> str:
                f"stage on {_short(d.get('base_commit'))}"
     elif t == models.TRY_FAILED:
         what = f"try failed: {d.get('summary')}"
+    elif t in (models.QUEUE_PAUSED, models.QUEUE_DRAINING, models.QUEUE_RESUMED):
+        word = {models.QUEUE_PAUSED: "paused", models.QUEUE_DRAINING: "draining", models.QUEUE_RESUMED: "resumed"}[t]
+        what = f"queue {word} by {d.get('by')}" + (f" ({d['reason']})" if d.get("reason") else "")
+    elif t == models.REQUEST_PROMOTED:
+        what = f"promoted to high priority by {d.get('by')}"
     elif t == models.PLUGIN_ERROR:
         what = f"plugin {d.get('plugin')} failed on {d.get('event_type')} #{d.get('event_id')}: {d.get('error')}"
     else:

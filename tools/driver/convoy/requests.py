@@ -49,6 +49,7 @@ class Submission:
     configuration: Optional[str]
     requested_by: str
     bumps: tuple[RequestBump, ...] = ()
+    priority: int = models.PRIORITY_NORMAL  # convoy submit --priority
 
     @property
     def all_bumps(self) -> tuple[RequestBump, ...]:
@@ -95,6 +96,16 @@ def _queued_data(request: Request, **extra: Any) -> dict[str, Any]:
             **bumps_data(request), **extra}
 
 
+def in_queue_order(tx: Transaction) -> list[Request]:
+    """The queued requests in the order the queue takes them: highest priority first, then oldest."""
+    return sorted(tx.requests([RequestState.QUEUED]), key=lambda r: (-r.priority, r.id))
+
+
+def priority_name(priority: int) -> str:
+    """"high" or "normal" (convoy status; a value between them reads as the nearest below)."""
+    return "high" if priority >= models.PRIORITY_HIGH else "normal"
+
+
 def touching(tx: Transaction, components: Sequence[str], states=(RequestState.QUEUED,)) -> list[Request]:
     """The requests (queued, by default) that bump any of `components`, oldest first."""
     wanted = set(components)
@@ -114,7 +125,8 @@ def queue(tx: Transaction, submission: Submission) -> tuple[Request, bool, list[
         if submission.same_as(request):
             return request, True, []
     request = tx.insert_request(**asdict(submission))
-    tx.add_event(models.REQUEST_QUEUED, request_id=request.id, data=_queued_data(request))
+    high = {"priority": priority_name(request.priority)} if request.priority != models.PRIORITY_NORMAL else {}
+    tx.add_event(models.REQUEST_QUEUED, request_id=request.id, data=_queued_data(request, **high))
     for old in queued:
         supersede(tx, old, request, detail=f"superseded by #{request.id}")
     return request, False, [old.id for old in queued]
@@ -137,17 +149,22 @@ def newer_queued(tx: Transaction, request: Request) -> Optional[Request]:
     return newer[-1] if newer else None
 
 
-def cancel(tx: Transaction, request: Request) -> CancelOutcome:
+CANCEL_BY = "cancel requested by "  # a testing request's detail until the queue ends it (`cancelled`)
+
+
+def cancel(tx: Transaction, request: Request, *, by: str = "unknown") -> CancelOutcome:
     """`convoy cancel`: a queued request ends at once; a testing one is
-    asked to stop (before its build passed); anything else is refused."""
+    asked to stop (before its build passed); anything else is refused.
+    REQUEST_CANCELLED names `by` (for a testing one, when the queue ends it)."""
     if request.state == RequestState.QUEUED:
         tx.update_request(request.id, state=RequestState.CANCELLED, finished_at=now(), detail="cancelled")
-        tx.add_event(models.REQUEST_CANCELLED, request_id=request.id, data={"reason": "cancelled while queued"})
+        tx.add_event(models.REQUEST_CANCELLED, request_id=request.id,
+                     data={"reason": "cancelled while queued", "by": by})
         return CancelOutcome.CANCELLED
     if request.state == RequestState.TESTING:
         if request.phase in (None, Phase.CANDIDATE, Phase.BUILDING):
             if not request.cancel_requested:
-                tx.update_request(request.id, cancel_requested=True)
+                tx.update_request(request.id, cancel_requested=True, detail=CANCEL_BY + by)
             return CancelOutcome.REQUESTED
         raise ConvoyError(
             f"request #{request.id} ({request.title}) passed its build and is being merged "
@@ -159,9 +176,10 @@ def cancel(tx: Transaction, request: Request) -> CancelOutcome:
     )
 
 
-def retry(tx: Transaction, request: Request) -> Request:
+def retry(tx: Transaction, request: Request, *, by: str = "unknown") -> Request:
     """`convoy retry`: a rejected or errored request is queued again, its
-    attempts from zero; refused when a newer one of its component is queued."""
+    attempts from zero (REQUEST_QUEUED names `by`); refused when a newer one
+    of its component is queued."""
     if request.state not in (RequestState.REJECTED, RequestState.ERROR):
         raise ConvoyError(
             f"request #{request.id} ({request.title}) is {request.state.value}; only a rejected or errored "
@@ -176,8 +194,27 @@ def retry(tx: Transaction, request: Request) -> Request:
     queued = tx.update_request(request.id, state=RequestState.QUEUED, phase=None, attempts=0, detail=None,
                                finished_at=None, cancel_requested=False)
     tx.add_event(models.REQUEST_QUEUED, request_id=request.id,
-                 data=_queued_data(request, retry_of=request.state.value))
+                 data=_queued_data(request, retry_of=request.state.value, by=by))
     return queued
+
+
+def promote(tx: Transaction, request: Request, *, by: str) -> bool:
+    """`convoy promote`: the request becomes high priority (REQUEST_PROMOTED
+    names `by`). A queued one goes first (in a window, ahead of every
+    lower-priority candidate that has not passed its build, which is built
+    again on it); a testing one stays where it is. Returns False if it was
+    high priority already (nothing written); anything else is refused."""
+    if request.is_try or request.state not in (RequestState.QUEUED, RequestState.TESTING):
+        what = "a try (it runs when the queue is idle)" if request.is_try else f"already {request.state.value}"
+        raise ConvoyError(f"request #{request.id} ({request.title}) is {what}; only a queued request can be "
+                          "promoted; see the queue with: convoy status")
+    if request.priority >= models.PRIORITY_HIGH:
+        return False
+    tx.update_request(request.id, priority=models.PRIORITY_HIGH)
+    tx.add_event(models.REQUEST_PROMOTED, request_id=request.id,
+                 data={"by": by, "reason": None, "priority": "high", "state": request.state.value,
+                       "component": request.component, "version": request.version})
+    return True
 
 
 # -- the queue's steps -----------------------------------------------------------------------
@@ -297,9 +334,11 @@ def reject(tx: Transaction, request: Request, *, stage: Optional[str], build: Op
 
 
 def cancelled(tx: Transaction, request: Request) -> None:
-    """Ends a testing request whose cancel was requested."""
+    """Ends a testing request whose cancel was requested (by whom `cancel` kept in its detail)."""
+    detail = request.detail or ""
+    by = detail[len(CANCEL_BY):] if detail.startswith(CANCEL_BY) else "unknown"
     tx.update_request(request.id, state=RequestState.CANCELLED, finished_at=now(), detail="cancelled while testing")
-    tx.add_event(models.REQUEST_CANCELLED, request_id=request.id, data={"reason": "cancelled while testing"})
+    tx.add_event(models.REQUEST_CANCELLED, request_id=request.id, data={"reason": "cancelled while testing", "by": by})
 
 
 def infrastructure_error(tx: Transaction, request: Request, reason: str, *, limit: int) -> bool:

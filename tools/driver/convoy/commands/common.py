@@ -3,7 +3,9 @@ integration checkout (`checkout`, the one function that does), and reading
 a request id.
 
 Flags are global in absl. These are defined once, here, and shared on
-purpose: `--repo` and `--json` by the queue commands; `--component`,
+purpose: `--repo` and `--json` by the queue commands; `--by` and `--reason`
+by the commands that steer the queue (pause, resume, drain, promote, cancel,
+retry); `--component`,
 `--version`, `--commit`, `--configuration`, `--archive_url` and
 `--strip_prefix` by `convoy submit` and `convoy bump`, where they mean the
 same thing. Only a command's `run(args)` reads them (once, at its top); the
@@ -37,6 +39,11 @@ flags.DEFINE_string("configuration", None,
                     "Limit the bump to this configuration (default: every configuration that has the component).")
 flags.DEFINE_string("archive_url", None, "Fetch the component from this archive (a prebuilt package) instead.")
 flags.DEFINE_string("strip_prefix", None, "The directory inside --archive_url to use as the component's root.")
+# Who does an action and why, recorded in its event (pause, resume, drain, promote, cancel, retry; `convoy lab
+# rig` defines the same two flags, hence allow_override: one flag, whichever module defines it last).
+flags.DEFINE_string("by", None, "Who does it, recorded in its event (default: the user running convoy).",
+                    allow_override=True)
+flags.DEFINE_string("reason", None, "Why, recorded in its event (convoy pause, convoy drain).", allow_override=True)
 
 MANIFEST = os.path.join("manifests", "manifest.yaml")
 VERSION = re.compile(r"v?\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?")

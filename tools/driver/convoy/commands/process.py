@@ -5,6 +5,10 @@
                                 # (or, with no request waiting, one try: convoy try)
     convoy process --forever    # keep going; look at the queue every --poll_interval seconds
 
+While the queue is paused (`convoy pause`) it finishes what is in flight
+and starts nothing new (--forever waits for `convoy resume`); once a
+draining queue (`convoy drain`) has nothing in flight it exits 0, saying so.
+
 When no request is queued or in flight, it runs the waiting tries (`convoy
 try`), one at a time; a request that arrives stops the try, which runs
 again later. Prints a line per event (request, stage, task, configuration,
@@ -80,6 +84,7 @@ def process(root: Path, *, mode: str = "all", poll_interval: Optional[float] = N
             processor.start()
             try:
                 processor.recover()
+                said = drained = None  # the pause last reported (--forever says it once); the drain that ended it
                 while not processor.stop.is_set():
                     if processor.step() is not None:
                         done += 1
@@ -91,11 +96,24 @@ def process(root: Path, *, mode: str = "all", poll_interval: Optional[float] = N
                         if mode == "once":
                             break
                         continue
+                    held = processor.held()
+                    if held.draining:
+                        drained = held
+                        break
+                    if held.paused and held != said and mode == "forever":
+                        processor.out(f"convoy: {held.line()}; nothing new starts until: convoy resume")
+                    said = held if held.paused else None
                     if mode != "forever":
                         break
                     processor.stop.wait(poll)
+                held = processor.held()
                 if processor.stop.is_set():
                     processor.out("convoy: stopped; the next convoy process resumes where this one left off")
+                elif drained is not None:
+                    processor.out(f"convoy: drained: nothing is in flight; {drained.line()}; it starts nothing new "
+                                  "until: convoy resume")
+                elif held.paused and mode != "forever":
+                    processor.out(f"convoy: {held.line()}; nothing new starts until: convoy resume")
                 elif done == 0 and tried == 0:
                     processor.out("convoy: the queue is empty")
                 if processor.internal_errors:

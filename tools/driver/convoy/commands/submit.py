@@ -6,6 +6,7 @@
     convoy submit --component=planner --version=v2.2.0 --archive_url=https://.../planner-2.2.0.tar.gz \\
         --strip_prefix=planner-2.2.0
     convoy submit ... --json     # {"id": 3, "state": "queued", "existing": false, "superseded": [2]}
+    convoy submit ... --priority=high    # goes first (the default: normal); later: convoy promote N
 
 Several bumps as ONE request (a group: tested, merged and tagged as one;
 rejected as a whole if any of them breaks the build):
@@ -57,6 +58,7 @@ from absl import flags
 
 from convoy import fetch
 from convoy import gitutil
+from convoy import models
 from convoy import requests
 from convoy import untrusted
 from convoy.commands import common
@@ -73,6 +75,8 @@ flags.DEFINE_multi_string("bump", None, "convoy submit: another bump of the same
 flags.DEFINE_string("group", None, "convoy submit: add the bump(s) to the open group NAME, held until it is "
                     "closed; with --close: queue the group's bumps as one request.")
 flags.DEFINE_bool("close", False, "convoy submit --group=NAME --close: queue the open group as one request.")
+flags.DEFINE_string("priority", "normal", "convoy submit: high or normal; the queue takes the highest priority "
+                    "first, then the oldest.")
 
 GIT_TIMEOUT = 60.0
 
@@ -80,12 +84,16 @@ GIT_TIMEOUT = 60.0
 def run(args: list[str]) -> int:
     bump, as_json, repo = BumpArgs.from_flags(), FLAGS.json, FLAGS.repo
     extra, group, close = list(FLAGS.bump or ()), FLAGS.group, FLAGS.close
+    priority = priority_of(FLAGS.priority)
     common.no_arguments("submit", args)
     if group is not None or close:
         from convoy.commands import submit_groups
 
+        if priority != models.PRIORITY_NORMAL:
+            raise ConvoyError("--priority does not apply to --group; after --close, put the group's request "
+                              "first with: convoy promote N")
         return submit_groups.run(common.checkout(repo), bump, extra, group, close=close, as_json=as_json)
-    request, existing, superseded = submit(common.checkout(repo), bump, extra)
+    request, existing, superseded = submit(common.checkout(repo), bump, extra, priority=priority)
     print_queued(request, existing, superseded, as_json=as_json)
     return 0
 
@@ -104,7 +112,8 @@ def print_queued(request: Request, existing: bool, superseded: list[int], *, as_
     else:
         for old in superseded:
             print(f"request #{old} superseded by #{request.id}")
-        print(f"queued request #{request.id}: {_at(request)} (by {request.requested_by}); run: convoy process")
+        high = ", high priority" if request.priority >= models.PRIORITY_HIGH else ""
+        print(f"queued request #{request.id}: {_at(request)} (by {request.requested_by}{high}); run: convoy process")
         print(request.id)
 
 
@@ -113,14 +122,23 @@ def _at(request: Request) -> str:
     return " + ".join(f"{b.title} at {(b.commit or '-')[:12]}" for b in request.all_bumps)
 
 
-def submit(root: Path, bump: BumpArgs, bumps: Sequence[str] = ()) -> tuple[Request, bool, list[int]]:
+def priority_of(name: str) -> int:
+    """--priority's value (models.PRIORITIES: high, normal); ConvoyError (one line) for anything else."""
+    if name not in models.PRIORITIES:
+        raise ConvoyError(f"--priority={untrusted.printable(name)} is not a priority (one of: "
+                          f"{', '.join(sorted(models.PRIORITIES))}); for example --priority=high")
+    return models.PRIORITIES[name]
+
+
+def submit(root: Path, bump: BumpArgs, bumps: Sequence[str] = (), *,
+           priority: int = models.PRIORITY_NORMAL) -> tuple[Request, bool, list[int]]:
     """Checks `bump` (and the other bumps of the same request, `bumps`:
     --bump's COMPONENT=VERSION[@COMMIT]) against the checkout `root` (its
-    manifest, each component's remote) and queues them as one request.
-    Returns (the request, whether the same bumps were already queued, the
-    ids of the requests it superseded); ConvoyError (one line) if a bump is
-    refused (then nothing is queued)."""
-    submission = combine(checked(root, bump, bumps))
+    manifest, each component's remote) and queues them as one request, of
+    `priority`. Returns (the request, whether the same bumps were already
+    queued, the ids of the requests it superseded); ConvoyError (one line)
+    if a bump is refused (then nothing is queued)."""
+    submission = dataclasses.replace(combine(checked(root, bump, bumps)), priority=priority)
     with common.store(root, create=True) as store:
         return enqueue(store, submission)
 

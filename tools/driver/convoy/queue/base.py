@@ -27,6 +27,10 @@ and if it keeps failing `convoy process` stops with the request still at
 its phase, to resume at the next start. An unexpected exception (a bug)
 ends the request in `error` with a crash log, so that the queue goes on.
 
+While the queue is paused or draining (`convoy pause`, `convoy drain`:
+convoy.control) `step` only resumes what is testing and takes nothing
+new, and `try_step` starts no try.
+
 Tries (`convoy try`) run only in what the queue leaves free: `try_step`
 runs one when the mode says it is `idle`, and the try yields (its build
 stopped, itself back to waiting) as soon as a request arrives; see
@@ -40,6 +44,7 @@ import threading
 import time
 from typing import Optional
 
+from convoy import control
 from convoy import crashlog
 from convoy import gitutil
 from convoy import requests
@@ -171,6 +176,8 @@ class QueueManager(abc.ABC):
             testing = tx.requests([RequestState.TESTING])
             if testing:
                 request = testing[0]
+            elif control.state(tx).paused:
+                return None  # nothing new starts (convoy pause, convoy drain)
             else:
                 request = self.next_request(tx)
                 if request is None:
@@ -184,9 +191,14 @@ class QueueManager(abc.ABC):
     def try_step(self) -> Optional[int]:
         """Runs a waiting try if the queue is idle and no request waits (it
         yields to one arriving); returns its id, or None."""
-        if self.stop.is_set() or not self.idle():
+        if self.stop.is_set() or not self.idle() or self.held().paused:
             return None
         return self.tries.step()
+
+    def held(self) -> control.QueueControl:
+        """The queue's control state (convoy.control): paused, draining, or running."""
+        with self.ctx.store.read() as tx:
+            return control.state(tx)
 
     def _process(self, request_id: int) -> None:
         meter = Meter()

@@ -6,7 +6,8 @@ Pure decisions over a list of `Item`s: no git, no Bazel, no store, no clock.
 simulate` (convoy.simulate, on a simulated clock) run this same code:
 
     scheduler = Scheduler(Policy.of("speculative", window=4), stages)
-    scheduler.take(queued_request_ids)                # new items, as the window allows
+    scheduler.promote(queued_ids, priority)           # higher-priority requests ahead (a reset behind them)
+    scheduler.take(queued_ids, priority)              # new items, as the window allows
     for action in scheduler.plan(tip, free_rigs):     # Build, Enter, Merge, Reject, Split
         ...                                           # carry it out; after a RESHAPING one, plan again
     item.making(base)                                 # the executor reports what it did:
@@ -35,6 +36,15 @@ over, and they wait only to be rejected) grows by one on each merge up to
 `Policy.window_floor`. A failed batch at the tip is split: the requests the
 build graph names (`Failure.suspects`) alone first, else in halves tested
 side by side; after `Policy.max_bisect` splits, one request at a time.
+
+Priority (`convoy submit --priority=high`, `convoy promote`): the queued
+ids come highest priority first, then oldest, and `take` keeps that order.
+A queued request of a higher priority than an item that has not passed its
+build goes ahead of that item even in a full window (`promote`, as Zuul's
+`promote` re-enqueues the queue): every item behind it is reset and built
+again on top of it, its old build cancelled. Items that passed their build
+at the head merge as they are; a request already in the chain stays where it
+is. The window holds the promoted items beyond its size until merges make room.
 """
 
 from __future__ import annotations
@@ -100,6 +110,7 @@ class Item:
     failure: Optional[Failure] = None
     rigs: dict = field(default_factory=dict)  # pool -> rigs it holds now
     how: str = ""  # how it came to be (a split's reason)
+    priority: int = 0  # its requests' highest (convoy.models.PRIORITIES)
 
     @property
     def key(self) -> str:
@@ -134,12 +145,13 @@ class Item:
 
     def to_json(self) -> dict:
         return {"requests": list(self.requests), "depth": self.depth, "splittable": self.splittable,
-                "how": self.how}
+                "how": self.how, **({"priority": self.priority} if self.priority else {})}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Item":
         return cls(tuple(int(r) for r in data["requests"]), depth=int(data.get("depth", 0)),
-                   splittable=bool(data.get("splittable", True)), how=str(data.get("how", "")))
+                   splittable=bool(data.get("splittable", True)), how=str(data.get("how", "")),
+                   priority=int(data.get("priority") or 0))
 
 
 @dataclass(frozen=True)
@@ -190,9 +202,11 @@ class Scheduler:
 
     # -- the chain -------------------------------------------------------------------------------
 
-    def take(self, queued: Sequence[int]) -> list[Item]:
-        """Appends items of `queued` request ids (oldest first; those in the
-        chain already are left out) while the window has room."""
+    def take(self, queued: Sequence[int], priority: Optional[Mapping[int, int]] = None) -> list[Item]:
+        """Appends items of `queued` request ids (in the order the queue takes
+        them: highest priority first, then oldest; those in the chain already
+        are left out) while the window has room."""
+        priority = priority or {}
         inside = {r for item in self.chain for r in item.requests}
         waiting = [r for r in queued if r not in inside]
         new = []
@@ -200,10 +214,41 @@ class Scheduler:
             batch = [waiting.pop(0)]
             while waiting and len(batch) < self.policy.batch_size:
                 batch.append(waiting.pop(0))
-            item = Item(tuple(batch), splittable=len(batch) > 1)
+            item = Item(tuple(batch), splittable=len(batch) > 1, priority=max(priority.get(r, 0) for r in batch))
             self.chain.append(item)
             new.append(item)
         return new
+
+    def promote(self, queued: Sequence[int], priority: Mapping[int, int]) -> tuple[list[Item], list[Item]]:
+        """Puts each queued request of a higher priority than an item that has
+        not passed its build ahead of that item, even in a full window; every
+        item behind it is reset (built again on top of it). An item in the
+        chain takes its requests' new priority and stays where it is. Returns
+        (the new items, the reset items that had a build: the executor cancels it)."""
+        for item in self.chain:
+            item.priority = max([item.priority, *(priority.get(r, 0) for r in item.requests)])
+        inside = {r for item in self.chain for r in item.requests}
+        new: list[Item] = []
+        reset: list[Item] = []
+        for rid in queued:
+            wanted = priority.get(rid, 0)
+            index = self._overtaken(wanted)
+            if rid in inside or index is None:
+                continue  # take() takes it, as the window allows
+            for item in self.chain[index:]:
+                if (item.candidate is not None or item.pending_base is not None) and item not in reset:
+                    reset.append(item)
+                item.unmade()
+            promoted = Item((rid,), splittable=False, priority=wanted)
+            self.chain.insert(index, promoted)
+            new.append(promoted)
+            inside.add(rid)
+        return new, reset
+
+    def _overtaken(self, priority: int) -> Optional[int]:
+        """The index of the first item of a lower priority than `priority` that has not passed its build (None: none)."""
+        return next((index for index, item in enumerate(self.chain)
+                     if item.priority < priority and not item.passed(len(self.stages))), None)
 
     def in_flight(self) -> int:
         """The items the window counts: a failing item (set aside, its
@@ -223,7 +268,8 @@ class Scheduler:
         if not rest:
             self.chain.pop(index)
             return item
-        remade = Item(rest, depth=item.depth, splittable=item.splittable and len(rest) > 1, how=item.how)
+        remade = Item(rest, depth=item.depth, splittable=item.splittable and len(rest) > 1, how=item.how,
+                      priority=item.priority)
         self.chain[index] = remade
         return item
 
@@ -298,7 +344,7 @@ class Scheduler:
         if not item.splittable or len(requests) < 2:
             return Reject(item)
         if item.depth >= self.policy.max_bisect:
-            parts = tuple(Item((r,), depth=item.depth + 1, splittable=False,
+            parts = tuple(Item((r,), depth=item.depth + 1, splittable=False, priority=item.priority,
                                how=f"one at a time after {item.depth} splits") for r in requests)
             return Split(item, parts, f"one at a time after {item.depth} failed splits")
         suspects = item.failure.suspects if item.failure is not None else None
@@ -312,7 +358,7 @@ class Scheduler:
         return Split(item, (self._part(requests[:half], item, how), self._part(requests[half:], item, how)), how)
 
     def _part(self, requests: tuple[int, ...], item: Item, how: str) -> Item:
-        return Item(requests, depth=item.depth + 1, splittable=len(requests) > 1, how=how)
+        return Item(requests, depth=item.depth + 1, splittable=len(requests) > 1, how=how, priority=item.priority)
 
     # -- the rigs ------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""The serial mode: one candidate at a time, oldest request first, on the branch tip.
+"""The serial mode: one candidate at a time, highest priority then oldest request first, on the branch tip.
 
 Each request is tested as the branch's current tip plus its one bump, in
 the one candidate worktree (lane 0); the next request starts only once this
-one is merged, rejected or back in the queue. What passed is exactly what
+one is merged, rejected or back in the queue. The next is the first of
+`requests.in_queue_order`: a high-priority request (`convoy submit
+--priority=high`, `convoy promote`) goes before every normal one; the one
+being tested is never interrupted for it. What passed is exactly what
 the branch gets: if the branch moves during the build, the candidate is
 made again on the new tip (`Steps.merge`).
 """
@@ -12,7 +15,8 @@ from __future__ import annotations
 from typing import Optional
 
 from convoy import candidate as cand
-from convoy.models import Request, RequestState
+from convoy import requests
+from convoy.models import Request
 from convoy.queue.base import QueueManager
 from convoy.store import Transaction
 
@@ -21,7 +25,7 @@ class SerialQueue(QueueManager):
     mode = "serial"
 
     def next_request(self, tx: Transaction) -> Optional[Request]:
-        queued = tx.requests([RequestState.QUEUED])
+        queued = requests.in_queue_order(tx)
         return queued[0] if queued else None
 
     def base_for(self, request: Request) -> str:

@@ -22,6 +22,12 @@ request states it goes with, so that a killed `convoy process` resumes it:
 a request past its build (merging, pushed) is merged and tagged first;
 an item whose build was under way resumes it (finished tasks kept); an item
 that failed keeps its failure; anything else is built again.
+
+While the queue is paused or draining (convoy.control) nothing enters the
+window; what is in it runs on. A queued request of a higher priority than
+an item not past its build (`convoy promote`) goes ahead of it
+(`Scheduler.promote`); the builds of the items behind it are cancelled,
+and those items are built again on it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from typing import Optional
 
 from convoy import candidate as cand
+from convoy import control
 from convoy import failpoints
 from convoy import gitutil
 from convoy import requests
@@ -78,7 +85,7 @@ class WindowQueue(JobReports, ChainRecord, QueueManager):
     # -- QueueManager's hooks (the window does not take one request at a time) ------------------
 
     def next_request(self, tx: Transaction) -> Optional[Request]:
-        queued = tx.requests([RequestState.QUEUED])
+        queued = requests.in_queue_order(tx)
         return queued[0] if queued else None
 
     def base_for(self, request: Request) -> str:
@@ -113,23 +120,30 @@ class WindowQueue(JobReports, ChainRecord, QueueManager):
         super().finish(flush_timeout)
 
     def _queued(self) -> bool:
+        """Whether a queued request waits to enter (never while the queue is paused)."""
         with self.ctx.store.read() as tx:
-            return bool(tx.requests([RequestState.QUEUED]))
+            return not control.state(tx).paused and bool(tx.requests([RequestState.QUEUED]))
 
     def _tick(self) -> Optional[int]:
         finished = self._handle_ended()
         if finished is not None:
             return finished
         self._handle_cancels()
+        reset: list[chain.Item] = []
         with self.ctx.store.transaction() as tx:
-            queued = [r.id for r in tx.requests([RequestState.QUEUED])]
-            with self.cond:
-                new = self.scheduler.take(queued)
-            for item in new:
-                for rid in item.requests:
-                    requests.start(tx, tx.request(rid))
-            if new:
-                self._save(tx)
+            if not control.state(tx).paused:  # nothing new enters while paused (convoy pause, drain)
+                queued = requests.in_queue_order(tx)
+                ids = [r.id for r in queued]
+                priority = {r.id: r.priority for r in [*queued, *tx.requests([RequestState.TESTING])]}
+                with self.cond:
+                    new, reset = self.scheduler.promote(ids, priority)
+                    new += self.scheduler.take(ids, priority)
+                for item in new:
+                    for rid in item.requests:
+                        requests.start(tx, tx.request(rid))
+                if new:
+                    self._save(tx)
+        self._reset(reset)
         with self.cond:
             actions = self.scheduler.plan(self.tip or self._fetch_tip(), self._free())
         if self._full():

@@ -1,4 +1,4 @@
-"""What a window's jobs report, and cancels: the request states they change (a mixin of WindowQueue).
+"""What a window's jobs report, and cancels and promotes: the request states they change (a mixin of WindowQueue).
 
 A job reports its candidate (`made`), its arrival at a stage's gate with
 the rigs it needs there (`at_gate`) and its end (`job_ended`); the window's
@@ -136,6 +136,24 @@ class JobReports:
                 with self.cond:
                     self._save(tx)
             self.out(f"{time.strftime('%H:%M:%S')} #{request.id} cancelled; what was behind it is built again")
+
+    def _reset(self, items: list[chain.Item]) -> None:
+        """Cancels the builds of the items a promoted request went ahead of (Scheduler.promote reset them)."""
+        for item in items:
+            with self.cond:
+                job = self.jobs.pop(id(item), None)
+                item.rigs = {}
+                self.failures.pop(id(item), None)
+            if job is not None:
+                self._retire(job, "a promoted request went ahead of it: built again on it")
+            with self.ctx.store.transaction() as tx:  # one that had passed is not merged: it is made again
+                for rid in item.requests:
+                    request = tx.request(rid)
+                    if request.state == RequestState.TESTING and request.phase == Phase.MERGING:
+                        requests.remake_candidate(tx, request)
+        if items:
+            self.out(f"{time.strftime('%H:%M:%S')} promoted ahead of {', '.join(_ids(i.requests) for i in items)}; "
+                     "they are built again on it")
 
     def _full(self) -> bool:
         """Whether the window is full, each item with a candidate and a stage running."""

@@ -6,6 +6,9 @@
 | GET /api/requests/{id} | `convoy show --json` (show.show) | reads |
 | POST /api/requests/{id}/cancel | `convoy cancel` (cancel.cancel) | an admin token |
 | POST /api/requests/{id}/retry | `convoy retry` (retry.retry) | an admin token |
+| POST /api/requests/{id}/promote | `convoy promote` (promote.promote) | an admin token |
+| POST /api/queue/pause, /api/queue/drain | `convoy pause`, `convoy drain` (body: optional `{"reason": ...}`) | an admin token |
+| POST /api/queue/resume | `convoy resume` (resume.resume) | an admin token |
 | GET /api/events?after=ID | `convoy events --json` (events.events) | reads |
 | GET /api/status, /api/releases | convoy.serve.status | reads |
 
@@ -14,7 +17,9 @@ functions run in a worker thread (they call git and SQLite); their
 ConvoyError keeps its one line: 422 for a submit the CLI would refuse,
 404 for no such request, 409 for a cancel or retry the request's state
 refuses. A submit is attributed to its token: requested_by is the token's
-name, or `<requested_by> via <token name>` when the body names someone.
+name, or `<requested_by> via <token name>` when the body names someone. An
+admin action (cancel, retry, promote, pause, resume, drain) is done `by` the
+token's name, which its event records.
 """
 
 from __future__ import annotations
@@ -26,9 +31,14 @@ from starlette.requests import Request
 
 from convoy.commands import cancel as cancel_command
 from convoy.commands import common
+from convoy.commands import drain as drain_command
+from convoy.commands import pause as pause_command
+from convoy.commands import promote as promote_command
+from convoy.commands import resume as resume_command
 from convoy.commands import events as events_command
 from convoy.commands import retry as retry_command
 from convoy.commands import show as show_command
+from convoy.commands import status as status_command
 from convoy.commands import submit as submit_command
 from convoy.commands import submit_groups
 from convoy.errors import ConvoyError
@@ -163,16 +173,60 @@ async def retry(request: Request) -> JSON:
     return await _change(request, "retry requests", retry_command.retry)
 
 
+async def promote(request: Request) -> JSON:
+    return await _change(request, "promote requests", promote_command.promote)
+
+
 async def _change(request: Request, what: str, function) -> JSON:
     token = require_admin(request, what)
     request_id = _request_id(request)
     try:
-        message = await run_in_threadpool(function, root_of(request), request_id)
+        message = await run_in_threadpool(function, root_of(request), request_id, by=token.name)
     except ConvoyError as e:
         raise from_convoy(404 if _not_found(e, request_id) else 409, e) from None
     shown = await run_in_threadpool(show_command.show, root_of(request), request_id)
     request.app.state.log.info("%s by token %s: %s", what.split()[0], token.name, message)
     return JSON({"id": request_id, "message": message, "request": shown["request"]})
+
+
+# -- steering the queue -------------------------------------------------------------------------
+
+
+async def pause(request: Request) -> JSON:
+    return await _steer(request, "pause the queue", pause_command.pause, reason=True)
+
+
+async def drain(request: Request) -> JSON:
+    return await _steer(request, "drain the queue", drain_command.drain, reason=True)
+
+
+async def resume(request: Request) -> JSON:
+    return await _steer(request, "resume the queue", resume_command.resume, reason=False)
+
+
+async def _steer(request: Request, what: str, function, *, reason: bool) -> JSON:
+    """An admin action on the whole queue, by the token's name; 200 with its one line and the control state
+    (also when it changed nothing: the queue was in that state already)."""
+    token = require_admin(request, what)
+    known = ("reason",) if reason else ()
+    body = await read_json(request) if await _has_body(request) else {}
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise ApiError(400, f"unknown field {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
+    if body.get("reason") is not None and not isinstance(body["reason"], str):
+        raise ApiError(400, "reason must be a string")
+    extra = {"reason": body.get("reason")} if reason else {}
+    try:
+        message = await run_in_threadpool(lambda: function(root_of(request), by=token.name, **extra))
+    except ConvoyError as e:
+        raise from_convoy(422, e) from None
+    held = await run_in_threadpool(status_command.queue_control, root_of(request))
+    request.app.state.log.info("%s by token %s: %s", what.split()[0], token.name, message)
+    return JSON({"message": message, "control": held.to_dict()})
+
+
+async def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
 # -- the queue, its events and its releases ----------------------------------------------------

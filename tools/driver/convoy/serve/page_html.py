@@ -14,7 +14,10 @@ The queue is a table with one row per request (`#request-<id>`): what it
 bumps, its state, its stages (a bar per stage that fills as its tasks end,
 one chip per configuration, a spinner and the time so far on the tasks
 that run), its time and its estimate. Failed requests list their failing
-targets with links to their log tails (convoy.serve.logs).
+targets with links to their log tails (convoy.serve.logs). A paused or
+draining queue (convoy.control) is a banner under the header
+(`#queue-control`: why, by whom, since when); a high-priority request has a
+"high priority" mark in its state.
 """
 
 from __future__ import annotations
@@ -99,11 +102,21 @@ def request_row(item: dict[str, Any]) -> Markup:
               el("td", {"class": "id"}, el("a", {"href": f"/requests/{item.get('id')}"}, f"#{item.get('id')}")),
               what(item),
               el("td", {"class": "state"}, el("span", {"class": f"badge state-{token(state)}"}, label),
+                 el("span", {"class": "priority"}, "high priority") if item.get("priority") == "high" else None,
                  el("div", {"class": "note"}, item["note"]) if item.get("note") else None),
               el("td", {"class": "stages"}, el("div", {"class": "stages"},
                                                [stage_bar(s) for s in item.get("stages") or []])),
               el("td", {"class": "time"}, el("div", None, seconds(item.get("elapsed_seconds"))),
                  el("div", {"class": "left"}, f"~{seconds(left)} left") if left else None))
+
+
+def control_banner(control: dict[str, Any]) -> Markup:
+    """The queue's pause or drain, if any: why, by whom, since when (page.js: `renderControl`)."""
+    word = control.get("state") or "running"
+    text = "" if word == "running" else (
+        f"Queue {word} by {control.get('by') or 'unknown'} since {when(control.get('since'))}"
+        + (f": {control['reason']}" if control.get("reason") else "") + "; nothing new starts until convoy resume")
+    return el("p", {"id": "queue-control", "class": f"control state-{token(word)}", "hidden": word == "running"}, text)
 
 
 def empty_row() -> Markup:
@@ -178,7 +191,7 @@ def status_page(status: dict[str, Any], releases: dict[str, Any], lab: dict[str,
     header = el("header", None, el("h1", None, "convoy"),
                 el("span", {"id": "queue-name"}, f"{queue['name']} \u00b7 {queue['mode']}"),
                 el("span", {"id": "live", "class": "live-off"}, "connecting"))
-    body = el("main", None, header,
+    body = el("main", None, header, control_banner(queue.get("control") or {}),
               _section("queue", "Queue", el("table", None, el("thead", None, el("tr", None, [
                   el("th", None, h) for h in ("#", "bumps", "state", "stages", "time")])),
                   el("tbody", {"id": "queue-rows"}, rows))),

@@ -6,6 +6,8 @@ items in the order they will be tested, and per item what it is doing:
 
     {"now": 1718000000.0, "last_event_id": 57,
      "queues": [{"name": "main", "mode": "speculative", "window": {"size": 4, "items": [[7], [8]]},
+                 "control": {"state": "paused", "paused": true, "draining": false, "reason": "upgrading Bazel",
+                             "by": "alice", "since": 1717999000.0},
                  "items": [{"id": 7, "component": "messages", "version": "v1.6.0", "state": "testing",
                             "phase": "building", "stage": "integration", "elapsed_seconds": 312.4,
                             "estimate_seconds_left": 250.0, "ahead": [], "stages": [
@@ -13,6 +15,10 @@ items in the order they will be tested, and per item what it is doing:
                                 "tasks": [{"configuration": "rover", "state": "succeeded", ...}]}, ...]}]}],
      "recent": [{"id": 6, "state": "rejected", "failure": {"reason": "...", "stage": "integration",
                  "failing": [{"configuration": "rover", "label": "//integration:x_test", ...}]}}]}
+
+`control` is the queue's control state (convoy.control: `convoy pause`,
+`resume`, `drain`; state "running", "paused" or "draining"); the items are
+in the order the queue takes them (highest `priority` first, then oldest).
 
 A failure's failing targets carry `task_id` and `logs`, links to the tail
 of each of their logs (convoy.serve.logs), which the status page follows.
@@ -40,6 +46,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Optional
 
+from convoy import control
+from convoy import requests
 from convoy.commands import common
 from convoy.commands import status as status_command
 from convoy.config import Config
@@ -55,12 +63,14 @@ FINISHED = tuple(s for s in RequestState if s.is_final)
 
 def status(root: Path, config: Config) -> dict[str, Any]:
     """The queue of the checkout `root` (see the module docstring)."""
-    queue: dict[str, Any] = {"name": config.branch, "mode": config.queue_mode, "window": None, "items": []}
+    queue: dict[str, Any] = {"name": config.branch, "mode": config.queue_mode, "window": None,
+                             "control": control.QueueControl().to_dict(), "items": []}
     result: dict[str, Any] = {"now": now(), "last_event_id": 0, "queues": [queue], "recent": []}
     if not common.has_store(root):
         return result
     with common.store(root, readonly=True) as store, store.read() as tx:
         at = result["now"]
+        queue["control"] = control.state(tx).to_dict()
         medians = stage_medians(tx)
         chain = _chain(tx) if config.queue_mode != "serial" else None
         testing = tx.requests([RequestState.TESTING])
@@ -68,7 +78,7 @@ def status(root: Path, config: Config) -> dict[str, Any]:
         testing.sort(key=lambda r: (order.get(r.id, len(order)), r.id))
         ahead: list[int] = []
         left_ahead: Optional[float] = 0.0
-        for request in [*testing, *tx.requests([RequestState.QUEUED])]:
+        for request in [*testing, *requests.in_queue_order(tx)]:
             entry = item(tx, request, config, medians, at)
             entry["ahead"] = list(ahead)
             own = entry["estimate_seconds_left"]

@@ -109,10 +109,19 @@
                 return el("div", {"class": "bump"}, bumpText(b));
               }), el("div", {"class": "by"}, "by " + item.requested_by)),
               el("td", {"class": "state"}, el("span", {"class": "badge state-" + token(state)}, label),
+                 item.priority === "high" ? el("span", {"class": "priority"}, "high priority") : null,
                  item.note ? el("div", {"class": "note"}, item.note) : null),
               el("td", {"class": "stages"}, el("div", {"class": "stages"}, (item.stages || []).map(stageBar))),
               el("td", {"class": "time"}, el("div", null, seconds(item.elapsed_seconds)),
                  left ? el("div", {"class": "left"}, "~" + seconds(left) + " left") : null));
+  }
+
+  function renderControl(control) {
+    var word = (control && control.state) || "running";
+    var text = word === "running" ? "" : "Queue " + word + " by " + (control.by || "unknown") + " since " +
+      when(control.since) + (control.reason ? ": " + control.reason : "") + "; nothing new starts until convoy resume";
+    return el("p", {"id": "queue-control", "class": "control state-" + token(word), "hidden": word === "running"},
+              text);
   }
 
   function renderFailure(item) {
@@ -180,6 +189,8 @@
 
   function renderStatus(status) {
     clockSkew = status.now - Date.now() / 1000;
+    var banner = document.getElementById("queue-control");
+    if (banner) banner.parentNode.replaceChild(renderControl(status.queues[0].control), banner);
     var tbody = document.getElementById("queue-rows");
     var items = status.queues[0].items;
     var wanted = {};
