@@ -28,7 +28,6 @@ from convoy.queue import chain
 from convoy.store import SQLiteStore
 
 from tests.support.queue import assert_merged_once, next_good_bump, submit_rover
-from tests.support.state import convoy as run_convoy
 
 STAGES = [chain.StageSpec("build"), chain.StageSpec("integration")]
 
@@ -85,7 +84,8 @@ def test_every_action_is_an_event_naming_who_did_it(state_checkout, capsys, monk
     assert request(root, 1).priority == models.PRIORITY_HIGH
     assert held(root) == control.QueueControl(by="ops-login", since=held(root).since)
     code, out, _ = cli(root, capsys, "events")
-    assert code == 0 and "- queue paused by alice (upgrading Bazel)" in out and "#1 promoted to high priority by dave" in out
+    assert code == 0 and "- queue paused by alice (upgrading Bazel)" in out
+    assert "#1 promoted to high priority by dave" in out
 
 
 def test_a_paused_queue_starts_nothing_and_says_so(state_checkout, capsys):
@@ -134,7 +134,8 @@ def test_bad_inputs_are_one_line_and_change_nothing(state_checkout, capsys):
         merged = tx.insert_request(component="widget", version="v1.1.0", requested_by="ci", state=RequestState.MERGED)
     before = len(events(root))
     cases = [
-        (("promote", "999"), 2, "convoy: error: no request #999 in this checkout's queue; see them with: convoy status"),
+        (("promote", "999"), 2,
+         "convoy: error: no request #999 in this checkout's queue; see them with: convoy status"),
         (("promote", str(merged.id)), 2, f"convoy: error: request #{merged.id} (widget v1.1.0) is already merged; only "
                                          "a queued request can be promoted; see the queue with: convoy status"),
         (("submit", "--component=widget", "--version=v1.1.0", "--priority=urgent"), 2,
@@ -148,7 +149,8 @@ def test_bad_inputs_are_one_line_and_change_nothing(state_checkout, capsys):
     code, out, err = cli(root, capsys, "resume")
     assert (code, out, err) == (0, "the queue is not paused; nothing to resume\n", "")
     assert cli(root, capsys, "promote", "1")[0] == 0
-    assert cli(root, capsys, "promote", "1")[1] == "request #1 (widget v1.0.0) is high priority already; nothing changed\n"
+    assert cli(root, capsys, "promote", "1")[1] == (
+        "request #1 (widget v1.0.0) is high priority already; nothing changed\n")
     assert [e.type for e in events(root)[before:]] == [models.REQUEST_PROMOTED]  # only the one real change
     assert held(root) == control.QueueControl()
     assert request(root, merged.id).priority == models.PRIORITY_NORMAL

@@ -58,7 +58,8 @@ def test_promote_over_http(server):
     assert server.call("POST", f"/api/requests/{rid}/promote", token=MESSAGES).status == 403
     done = server.call("POST", f"/api/requests/{rid}/promote", token=ADMIN)
     assert done.status == 200, done.text
-    assert done.json["message"] == f"request #{rid} (messages v1.1.0) is high priority: it goes first; run: convoy process"
+    assert done.json["message"] == (f"request #{rid} (messages v1.1.0) is high priority: it goes first; run: "
+                                    "convoy process")
     [item] = [i for i in server.call("GET", "/api/status").json["queues"][0]["items"] if i["id"] == rid]
     assert item["priority"] == "high"
     assert steering_events(server)[-1] == ("REQUEST_PROMOTED", rid, "ops")

@@ -246,7 +246,7 @@ class Scheduler:
         return new, reset
 
     def _overtaken(self, priority: int) -> Optional[int]:
-        """The index of the first item of a lower priority than `priority` that has not passed its build (None: none)."""
+        """The first item of a lower priority than `priority` that has not passed its build: its index, or None."""
         return next((index for index, item in enumerate(self.chain)
                      if item.priority < priority and not item.passed(len(self.stages))), None)
 
