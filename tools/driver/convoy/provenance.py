@@ -43,13 +43,13 @@ from convoy.config import CONFIG_NAME, Config
 from convoy.errors import ConvoyError
 from convoy.lock import configuration_entries
 from convoy.flaky import HELD
+from convoy.lab.pools import RIGS_SUFFIX
 from convoy.models import UNCHANGED, Request, TargetOutcome, Task
 from convoy.release_layout import (
     BUILD_TYPE, BUILDER_ID, PREDICATE_TYPE, STATEMENT, STATEMENT_TYPE, canonical_json, sha256_bytes,
 )
 from convoy.store import Store, iso
 
-RIGS_SUFFIX = ".rigs.json"  # beside a hardware task's log (convoy.lab.stage's record_rigs)
 INTEGRATION = "integration"  # the resolved dependency that is the released commit itself
 HARDWARE_TAG = "convoy-hardware"  # rules/defs.bzl hardware_test's tag
 HARDWARE_LOCAL = "local"  # a hardware task without a .rigs.json: its tests ran without a lab

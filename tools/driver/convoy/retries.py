@@ -27,7 +27,7 @@ infrastructure error when every failure that is left is the rigs'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
 from convoy import bep
@@ -95,7 +95,7 @@ class Verdict:
     outcome: Outcome
     detail: str = ""
     infra_targets: tuple[str, ...] = ()
-    retried: tuple[str, ...] = field(default=())
+    retried: tuple[str, ...] = ()
 
     @property
     def failing(self) -> tuple[TargetVerdict, ...]:
@@ -171,7 +171,7 @@ def judge(attempts: Sequence[Attempt], *, quarantined: Callable[[str], Optional[
     if unexplained is not None:  # tests failed and the build events name none: nothing to excuse
         return Verdict(tuple(verdicts), unexplained.outcome, unexplained.detail, retried=retried)
     if not failing:
-        if first.outcome is Outcome.TESTS_FAILED or any(a.result.outcome is Outcome.TESTS_FAILED for a in attempts):
+        if any(a.result.outcome is Outcome.TESTS_FAILED for a in attempts):
             return Verdict(tuple(verdicts), Outcome.PASSED, _passed_detail(verdicts), retried=retried)
         return Verdict(tuple(verdicts), attempts[-1].result.outcome, attempts[-1].result.detail, retried=retried)
     if len(attempts) == 1 and first.outcome is not Outcome.TESTS_FAILED:

@@ -45,16 +45,18 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from convoy import affected
 from convoy import artifacts
+from convoy import bep
 from convoy import failpoints
 from convoy import fsutil
 from convoy import models
 from convoy import flaky
 from convoy import retries
 from convoy.lab import health
+from convoy.lab.pools import RIGS_SUFFIX
 from convoy.bazel import Outcome
 from convoy.config import Config, StageSpec
 from convoy.diskcache import cache_flags
@@ -68,7 +70,6 @@ log = logging.getLogger("convoy.tasks")
 
 SLOTS_DIR = Path(".convoy") / "bazel"
 LOGS_DIR = Path(".convoy") / "logs"
-RIGS_SUFFIX = ".rigs.json"  # beside a lab task's log: which rig ran each test (convoy.lab.stage)
 CONFIGURATION_ENV = "CONVOY_CONFIGURATION"
 
 
@@ -145,16 +146,16 @@ def combine_rig_records(path: Path, attempts: Sequence["retries.Attempt"]) -> No
         log.warning("could not write %s: %s", path, e)
 
 
-def retry_policies(ctx: "RunContext", spec: StageSpec, configuration: str,
-                   on_lab: bool) -> tuple["retries.Policy", ...]:
+def retry_policies(ctx: "RunContext", spec: StageSpec, configuration: str, on_lab: bool,
+                   quarantined: Callable[[str], Optional[str]]) -> tuple["retries.Policy", ...]:
     """What may run a test stage's failing tests again, in order: another rig of
     the pool (a lab stage: convoy.lab.health), then a test that passed on main
-    (the stage's `retry_failed`: convoy.flaky)."""
+    (the stage's `retry_failed`: convoy.flaky), leaving out the tests that
+    `quarantined` (flaky.quarantine_note) holds."""
     policies: list[retries.Policy] = []
     if on_lab:
         policies.append(health.retry_on_other_rig(ctx.config, spec, configuration))
-    policies.append(flaky.retry_known_on_main(ctx.store, spec, configuration,
-                                              quarantined=flaky.quarantine_note(ctx.config, configuration)))
+    policies.append(flaky.retry_known_on_main(ctx.store, spec, configuration, quarantined=quarantined))
     return tuple(policies)
 
 
@@ -280,7 +281,9 @@ class TaskRunner:
                 tx.update_task(task.id, state=TaskState.READY, pid=None)
             return
         attempts = [first]
-        policies = retry_policies(self.ctx, spec, task.configuration, on_lab) if spec.command == "test" else ()
+        quarantined = flaky.quarantine_note(self.ctx.config, task.configuration)
+        policies = retry_policies(self.ctx, spec, task.configuration, on_lab, quarantined) \
+            if spec.command == "test" else ()
         while not self.abort.is_set():
             retry = retries.next_retry(policies, attempts)
             if retry is None:
@@ -294,7 +297,7 @@ class TaskRunner:
             attempts.append(again)
         if on_lab and len(attempts) > 1:
             combine_rig_records(log_path.with_suffix(RIGS_SUFFIX), attempts)
-        verdict = retries.judge(attempts, quarantined=flaky.quarantine_note(self.ctx.config, task.configuration),
+        verdict = retries.judge(attempts, quarantined=quarantined,
                                 infra=health.rig_failure if on_lab else (lambda _a, _l: False))
         if on_lab:
             health.observe_rigs(self.ctx.store, self.ctx.config, spec, task.configuration, attempts, verdict)
@@ -405,7 +408,7 @@ class TaskRunner:
             if reruns:
                 data["reruns"] = reruns
             special = {t.label: {"status": t.status, "rigs": list(t.rigs), "notes": list(t.notes)}
-                       for t in targets if t.status in ("flaky", "quarantined") or len(t.rigs) > 1 or t.notes}
+                       for t in targets if t.status in (bep.FLAKY, retries.QUARANTINED) or len(t.rigs) > 1 or t.notes}
             if special:
                 data["retried_targets"] = special
             ids = dict(request_id=self.request.id, build_id=self.build.id, stage_id=stage.id, task_id=task.id)

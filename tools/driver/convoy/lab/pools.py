@@ -33,6 +33,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence, Set
 from convoy.errors import ConvoyError
 
 POOL_TAG = "convoy-pool="
+RIGS_SUFFIX = ".rigs.json"  # beside a lab task's log: which rig ran each test (convoy.lab.stage.record_rigs)
 TIMEOUT = 60
 CODE_ROOT = Path(__file__).resolve().parents[4]  # the checkout convoy runs from
 DEFAULT_SERVER = "127.0.0.1:50051"

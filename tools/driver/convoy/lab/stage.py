@@ -42,8 +42,6 @@ log = logging.getLogger("convoy.lab.stage")
 PoolCheck = Callable[[Path, StageSpec, Sequence[str], Config, Mapping[str, Path]], None]
 LabRun = Callable[[Sequence[str], Path], ContextManager[tuple[str, ...]]]
 
-RIGS_SUFFIX = ".rigs.json"
-
 _RULE = re.compile(r"^\w+\(\n(?P<body>.*?)^\)$", re.MULTILINE | re.DOTALL)
 _NAME = re.compile(r'^  name = "(?P<name>[^"]+)"', re.MULTILINE)
 _TAGS = re.compile(r"^  tags = \[(?P<tags>[^\]]*)\]", re.MULTILINE)
@@ -179,7 +177,7 @@ def lab_invocation(flags: Sequence[str], ledger: Path) -> Iterator[tuple[str, ..
     cancel and writes `ledger.with_suffix(".rigs.json")`: which rig of
     which pool ran each test of the run; when it cannot, or Bazel raised,
     the cancel is asked alone."""
-    rigs = ledger.with_suffix(RIGS_SUFFIX)
+    rigs = ledger.with_suffix(lab_pools.RIGS_SUFFIX)
     rigs.unlink(missing_ok=True)  # an earlier run's of this task: not this run's
     logs = ledger.parents[2]  # convoy.tasks.log_paths: <logs>/request-<n>/build-<m>/<stage>-<configuration>.log
     for left in sorted(logs.glob(f"request-*/build-*/{ledger.name}")):
