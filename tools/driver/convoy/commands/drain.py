@@ -19,6 +19,7 @@ from typing import Optional
 
 from convoy import control
 from convoy.commands import common
+from convoy.commands.pause import hold
 
 
 def run(args: list[str]) -> int:
@@ -31,10 +32,7 @@ def run(args: list[str]) -> int:
 def drain(root: Path, *, by: Optional[str] = None, reason: Optional[str] = None) -> str:
     """Drains the queue of the checkout `root` (`by`: default the OS user);
     returns what happened, in one line. ConvoyError for a bad --by or --reason."""
-    control.check_text("by", by)
-    control.check_text("reason", reason)
-    with common.store(root, create=True) as store, store.transaction() as tx:
-        held, changed = control.drain(tx, by=control.actor(by), reason=reason)
+    held, changed = hold(root, control.drain, by=by, reason=reason)
     if not changed:
         return f"{held.line()} already; nothing changed"
     return (f"{held.line()}; convoy process finishes what is in flight, then exits; nothing new starts until: "
