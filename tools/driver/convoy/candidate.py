@@ -246,7 +246,7 @@ def _append_changelog(checkout: Path, worktree: Path, changelog: str, subject: s
     import datetime
 
     from convoy import changes
-    from convoy.release import COMPONENT_CACHE, pin_changes
+    from convoy.pins import COMPONENT_CACHE, pin_changes
 
     path = worktree / changelog
     if path.is_symlink() or (path.exists() and not path.is_file()):

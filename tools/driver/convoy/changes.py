@@ -14,7 +14,7 @@ releases and guarded by a file lock, so that two drivers share it safely):
     compare_link("git@github.com:o/messages.git", old, new)
     # -> "https://github.com/o/messages/compare/<old>...<new>" (GitHub, GitLab; else None)
 
-`changes_for(release.pin_changes(old, new), new, old, cache_dir=...)`
+`changes_for(pins.pin_changes(old, new), new, old, cache_dir=...)`
 groups the pin changes into one ComponentChange per component move (the
 same move in rover and drone is one entry naming both), fetching each
 remote once; `text_section` renders them for the annotated tag message:
@@ -51,7 +51,7 @@ from convoy import untrusted
 from convoy.lock import configuration_entries
 
 if TYPE_CHECKING:
-    from convoy.release import PinChange
+    from convoy.pins import PinChange
 
 SHORT = 12  # characters of a commit id shown
 DEFAULT_LIMIT = 200  # commits listed per component
@@ -307,7 +307,7 @@ def compare_link(remote: str, old: str, new: str) -> Optional[str]:
 def changes_for(pin_changes: Sequence["PinChange"], new_lock: Any, old_lock: Optional[Any], *, cache_dir: Path,
                 limit: int = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT) -> list[ComponentChange]:
     """One ComponentChange per distinct component move of `pin_changes`
-    (release.pin_changes(old_lock, new_lock)), sorted by component, with the
+    (pins.pin_changes(old_lock, new_lock)), sorted by component, with the
     commits of every git one: each remote is fetched once, whatever number
     of components and configurations use it. Locks are Lock objects or
     their parsed JSON; old_lock None: no previous release."""

@@ -32,7 +32,7 @@ to ready) run again.
 A stage with `check_pools: true` is the hardware lab's stage: the pool
 check runs before it (a failure is an infrastructure error), and each of its
 tasks runs Bazel inside the lab's invocation. That is convoy.lab.stage's;
-here it is a seam of RunContext (`pool_check`, `lab_run`), and a context
+here it is a seam of RunContext (convoy.tasks': `pool_check`, `lab_run`), and a context
 without a pool check (`pool_check=None`: no lab, e.g. a stand-in Bazel)
 runs such a stage plainly. One task (its slot, its Bazel run, its end in
 the store) is convoy.tasks'.
@@ -44,22 +44,20 @@ import concurrent.futures
 import contextvars
 import enum
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from convoy import models
 from convoy.candidate import MANIFEST as CANDIDATE_MANIFEST
-from convoy.config import Config, StageSpec
+from convoy.config import StageSpec
 from convoy.config_release import RELEASE_STAGE
 from convoy.errors import ConvoyError
-from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
 from convoy.manifest import Manifest, load_manifest
 from convoy.models import Build, Request, Stage, StageState, Task, TaskState
 from convoy.requests import bumps_data
-from convoy.store import Store, Transaction, now
-from convoy.tasks import Abort, Slots, TaskRunner, is_infra, slot_output_base, target_summary
-from convoy.timing import Meter
+from convoy.store import Transaction, now
+from convoy.tasks import Abort, RunContext, Slots, TaskRunner, is_infra, target_summary  # noqa: F401 (RunContext: also pipeline's API)
 
 
 @dataclass(frozen=True)
@@ -133,35 +131,6 @@ def create_build(tx: Transaction, request: Request, base_commit: str, candidate_
         },
     )
     return build
-
-
-@dataclass
-class RunContext:
-    """What a build run needs besides the build itself."""
-
-    checkout: Path
-    config: Config
-    store: Store
-    meter: Meter
-    pool_check: Optional[PoolCheck] = lab_pool_check  # None: no lab (check_pools stages run plainly)
-    lab_run: LabRun = lab_invocation
-    stop: threading.Event = field(default_factory=threading.Event)  # the driver is shutting down
-    run_bazel: Optional[Callable[..., Any]] = None  # default: convoy.bazel.run_bazel
-    lane: int = 0  # the candidate's lane: its output bases (tasks.slot_output_base)
-    # The slots of a build (default: `parallelism` of its own); a window's are shared by its lanes.
-    make_slots: Optional[Callable[[Sequence[str]], Slots]] = None
-    # Asked before each stage starts (index, stage, spec); False: the build is cancelled or stopped.
-    gate: Optional[Callable[[int, Stage, StageSpec], bool]] = None
-
-    def output_base(self, slot: int) -> Path:
-        return slot_output_base(self.checkout, slot, lane=self.lane)
-
-    def bazel(self) -> Callable[..., Any]:
-        if self.run_bazel is None:
-            from convoy.bazel import run_bazel
-
-            self.run_bazel = run_bazel
-        return self.run_bazel
 
 
 class BuildResult(str, enum.Enum):

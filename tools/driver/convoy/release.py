@@ -53,7 +53,7 @@ import string
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from convoy import candidate as cand
 from convoy import changes as component_changes
@@ -63,41 +63,14 @@ from convoy import gitutil
 from convoy import untrusted
 from convoy.config import Config
 from convoy.errors import ConvoyError, InfraError
-from convoy.lock import configuration_entries
 from convoy.models import UNCHANGED_DETAIL, BuildState, Request, RequestBump
+from convoy.pins import COMPONENT_CACHE, PinChange, pin_changes, short_pin  # noqa: F401 (also convoy.release's API)
 from convoy.store import Store, state_dir
 from convoy.versions import tag_format_problem, tag_format_spec_problem
 
 FIELDS = ("year", "month", "day", "n")
-_HEX_PIN = re.compile(r"[0-9a-f]{40}|[0-9a-fA-F]{64}")
-_PIN_KEYS = ("commit", "sha256", "path")  # what pins a component, by source
-SHORT_PIN = 8
-COMPONENT_CACHE = ".convoy/cache/components"  # convoy.changes' clones of the components' remotes
 # n: at most 18 digits, so that int() of a tag's digits stays cheap.
 _FIELD_DIGITS = {"year": "[0-9]{4}", "month": "[0-9]{1,2}", "day": "[0-9]{1,2}", "n": "[0-9]{1,18}"}
-
-
-@dataclass(frozen=True)
-class PinChange:
-    """A component whose pin differs between two locks, in one configuration.
-
-    None on the old side: the component (or configuration) is new; on the new
-    side: it is gone. A pin is a commit (git), a sha256 (archive) or a path
-    (local).
-    """
-
-    configuration: str
-    component: str
-    old_version: Optional[str]
-    new_version: Optional[str]
-    old_pin: Optional[str]
-    new_pin: Optional[str]
-
-    def describe(self) -> str:
-        """e.g. "rover/planner: v2.1.0 (1a2b3c4d) -> v2.2.0 (5e6f7a8b)"."""
-        old = _side(self.old_version, self.old_pin)
-        new = _side(self.new_version, self.new_pin)
-        return f"{self.configuration}/{self.component}: {old} -> {new}"
 
 
 def parse_tag(tag_format: str, tag: str) -> Optional[dict[str, int]]:
@@ -140,31 +113,6 @@ def next_tag(tag_format: str, existing: Iterable[str], when: datetime.date) -> s
     return tag_format.format(**today, n=highest + 1)
 
 
-def pin_changes(old_lock: Optional[Any], new_lock: Any) -> list[PinChange]:
-    """Every (configuration, component) whose version or pin differs between
-    two locks, sorted by configuration then component; None as old_lock (no
-    previous release) makes everything new.
-
-    A lock is the parsed JSON of manifests/manifest.lock.json
-    ({"configurations": {name: {"components": {component: {...}}}}}) or a
-    convoy.lock.Lock.
-    """
-    old = configuration_entries(old_lock) if old_lock is not None else {}
-    new = configuration_entries(new_lock)
-    changes = []
-    for configuration in sorted(set(old) | set(new)):
-        old_components = old.get(configuration, {})
-        new_components = new.get(configuration, {})
-        for component in sorted(set(old_components) | set(new_components)):
-            before, after = old_components.get(component), new_components.get(component)
-            old_side = (_str(before, "version"), _pin(before)) if before is not None else (None, None)
-            new_side = (_str(after, "version"), _pin(after)) if after is not None else (None, None)
-            if old_side != new_side or (before is None) != (after is None):
-                changes.append(PinChange(configuration, component, old_side[0], new_side[0], old_side[1],
-                                         new_side[1]))
-    return changes
-
-
 def release_notes(
     tag: str,
     changes: Sequence[PinChange],
@@ -200,22 +148,6 @@ def release_notes(
     return "\n".join(lines) + "\n"
 
 
-def short_pin(pin: Optional[str]) -> Optional[str]:
-    """A commit or sha256 cut to 8 characters; a path as it is."""
-    if pin is not None and _HEX_PIN.fullmatch(pin):
-        return pin[:SHORT_PIN]
-    return pin
-
-
-def _side(version: Optional[str], pin: Optional[str]) -> str:
-    if version is None and pin is None:
-        return "(none)"
-    short = short_pin(pin)
-    if version is None:
-        return f"({short})"
-    return f"{version} ({short})" if short else version
-
-
 def _pattern(tag_format: str) -> tuple[re.Pattern, tuple[str, ...]]:
     """A regex matching what `tag_format` makes, and its field names.
 
@@ -241,21 +173,6 @@ def _pattern(tag_format: str) -> tuple[re.Pattern, tuple[str, ...]]:
             parts.append(f"(?P<{name}>{_FIELD_DIGITS[name]})")
             names.append(name)
     return re.compile("".join(parts)), tuple(names)
-
-
-def _pin(fields: Optional[Mapping[str, Any]]) -> Optional[str]:
-    for key in _PIN_KEYS:
-        value = _str(fields, key)
-        if value:
-            return value
-    return None
-
-
-def _str(fields: Optional[Mapping[str, Any]], key: str) -> Optional[str]:
-    if fields is None:
-        return None
-    value = fields.get(key)
-    return None if value is None else str(value)
 
 
 # -- tagging a commit on the remote ----------------------------------------------------------

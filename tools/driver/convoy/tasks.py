@@ -1,5 +1,6 @@
 """One task of a stage: its slot, its Bazel run, and its end in the store.
 
+    ctx = RunContext(checkout, config, store, meter)            # what a build run needs besides the build
     runner = TaskRunner(ctx, request, build, worktree, abort)   # one per build run
     runner.run(stage, spec, task, slots)                        # in a task thread of the stage
 
@@ -12,7 +13,7 @@ of the manifest)) % parallelism`, the same in every build whichever other
 configurations it has, so it finds a warm server with its own analysis
 cache and cached test results),
 records BUILDING and TASK_START, runs Bazel (convoy.bazel.run_bazel, or the
-context's stand-in) with the task's flags (`task_flags`), its log and build
+context's stand-in) with the task's flags (convoy.task_flags), its log and build
 event file (`log_paths`), the configuration in the repository environment
 (`--repo_env=CONVOY_CONFIGURATION=<configuration>`), inside the lab's
 invocation on a `check_pools: true` stage (convoy.lab.stage), on the tests
@@ -45,7 +46,8 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
 
 from convoy import affected
 from convoy import artifacts
@@ -57,20 +59,19 @@ from convoy import flaky
 from convoy import retries
 from convoy.lab import health
 from convoy.lab.pools import RIGS_SUFFIX
+from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
 from convoy.bazel import Outcome
 from convoy.config import Config, StageSpec
 from convoy.diskcache import cache_flags
 from convoy.models import Build, Request, Stage, Task, TaskState, TargetOutcome
-from convoy.store import now
-
-if TYPE_CHECKING:
-    from convoy.pipeline import RunContext
+from convoy.store import Store, now
+from convoy.task_flags import CONFIGURATION_ENV, task_flags  # noqa: F401 (also tasks' API)
+from convoy.timing import Meter
 
 log = logging.getLogger("convoy.tasks")
 
 SLOTS_DIR = Path(".convoy") / "bazel"
 LOGS_DIR = Path(".convoy") / "logs"
-CONFIGURATION_ENV = "CONVOY_CONFIGURATION"
 
 
 class Slots:
@@ -146,7 +147,36 @@ def combine_rig_records(path: Path, attempts: Sequence["retries.Attempt"]) -> No
         log.warning("could not write %s: %s", path, e)
 
 
-def retry_policies(ctx: "RunContext", spec: StageSpec, configuration: str, on_lab: bool,
+@dataclass
+class RunContext:
+    """What a build run needs besides the build itself."""
+
+    checkout: Path
+    config: Config
+    store: Store
+    meter: Meter
+    pool_check: Optional[PoolCheck] = lab_pool_check  # None: no lab (check_pools stages run plainly)
+    lab_run: LabRun = lab_invocation
+    stop: threading.Event = field(default_factory=threading.Event)  # the driver is shutting down
+    run_bazel: Optional[Callable[..., Any]] = None  # default: convoy.bazel.run_bazel
+    lane: int = 0  # the candidate's lane: its output bases (tasks.slot_output_base)
+    # The slots of a build (default: `parallelism` of its own); a window's are shared by its lanes.
+    make_slots: Optional[Callable[[Sequence[str]], Slots]] = None
+    # Asked before each stage starts (index, stage, spec); False: the build is cancelled or stopped.
+    gate: Optional[Callable[[int, Stage, StageSpec], bool]] = None
+
+    def output_base(self, slot: int) -> Path:
+        return slot_output_base(self.checkout, slot, lane=self.lane)
+
+    def bazel(self) -> Callable[..., Any]:
+        if self.run_bazel is None:
+            from convoy.bazel import run_bazel
+
+            self.run_bazel = run_bazel
+        return self.run_bazel
+
+
+def retry_policies(ctx: RunContext, spec: StageSpec, configuration: str, on_lab: bool,
                    quarantined: Callable[[str], Optional[str]]) -> tuple["retries.Policy", ...]:
     """What may run a test stage's failing tests again, in order: another rig of
     the pool (a lab stage: convoy.lab.health), then a test that passed on main
@@ -157,14 +187,6 @@ def retry_policies(ctx: "RunContext", spec: StageSpec, configuration: str, on_la
         policies.append(health.retry_on_other_rig(ctx.config, spec, configuration))
     policies.append(flaky.retry_known_on_main(ctx.store, spec, configuration, quarantined=quarantined))
     return tuple(policies)
-
-
-def task_flags(config: Config, spec: StageSpec) -> tuple[str, ...]:
-    """Bazel flags of a task: convoy.yaml's, then the stage's (tag filter, flags)."""
-    flags = tuple(config.bazel_flags) + tuple(spec.bazel_flags())
-    if not any(f.startswith("--symlink_prefix") for f in flags):
-        flags = ("--symlink_prefix=/",) + flags  # no bazel-* symlinks in the worktree
-    return flags
 
 
 def keep_test_logs(label: str, paths: Sequence[str], task_log: Path) -> tuple[str, ...]:

@@ -23,9 +23,11 @@ operations still queued, stops the workers (they kill what they run), the
 rigs, the server and PostgreSQL.
 
 This module is the `Lab`: its state file, PostgreSQL and the server, `up`
-(which waits until the server knows every worker) and `down`. The rigs and
-workers it starts, and `--rigs`, are convoy.lab.rigs' (`RigsAndWorkers`);
-`status()` and `worker_state()` are convoy.lab.status' (`LabStatus`).
+(which waits until the server knows every worker) and `down`. Two
+collaborators do the rest: `lab.rigs` starts the rigs and workers
+(convoy.lab.rigs' `RigsAndWorkers`, which also reads `--rigs`), and
+`lab.view` reads what `status()` and `worker_state()` return
+(convoy.lab.status' `LabStatus`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ START_TIMEOUT = 90.0
 SERVER_EXIT_SECONDS = 10.0  # how long a killed server may take to let go of its port
 
 
-class Lab(RigsAndWorkers, LabStatus):
+class Lab:
     """The lab whose state lives in `directory`."""
 
     def __init__(self, directory: Path, python: Optional[Path] = None, code_root: Path = pools.CODE_ROOT) -> None:
@@ -63,6 +65,8 @@ class Lab(RigsAndWorkers, LabStatus):
         self.state_file = self.dir / "lab.json"
         self.logs = self.dir / "logs"
         self.config_file = self.dir / "buildgrid.yml"
+        self.rigs = RigsAndWorkers(self.dir, self.python, code_root, INSTANCE, self._stop_process, self._log_tail)
+        self.view = LabStatus(self.dir, self.state, self.address)
 
     # --- state ------------------------------------------------------------------
 
@@ -82,6 +86,14 @@ class Lab(RigsAndWorkers, LabStatus):
         state = state if state is not None else self.state()
         server = state.get("server", f"127.0.0.1:{DEFAULT_PORT}")
         return pools.LabAddress(server=server, instance=INSTANCE, python=self.python)
+
+    def status(self) -> Status:
+        """What runs and how each worker is (convoy.lab.status)."""
+        return self.view.status()
+
+    def worker_state(self, name: str) -> Dict[str, Any]:
+        """workers/<name>.json, as the worker wrote it ({} if there is none)."""
+        return self.view.worker_state(name)
 
     # --- markers: what /proc/<pid>/cmdline of each process contains -------------
     # (the rigs' and the workers' are convoy.lab.rigs')
@@ -108,8 +120,8 @@ class Lab(RigsAndWorkers, LabStatus):
         try:
             self._postgres(state)
             self._server(state, port)
-            wanted = self._rigs(state, rigs)
-            wanted |= self._workers(state, rigs, general)
+            wanted = self.rigs.start_rigs(state, rigs)
+            wanted |= self.rigs.start_workers(state, rigs, general)
             for name in sorted(set(state["processes"]) - wanted - {"server"}):
                 self._stop_process(state, name)
         finally:
@@ -152,7 +164,7 @@ class Lab(RigsAndWorkers, LabStatus):
                            timeout=SERVER_EXIT_SECONDS)
         if procs.port_open("127.0.0.1", port):
             raise ConvoyError(
-                f"127.0.0.1:{port} is in use by another program; start the lab elsewhere with --lab_port=<port> "
+                f"127.0.0.1:{port} is in use by another program; start the lab elsewhere with --port=<port> "
                 f"and point Bazel at it: --remote_executor=grpc://127.0.0.1:<port> (e.g. in user.bazelrc)"
             )
         bgd = self.python.parent / "bgd"

@@ -6,9 +6,10 @@
 Each rig of a pool is a simulated rig (examples/rig/rig_sim.py) with its own
 rig worker (convoy.lab.worker --rig=...), both named <pool>-<i>; the general
 workers (general-<i>) serve GENERAL_POOL, the pool of the build and
-non-hardware test actions. `RigsAndWorkers` is the part of convoy.lab.lab's
-`Lab` that starts them (and replaces one that died or changed); the Lab
-records each process in lab.json with the marker its command line carries.
+non-hardware test actions. `RigsAndWorkers` is the collaborator of
+convoy.lab.lab's `Lab` that starts them (and replaces one that died or
+changed); the Lab records each process in lab.json with the marker its
+command line carries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Callable, Dict, List
 
 from convoy.bazel import bazel_environment
 from convoy.errors import ConvoyError
@@ -70,9 +72,20 @@ def format_rigs(specs: List[RigSpec]) -> str:
 
 
 class RigsAndWorkers:
-    """Starts the simulated rigs and the workers; a mixin of convoy.lab.lab.Lab,
-    whose `dir`, `python`, `code_root`, `logs`, `address()`, `_stop_process()`
-    and `_log_tail()` it uses."""
+    """Starts the simulated rigs and the workers of the lab in `directory`
+    (its lab.json is the Lab's): `python` runs the workers, `code_root` has
+    examples/rig, `instance` is the server's; `stop_process(state, key)` and
+    `log_tail(name)` are the Lab's."""
+
+    def __init__(self, directory: Path, python: Path, code_root: Path, instance: str,
+                 stop_process: Callable[[Dict[str, Any], str], bool], log_tail: Callable[[str], str]) -> None:
+        self.dir = directory
+        self.logs = directory / "logs"
+        self.python = python
+        self.code_root = code_root
+        self.instance = instance
+        self._stop_process = stop_process
+        self._log_tail = log_tail
 
     # --- markers: what /proc/<pid>/cmdline of each process contains -------------
 
@@ -84,7 +97,8 @@ class RigsAndWorkers:
 
     # --- rigs -------------------------------------------------------------------
 
-    def _rigs(self, state: Dict[str, Any], rigs: List[RigSpec]) -> set:
+    def start_rigs(self, state: Dict[str, Any], rigs: List[RigSpec]) -> set:
+        """Starts each rig that does not run (or runs another board); returns the keys of every wanted rig."""
         wanted = set()
         sim = self.code_root / "examples" / "rig" / "rig_sim.py"
         ports = state.setdefault("rig_ports", {})
@@ -126,7 +140,8 @@ class RigsAndWorkers:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _workers(self, state: Dict[str, Any], rigs: List[RigSpec], general: int) -> set:
+    def start_workers(self, state: Dict[str, Any], rigs: List[RigSpec], general: int) -> set:
+        """Starts each worker that does not run (or serves another server or rig); returns the keys of every wanted one."""
         wanted = set()
         plan = []
         for spec in rigs:
@@ -134,7 +149,7 @@ class RigsAndWorkers:
                 plan.append((name, spec.pool, state["processes"][f"rig:{name}"]["address"]))
         for i in range(1, general + 1):
             plan.append((f"general-{i}", GENERAL_POOL, ""))
-        instance = self.address(state).instance
+        instance = self.instance
         for name, pool, rig in plan:
             key = f"worker:{name}"
             wanted.add(key)

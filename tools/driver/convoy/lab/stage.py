@@ -35,7 +35,7 @@ from convoy.config import Config, StageSpec
 from convoy.errors import InfraError
 from convoy.lab import pools as lab_pools
 from convoy.lab import procs
-from convoy.tasks import CONFIGURATION_ENV, task_flags
+from convoy.task_flags import CONFIGURATION_ENV, task_flags
 
 log = logging.getLogger("convoy.lab.stage")
 

@@ -4,7 +4,7 @@
     status.up                                      # the server, PostgreSQL and every worker run
     Lab(...).worker_state("rover-rigs-1")          # workers/<name>.json, as the worker wrote it
 
-`LabStatus` is the part of convoy.lab.lab's `Lab` that reads: lab.json (what
+`LabStatus` is the collaborator of convoy.lab.lab's `Lab` that reads: lab.json (what
 the lab started), each worker's workers/<name>.json (its health and what it
 runs, see convoy.lab.worker_state), health.json (each rig's health: good,
 suspect, bad, maintenance, its last failures and changes; see
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Callable, Dict, List
 
 from convoy.errors import ConvoyError
 from convoy.lab import pools, postgres, procs
@@ -49,8 +50,14 @@ class Status:
 
 
 class LabStatus:
-    """The lab's status; a mixin of convoy.lab.lab.Lab, whose `dir`, `state()`
-    and `address()` it uses."""
+    """The status of the lab in `directory`; `state()` (lab.json) and
+    `address(state)` are the Lab's."""
+
+    def __init__(self, directory: Path, state: Callable[[], Dict[str, Any]],
+                 address: Callable[[Dict[str, Any]], pools.LabAddress]) -> None:
+        self.dir = directory
+        self.state = state
+        self.address = address
 
     def worker_state(self, name: str) -> Dict[str, Any]:
         try:

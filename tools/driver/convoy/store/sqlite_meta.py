@@ -1,7 +1,9 @@
 """The SQL of the transaction's small tables: `meta` (named values),
-`open_groups` (bumps held until their group is closed) and `deliveries`
-(the forges' webhook deliveries acted on); a mixin of SQLiteTransaction,
-which gives it `conn`, `_one` and `_all`."""
+`open_groups` (bumps held until their group is closed), `deliveries` (the
+forges' webhook deliveries acted on), `plugin_cursors` (the last event each
+plugin was given) and `leases` (the queue's lease); `MetaAndGroups(conn)` is
+a collaborator of SQLiteTransaction, which forwards those methods of
+`Transaction` to it."""
 
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ RESERVED_META = ("schema_version",)  # the store's own: never written through se
 
 
 class MetaAndGroups:
-    """`Transaction.meta`, `set_meta` and the open groups, in SQL."""
+    """`Transaction.meta`, `set_meta`, the open groups, the deliveries, the
+    plugins' cursors and the leases, in SQL, on `conn`."""
 
-    conn: sqlite3.Connection
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     def meta(self, key: str) -> Optional[str]:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -62,6 +66,31 @@ class MetaAndGroups:
         self.conn.execute("INSERT OR IGNORE INTO deliveries (forge, delivery, request_id, outcome, received_at) "
                           "VALUES (?, ?, ?, ?, ?)", (forge, delivery, request_id, outcome, now()))
         return self.delivery(forge, delivery)
+
+    def cursor(self, plugin: str) -> Optional[int]:
+        row = self.conn.execute("SELECT event_id FROM plugin_cursors WHERE plugin = ?", (plugin,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_cursor(self, plugin: str, event_id: int) -> None:
+        self.conn.execute(
+            "INSERT INTO plugin_cursors (plugin, event_id) VALUES (?, ?) "
+            "ON CONFLICT(plugin) DO UPDATE SET event_id = excluded.event_id",
+            (plugin, event_id),
+        )
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Optional[str]:
+        ts = now()
+        row = self.conn.execute("SELECT owner, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
+        if row is not None and row["owner"] != owner and row["expires_at"] > ts:
+            return row["owner"]
+        self.conn.execute(
+            "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+            (name, owner, ts + ttl),
+        )
+        return None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self.conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
 
 def bumps_json(bumps: Iterable[object]) -> str:

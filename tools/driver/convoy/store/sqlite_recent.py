@@ -1,6 +1,7 @@
 """The SQL of the transaction's reads of what is recent: the newest requests
 in some states, the stages of the newest merged requests, the newest
-releases; a mixin of SQLiteTransaction, which gives it `conn`.
+releases; `RecentReads(conn)` is a collaborator of SQLiteTransaction,
+which forwards those methods of `Transaction` to it.
 
 They are what `convoy serve`'s status and page show, read without reading
 the history: each is a few lookups in an index from its newest end, so its
@@ -22,14 +23,16 @@ import sqlite3
 from typing import Iterable
 
 from convoy.models import BuildState, Release, Request, RequestState, Stage, StageState
+from convoy.store.sqlite_rows import as_release, as_request, as_stage
 
 MERGE_QUEUE = "request"  # requests.kind of the merge queue's requests (schema version 4; a try's is 'try')
 
 
 class RecentReads:
-    """`Transaction.latest_requests`, `merged_stages` and `latest_releases`, in SQL."""
+    """`Transaction.latest_requests`, `merged_stages` and `latest_releases`, in SQL, on `conn`."""
 
-    conn: sqlite3.Connection
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     def latest_requests(self, states: Iterable[RequestState], limit: int) -> list[Request]:
         # One look per state at the newest end of its index, then the rows themselves by id.
@@ -42,7 +45,7 @@ class RecentReads:
             return []
         rows = self.conn.execute(
             f"SELECT * FROM requests WHERE id IN ({', '.join('?' for _ in newest)}) ORDER BY id DESC", newest)
-        return [_converters()._request(row) for row in rows]
+        return [as_request(row) for row in rows]
 
     def merged_stages(self, limit: int) -> list[Stage]:
         rows = self.conn.execute(
@@ -52,11 +55,11 @@ class RecentReads:
             "AND builds.state = ? AND stages.state = ? "
             "ORDER BY builds.request_id, builds.number, stages.position",
             (RequestState.MERGED.value, limit, BuildState.SUCCEEDED.value, StageState.SUCCEEDED.value))
-        return [_converters()._stage(row) for row in rows]
+        return [as_stage(row) for row in rows]
 
     def latest_releases(self, limit: int) -> list[Release]:
         rows = self.conn.execute("SELECT * FROM releases ORDER BY id DESC LIMIT ?", (limit,))
-        return [_converters()._release(row) for row in rows]
+        return [as_release(row) for row in rows]
 
     def _queue_only(self) -> str:
         """The condition that keeps the merge queue's requests ('' before schema version 4: all are)."""
@@ -64,10 +67,3 @@ class RecentReads:
             columns = {row[1] for row in self.conn.execute("PRAGMA table_info(requests)")}
             self._queue_kind = f" AND kind = '{MERGE_QUEUE}'" if "kind" in columns else ""
         return self._queue_kind
-
-
-def _converters():
-    """sqlite_tx, whose converters make records of rows (imported here: it imports this module)."""
-    from convoy.store import sqlite_tx
-
-    return sqlite_tx

@@ -1,6 +1,7 @@
 """The SQL of the tests' results (table test_results, schema version 5): one
-row per test target per task, written when the task ends; a mixin of
-SQLiteTransaction, which gives it `conn`.
+row per test target per task, written when the task ends; `TestResults(conn)`
+is a collaborator of SQLiteTransaction, which forwards those methods of
+`Transaction` to it.
 
 `passed_on_main(target, configuration)` is what the queue asks before it
 runs a failing test again: the target's latest result in a succeeded build
@@ -26,7 +27,8 @@ class TestResults:
 
     __test__ = False  # not a pytest class
 
-    conn: sqlite3.Connection
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     def _has_results(self) -> bool:
         """Whether the database has the table (a read-only open of a database before version 5 has not)."""

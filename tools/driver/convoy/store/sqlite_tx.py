@@ -1,5 +1,5 @@
-"""`SQLiteTransaction`: the SQL behind every method of `Transaction`, and
-the converters from SQLite's rows to convoy.models' records.
+"""`SQLiteTransaction`: the SQL behind every method of `Transaction` (the
+converters from SQLite's rows to convoy.models' records are sqlite_rows.py).
 
 `update_*` take only the columns that a caller may change (a request's
 `commit` is the column `commit_sha`); enums and booleans are stored as their
@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from convoy.models import (
-    KIND_REQUEST, Build, BuildState, Event, Phase, Release, Request, RequestState, Stage, StageState, TargetOutcome,
-    Task, TaskState,
+    KIND_REQUEST, Build, BuildState, Delivery, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage,
+    StageState, Task, TaskState, TestResult,
 )
 from convoy.store.base import MAX_ID, Transaction, iso, now
-from convoy.store.sqlite_meta import MetaAndGroups, bumps_json, bumps_of
+from convoy.store.sqlite_meta import MetaAndGroups, bumps_json
 from convoy.store.sqlite_recent import RecentReads
 from convoy.store.sqlite_results import TestResults
+from convoy.store.sqlite_rows import (
+    RENAMED, as_build, as_event, as_release, as_request, as_stage, as_task, sql_value, update_row,
+)
 
 # The columns `insert_request` and `update_*` accept, by table.
 _REQUEST_COLUMNS = {
@@ -34,39 +37,28 @@ _TASK_COLUMNS = {
     "state", "slot", "pid", "outcome", "exit_code", "log_path", "bep_path", "targets", "detail", "runs",
     "started_at", "finished_at",
 }
-_RENAMED = {"commit": "commit_sha"}
 
 
-class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
-    """One transaction on `conn`, which SQLiteStore begins and ends (meta
-    and open groups: sqlite_meta.py; the recent requests, stages and
-    releases: sqlite_recent.py; the tests' results: sqlite_results.py)."""
+class SQLiteTransaction(Transaction):
+    """One transaction on `conn`, which SQLiteStore begins and ends. The
+    requests, builds, stages, tasks, events and releases are its own SQL;
+    it forwards the rest to collaborators on the same connection: the small
+    tables (`small`: sqlite_meta.py), the reads of what is recent (`recent`:
+    sqlite_recent.py) and the tests' results (`results`: sqlite_results.py)."""
 
     def __init__(self, conn: sqlite3.Connection, readonly: bool = False) -> None:
         self.conn = conn
         self.readonly = readonly
         self.added_events = 0
+        self.small = MetaAndGroups(conn)
+        self.recent = RecentReads(conn)
+        self.results = TestResults(conn)
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Optional[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchone()
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()
-
-    def _update(self, table: str, allowed: set[str], row_id: int, fields: Mapping[str, Any]) -> None:
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValueError(f"cannot update {table}.{', '.join(sorted(unknown))}")
-        if not fields:
-            return
-        if "bumps" in fields:
-            fields = {**fields, "bumps": bumps_json(fields["bumps"])}
-        columns = [_RENAMED.get(k, k) for k in fields]
-        values = [_sql_value(v) for v in fields.values()]
-        sets = ", ".join(f"{c} = ?" for c in columns)
-        cursor = self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values, row_id))
-        if cursor.rowcount != 1:
-            raise KeyError(f"{table} {row_id} does not exist")
 
     # requests
     def insert_request(self, **fields: Any) -> Request:
@@ -77,10 +69,10 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
             raise ValueError(f"unknown request fields {sorted(unknown)}")
         if "bumps" in fields:
             fields["bumps"] = bumps_json(fields["bumps"])
-        columns = [_RENAMED.get(k, k) for k in fields]
+        columns = [RENAMED.get(k, k) for k in fields]
         cursor = self.conn.execute(
             f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-            [_sql_value(v) for v in fields.values()],
+            [sql_value(v) for v in fields.values()],
         )
         return self.request(cursor.lastrowid)
 
@@ -88,7 +80,7 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
         if request_id > MAX_ID:  # SQLite cannot even compare it (OverflowError)
             return None
         row = self._one("SELECT * FROM requests WHERE id = ?", (request_id,))
-        return None if row is None else _request(row)
+        return None if row is None else as_request(row)
 
     def requests(self, states=None, component=None, kind=KIND_REQUEST) -> list[Request]:
         where, args = [], []
@@ -101,7 +93,7 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
             where.append(f"state IN ({', '.join('?' for _ in states)})")
             args += states
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        found = [_request(r) for r in self._all(f"SELECT * FROM requests{clause} ORDER BY id", args)]
+        found = [as_request(r) for r in self._all(f"SELECT * FROM requests{clause} ORDER BY id", args)]
         return found if component is None else [r for r in found if component in r.components]
 
     def _has_kinds(self) -> bool:
@@ -111,7 +103,7 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
         return self._kinds
 
     def update_request(self, request_id: int, **fields: Any) -> Request:
-        self._update("requests", _REQUEST_COLUMNS, request_id, {**fields, "updated_at": now()})
+        update_row(self.conn, "requests", _REQUEST_COLUMNS, request_id, {**fields, "updated_at": now()})
         return self.request(request_id)
 
     def add_request_time(self, request_id: int, total: float, bazel: float, git: float) -> None:
@@ -133,17 +125,17 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
 
     def build(self, build_id: int) -> Optional[Build]:
         row = self._one("SELECT * FROM builds WHERE id = ?", (build_id,))
-        return None if row is None else _build(row)
+        return None if row is None else as_build(row)
 
     def builds(self, request_id: int) -> list[Build]:
-        return [_build(r) for r in self._all("SELECT * FROM builds WHERE request_id = ? ORDER BY number", (request_id,))]
+        return [as_build(r) for r in self._all("SELECT * FROM builds WHERE request_id = ? ORDER BY number", (request_id,))]
 
     def builds_of_commit(self, candidate_commit: str) -> list[Build]:
         rows = self._all("SELECT * FROM builds WHERE candidate_commit = ? ORDER BY id", (candidate_commit,))
-        return [_build(r) for r in rows]
+        return [as_build(r) for r in rows]
 
     def update_build(self, build_id: int, **fields: Any) -> Build:
-        self._update("builds", _BUILD_COLUMNS, build_id, fields)
+        update_row(self.conn, "builds", _BUILD_COLUMNS, build_id, fields)
         return self.build(build_id)
 
     # stages
@@ -152,14 +144,14 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
             "INSERT INTO stages (build_id, position, name, command, state) VALUES (?, ?, ?, ?, ?)",
             (build_id, position, name, command, StageState.WAITING.value),
         )
-        return _stage(self._one("SELECT * FROM stages WHERE id = ?", (cursor.lastrowid,)))
+        return as_stage(self._one("SELECT * FROM stages WHERE id = ?", (cursor.lastrowid,)))
 
     def stages(self, build_id: int) -> list[Stage]:
-        return [_stage(r) for r in self._all("SELECT * FROM stages WHERE build_id = ? ORDER BY position", (build_id,))]
+        return [as_stage(r) for r in self._all("SELECT * FROM stages WHERE build_id = ? ORDER BY position", (build_id,))]
 
     def update_stage(self, stage_id: int, **fields: Any) -> Stage:
-        self._update("stages", _STAGE_COLUMNS, stage_id, fields)
-        return _stage(self._one("SELECT * FROM stages WHERE id = ?", (stage_id,)))
+        update_row(self.conn, "stages", _STAGE_COLUMNS, stage_id, fields)
+        return as_stage(self._one("SELECT * FROM stages WHERE id = ?", (stage_id,)))
 
     # tasks
     def insert_task(self, stage_id: int, build_id: int, configuration: str) -> Task:
@@ -171,7 +163,7 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
 
     def task(self, task_id: int) -> Optional[Task]:
         row = self._one("SELECT * FROM tasks WHERE id = ?", (task_id,))
-        return None if row is None else _task(row)
+        return None if row is None else as_task(row)
 
     def tasks(self, *, build_id=None, stage_id=None, states=None) -> list[Task]:
         where, args = [], []
@@ -186,12 +178,12 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
             where.append(f"state IN ({', '.join('?' for _ in states)})")
             args += states
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return [_task(r) for r in self._all(f"SELECT * FROM tasks{clause} ORDER BY id", args)]
+        return [as_task(r) for r in self._all(f"SELECT * FROM tasks{clause} ORDER BY id", args)]
 
     def update_task(self, task_id: int, **fields: Any) -> Task:
         if "targets" in fields:
             fields = {**fields, "targets": json.dumps([t.to_dict() for t in fields["targets"]])}
-        self._update("tasks", _TASK_COLUMNS, task_id, fields)
+        update_row(self.conn, "tasks", _TASK_COLUMNS, task_id, fields)
         return self.task(task_id)
 
     # events
@@ -214,21 +206,10 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [_event(r) for r in self._all(sql, args)]
+        return [as_event(r) for r in self._all(sql, args)]
 
     def last_event_id(self) -> int:
         return self._one("SELECT COALESCE(MAX(id), 0) FROM events")[0]
-
-    def cursor(self, plugin: str) -> Optional[int]:
-        row = self._one("SELECT event_id FROM plugin_cursors WHERE plugin = ?", (plugin,))
-        return None if row is None else row[0]
-
-    def set_cursor(self, plugin: str, event_id: int) -> None:
-        self.conn.execute(
-            "INSERT INTO plugin_cursors (plugin, event_id) VALUES (?, ?) "
-            "ON CONFLICT(plugin) DO UPDATE SET event_id = excluded.event_id",
-            (plugin, event_id),
-        )
 
     # releases
     def insert_release(self, *, request_id, build_id, tag, commit, notes) -> Release:
@@ -236,90 +217,69 @@ class SQLiteTransaction(MetaAndGroups, RecentReads, TestResults, Transaction):
             "INSERT INTO releases (request_id, build_id, tag, commit_sha, notes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (request_id, build_id, tag, commit, notes, now()),
         )
-        return _release(self._one("SELECT * FROM releases WHERE id = ?", (cursor.lastrowid,)))
+        return as_release(self._one("SELECT * FROM releases WHERE id = ?", (cursor.lastrowid,)))
 
     def releases(self, *, request_id=None) -> list[Release]:
         if request_id is None:
             rows = self._all("SELECT * FROM releases ORDER BY id")
         else:
             rows = self._all("SELECT * FROM releases WHERE request_id = ? ORDER BY id", (request_id,))
-        return [_release(r) for r in rows]
+        return [as_release(r) for r in rows]
 
-    # leases
+    # meta, open groups, deliveries, plugin cursors, leases: sqlite_meta.py
+    def meta(self, key: str) -> Optional[str]:
+        return self.small.meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        return self.small.set_meta(key, value)
+
+    def open_group(self, name: str) -> Optional[OpenGroup]:
+        return self.small.open_group(name)
+
+    def open_groups(self) -> list[OpenGroup]:
+        return self.small.open_groups()
+
+    def put_open_group(self, name: str, bumps: Iterable[RequestBump], requested_by: Optional[str]) -> OpenGroup:
+        return self.small.put_open_group(name, bumps, requested_by)
+
+    def delete_open_group(self, name: str) -> None:
+        return self.small.delete_open_group(name)
+
+    def delivery(self, forge: str, delivery: str) -> Optional[Delivery]:
+        return self.small.delivery(forge, delivery)
+
+    def record_delivery(self, forge: str, delivery: str, *, request_id: Optional[int], outcome: str) -> Delivery:
+        return self.small.record_delivery(forge, delivery, request_id=request_id, outcome=outcome)
+
+    def cursor(self, plugin: str) -> Optional[int]:
+        return self.small.cursor(plugin)
+
+    def set_cursor(self, plugin: str, event_id: int) -> None:
+        return self.small.set_cursor(plugin, event_id)
+
     def acquire_lease(self, name: str, owner: str, ttl: float) -> Optional[str]:
-        ts = now()
-        row = self._one("SELECT owner, expires_at FROM leases WHERE name = ?", (name,))
-        if row is not None and row["owner"] != owner and row["expires_at"] > ts:
-            return row["owner"]
-        self.conn.execute(
-            "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-            (name, owner, ts + ttl),
-        )
-        return None
+        return self.small.acquire_lease(name, owner, ttl)
 
     def release_lease(self, name: str, owner: str) -> None:
-        self.conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+        return self.small.release_lease(name, owner)
 
+    # what is recent: sqlite_recent.py
+    def latest_requests(self, states: Iterable[RequestState], limit: int) -> list[Request]:
+        return self.recent.latest_requests(states, limit)
 
-def _sql_value(value: Any) -> Any:
-    if isinstance(value, (RequestState, Phase, BuildState, StageState, TaskState)):
-        return value.value
-    if isinstance(value, bool):
-        return int(value)
-    return value
+    def merged_stages(self, limit: int) -> list[Stage]:
+        return self.recent.merged_stages(limit)
 
+    def latest_releases(self, limit: int) -> list[Release]:
+        return self.recent.latest_releases(limit)
 
-def _request(row: sqlite3.Row) -> Request:
-    return Request(
-        id=row["id"], component=row["component"], version=row["version"], commit=row["commit_sha"],
-        commit_given=bool(row["commit_given"]), archive_url=row["archive_url"], strip_prefix=row["strip_prefix"],
-        configuration=row["configuration"], requested_by=row["requested_by"], state=RequestState(row["state"]),
-        phase=Phase(row["phase"]) if row["phase"] else None, attempts=row["attempts"],
-        base_commit=row["base_commit"], candidate_commit=row["candidate_commit"], tag=row["tag"],
-        detail=row["detail"], superseded_by=row["superseded_by"], cancel_requested=bool(row["cancel_requested"]),
-        created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
-        total_seconds=row["total_seconds"], bazel_seconds=row["bazel_seconds"], git_seconds=row["git_seconds"],
-        bumps=bumps_of(row["bumps"]) if "bumps" in row.keys() else (),  # a version-1 database, read as it is
-        kind=row["kind"] if "kind" in row.keys() else KIND_REQUEST,  # before version 4: no tries
-        priority=row["priority"] if "priority" in row.keys() else 0,  # before version 5: all normal
-    )
+    # the tests' results: sqlite_results.py
+    def add_test_results(self, rows: Iterable[dict]) -> None:
+        return self.results.add_test_results(rows)
 
+    def test_results(self, *, target: Optional[str] = None, configuration: Optional[str] = None,
+                     task_id: Optional[int] = None, limit: Optional[int] = None) -> list[TestResult]:
+        return self.results.test_results(target=target, configuration=configuration, task_id=task_id, limit=limit)
 
-def _build(row: sqlite3.Row) -> Build:
-    return Build(
-        id=row["id"], request_id=row["request_id"], number=row["number"], state=BuildState(row["state"]),
-        base_commit=row["base_commit"], candidate_commit=row["candidate_commit"], started_at=row["started_at"],
-        finished_at=row["finished_at"], detail=row["detail"],
-    )
-
-
-def _stage(row: sqlite3.Row) -> Stage:
-    return Stage(
-        id=row["id"], build_id=row["build_id"], position=row["position"], name=row["name"], command=row["command"],
-        state=StageState(row["state"]), started_at=row["started_at"], finished_at=row["finished_at"],
-    )
-
-
-def _task(row: sqlite3.Row) -> Task:
-    return Task(
-        id=row["id"], stage_id=row["stage_id"], build_id=row["build_id"], configuration=row["configuration"],
-        state=TaskState(row["state"]), slot=row["slot"], pid=row["pid"], outcome=row["outcome"],
-        exit_code=row["exit_code"], log_path=row["log_path"], bep_path=row["bep_path"],
-        targets=tuple(TargetOutcome.from_dict(t) for t in json.loads(row["targets"] or "[]")),
-        detail=row["detail"], runs=row["runs"], started_at=row["started_at"], finished_at=row["finished_at"],
-    )
-
-
-def _event(row: sqlite3.Row) -> Event:
-    return Event(
-        id=row["id"], ts=row["ts"], type=row["type"], request_id=row["request_id"], build_id=row["build_id"],
-        stage_id=row["stage_id"], task_id=row["task_id"], data=json.loads(row["data"] or "{}"),
-    )
-
-
-def _release(row: sqlite3.Row) -> Release:
-    return Release(
-        id=row["id"], request_id=row["request_id"], build_id=row["build_id"], tag=row["tag"],
-        commit=row["commit_sha"], notes=row["notes"], created_at=row["created_at"],
-    )
+    def passed_on_main(self, target: str, configuration: str) -> bool:
+        return self.results.passed_on_main(target, configuration)
