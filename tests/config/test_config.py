@@ -12,13 +12,13 @@ from convoy.config import (
     DEFAULT_STAGES,
     EVENT_TYPES,
     Config,
-    PluginSpec,
     ReleaseSpec,
     StageSpec,
     default_config_text,
     load_config,
 )
 from convoy.errors import ConvoyError
+from convoy.plugins import CommandSpec, LogSpec, WebhookSpec
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -40,8 +40,7 @@ def test_the_default_text_loads_to_the_defaults(tmp_path):
 
     assert config == Config(
         path=str(path),
-        plugins=(PluginSpec(name="event-log", kind="log", events=("*",), path=".convoy/events.jsonl",
-                            replay=True),),
+        plugins=(LogSpec(name="event-log", events=("*",), path=".convoy/events.jsonl", replay=True),),
     )
     assert config.stages == DEFAULT_STAGES
     assert (config.queue_mode, config.poll_interval, config.parallelism, config.infra_retries) == ("serial", 10, 2, 2)
@@ -122,11 +121,11 @@ def test_everything_set(tmp_path):
                       per_configuration=False, timeout=90.0, check_pools=True),
         ),
         plugins=(
-            PluginSpec(name="log", kind="log", path="/var/log/convoy.jsonl"),
-            PluginSpec(name="notify", kind="command", events=("BUILD_FAIL", "REQUEST_REJECTED"),
-                       command=("scripts/notify", "--to", "ci team"), timeout=5.0),
-            PluginSpec(name="hook", kind="webhook", url="https://ci.example.com/hook",
-                       secret_env="CONVOY_HOOK_SECRET", timeout=2.0, retries=0),
+            LogSpec(name="log", path="/var/log/convoy.jsonl"),
+            CommandSpec(name="notify", events=("BUILD_FAIL", "REQUEST_REJECTED"),
+                        command=("scripts/notify", "--to", "ci team"), timeout=5.0),
+            WebhookSpec(name="hook", url="https://ci.example.com/hook",
+                        secret_env="CONVOY_HOOK_SECRET", timeout=2.0, retries=0),
         ),
     )
     assert config.stage("hw").check_pools

@@ -1,4 +1,4 @@
-"""convoy.plugins_forge: commit statuses on GitHub and GitLab.
+"""convoy.plugins.forge: commit statuses on GitHub and GitLab.
 
 Neither forge can run here (no network, and neither GitHub nor GitLab is a
 program one can start in a test), so a real HTTP server on 127.0.0.1, in a
@@ -29,12 +29,12 @@ import pytest
 from convoy import models
 from convoy.bazel import bazel_environment
 from convoy.config import parse_config
-from convoy.config_forge import STATUS_EVENTS
 from convoy.errors import ConvoyError
 from convoy.events import Dispatcher
 from convoy.models import RequestBump
 from convoy.plugins import PluginError, make_plugins
-from convoy.plugins_forge import ForgeStatusPlugin, checkout_remotes, checkout_requests
+from convoy.plugins.forge import STATUS_EVENTS, ForgeStatusPlugin, checkout_remotes, store_requests
+from convoy.store import checkout_store
 
 TOKEN = "ghp_forge-token-for-tests-0123456789"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -151,11 +151,16 @@ def _request(store, component="messages", commit=SHA, **fields) -> models.Reques
                                  **fields)
 
 
+def _opener(checkout: Path):
+    """What convoy process gives make_plugins: the checkout's store, opened read-only."""
+    return lambda: checkout_store(checkout, create=False, readonly=True)
+
+
 def _plugin(checkout: Path, forge: Forge, kind: str = "github", **kwargs) -> ForgeStatusPlugin:
     api = f"{forge.base}/api/v4" if kind == "gitlab" else forge.base
     settings = dict(forge=kind, api_url=api, host="gitlab.example.com" if kind == "gitlab" else "github.com",
                     token_env="CONVOY_FORGE_TOKEN", link_base=LINK, timeout=5, retries=2,
-                    requests=checkout_requests(checkout), remotes=checkout_remotes(checkout))
+                    requests=store_requests(_opener(checkout)), remotes=checkout_remotes(checkout))
     settings.update(kwargs)
     return ForgeStatusPlugin("status", ["*"], **settings)
 
@@ -181,7 +186,7 @@ def test_github_pending_then_success_through_convoys_dispatch(checkout, store, f
     text = ("plugins:\n  - {name: status, type: forge-status, forge: github, api_url: '%s', host: github.com,\n"
             "     token_env: CONVOY_FORGE_TOKEN, link_base: '%s/', context: convoy/integration}\n"
             % (forge.base, LINK))
-    (plugin,) = make_plugins(parse_config(text, "convoy.yaml").plugins, checkout)
+    (plugin,) = make_plugins(parse_config(text, "convoy.yaml").plugins, checkout, open_store=_opener(checkout))
     request = _request(store)
     dispatcher = Dispatcher(store, [plugin]).start()
     store.on_commit(dispatcher.notify)
@@ -362,7 +367,7 @@ def test_config_defaults_and_the_token_is_withheld_from_bazel():
     config = parse_config("plugins:\n  - {name: status, type: forge-status, forge: gitlab, "
                           "token_env: CONVOY_FORGE_TOKEN}\n", "convoy.yaml")
     (spec,) = config.plugins
-    assert (spec.kind, spec.forge, spec.url, spec.host, spec.secret_env, spec.context, spec.link_base) == (
+    assert (spec.kind, spec.forge, spec.api_url, spec.host, spec.token_env, spec.context, spec.link_base) == (
         "forge-status", "gitlab", "https://gitlab.com/api/v4", "gitlab.com", "CONVOY_FORGE_TOKEN",
         "convoy/integration", None)
     assert spec.events == STATUS_EVENTS
@@ -372,7 +377,7 @@ def test_config_defaults_and_the_token_is_withheld_from_bazel():
     assert "CONVOY_FORGE_TOKEN" not in environment and environment["PATH"] == "/bin"
     github = parse_config("plugins:\n  - {name: s, type: forge-status, forge: github, token_env: T, "
                           "api_url: 'https://ghe.example.com/api/v3/'}\n", "convoy.yaml").plugins[0]
-    assert (github.url, github.host) == ("https://ghe.example.com/api/v3", "ghe.example.com")
+    assert (github.api_url, github.host) == ("https://ghe.example.com/api/v3", "ghe.example.com")
     assert parse_config("plugins:\n  - {name: s, type: forge-status, forge: github, token_env: T}\n",
                         "convoy.yaml").plugins[0].host == "github.com"
 

@@ -17,13 +17,15 @@ from typing import Iterator
 
 import pytest
 
-from convoy.config import PluginSpec
 from convoy.plugins import (
     CommandPlugin,
+    CommandSpec,
     LogPlugin,
+    LogSpec,
     Plugin,
     PluginError,
     WebhookPlugin,
+    WebhookSpec,
     make_plugins,
     sign,
     verify,
@@ -315,10 +317,10 @@ def test_wants():
 
 def test_make_plugins(tmp_path):
     specs = [
-        PluginSpec(name="log", kind="log", path=".convoy/events.jsonl"),
-        PluginSpec(name="abs", kind="log", path=str(tmp_path / "abs.jsonl"), events=("BUILD_FAIL",)),
-        PluginSpec(name="cmd", kind="command", command=("scripts/notify", "--x"), timeout=3),
-        PluginSpec(name="hook", kind="webhook", url="https://x/h", secret_env="S", timeout=4, retries=1),
+        LogSpec(name="log", path=".convoy/events.jsonl"),
+        LogSpec(name="abs", path=str(tmp_path / "abs.jsonl"), events=("BUILD_FAIL",)),
+        CommandSpec(name="cmd", command=("scripts/notify", "--x"), timeout=3),
+        WebhookSpec(name="hook", url="https://x/h", secret_env="S", timeout=4, retries=1),
     ]
 
     log, absolute, cmd, hook = make_plugins(specs, tmp_path / "repo")
@@ -334,7 +336,7 @@ def test_make_plugins(tmp_path):
 
 def test_a_relative_command_runs_from_the_repository_root(tmp_path):
     _script(tmp_path, "notify", "import sys, pathlib\npathlib.Path('got.json').write_bytes(sys.stdin.buffer.read())\n")
-    (plugin,) = make_plugins([PluginSpec(name="cmd", kind="command", command=("./notify",))], tmp_path)
+    (plugin,) = make_plugins([CommandSpec(name="cmd", command=("./notify",))], tmp_path)
     plugin.deliver(EVENT)
     assert json.loads((tmp_path / "got.json").read_text()) == EVENT
 

@@ -24,10 +24,10 @@ from typing import Iterator
 import pytest
 
 from convoy import models
-from convoy.config import PluginSpec, parse_config
+from convoy.config import parse_config
 from convoy.errors import ConvoyError
 from convoy.events import Dispatcher, describe
-from convoy.plugins import CommandPlugin, LogPlugin, PluginError, WebhookPlugin, make_plugins
+from convoy.plugins import CommandPlugin, CommandSpec, LogPlugin, PluginError, WebhookPlugin, WebhookSpec, make_plugins
 
 SECRET = "hook-secret-for-tests"
 EVENT = {"id": 7, "ts": "t", "type": "BUILD_FAIL", "request_id": 1, "build_id": None, "stage_id": None,
@@ -253,8 +253,8 @@ def test_a_command_plugin_gets_no_other_plugins_secret(tmp_path, monkeypatch):
                       "open('env.json', 'w').write(json.dumps(dict(os.environ)))\n")
     script.chmod(0o755)
     specs = [
-        PluginSpec(name="hook", kind="webhook", url="https://ci.example.com/h", secret_env="CONVOY_HOOK_SECRET"),
-        PluginSpec(name="notify", kind="command", command=(str(script),)),
+        WebhookSpec(name="hook", url="https://ci.example.com/h", secret_env="CONVOY_HOOK_SECRET"),
+        CommandSpec(name="notify", command=(str(script),)),
     ]
     command = make_plugins(specs, tmp_path)[1]
     assert isinstance(command, CommandPlugin)

@@ -1,8 +1,7 @@
 """The value types of convoy.yaml, each checked with its line and a fix.
 
-    class _ConfigChecker(ValueChecker):     # convoy.config's checker
-        ...
-        parallelism = self.number(document, "parallelism", "", 2, minimum=1, integer=True, above=False)
+    values = ValueChecker("convoy.yaml")   # one per file: it collects the problems
+    parallelism = values.number(document, "parallelism", "", 2, minimum=1, integer=True, above=False)
 
 `ValueChecker` is the generic checker of convoy.yamlcheck (duplicate and
 unknown keys, mappings, strings) plus what convoy.yaml's values are:
@@ -11,7 +10,10 @@ bounded finite numbers, booleans, lists of non-empty strings, Bazel flags
 pattern, optional sections, and lists of mappings named by a unique
 `name`. A wrong value is reported and the check returns what the
 caller goes on with (the default, or None), so that every other mistake
-is found too. convoy.config walks the document with these.
+is found too. convoy.config walks the document with one ValueChecker,
+which it gives each section's checker (convoy.config_stage,
+config_plugins and the plugin kinds' checkers, config_release,
+config_serve, config_flaky).
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@
 (convoy.manifest's `load_manifest` and `parse_manifest` do just that.) The
 checker walks the round-trip document (convoy.yamlcheck), collects
 (line, message) problems and builds the dataclasses of
-convoy.manifest_model from what is valid. It is one class made of the
-sections it checks:
+convoy.manifest_model from what is valid. Each section is checked by its
+own object, which reports to the one checker:
 
-    _ManifestValues    versions and names, which both sections check
+    ManifestValues     the problems and the value checks every section makes (versions, names)
     _Components        `components:`: each one's source, version and where it comes from
     _Configurations    `configurations:` (members and pins) and `default_configuration`
-    ManifestChecker    the document: its keys, `schema_version`, `release`, and the
-                       paths of local components with every version they are resolved with
+    ManifestChecker    a ManifestValues: the document, its keys, `schema_version`, `release`,
+                       and the paths of local components with every version they are resolved with
 
 The schema's keys, sources and reserved names are here; the rules of
 version strings and tag formats are convoy.versions'.
@@ -72,7 +72,7 @@ def _unknown_component(name: object, known: Mapping[str, Any]) -> str:
     return f"unknown component '{name}' (known: {', '.join(sorted(known))})"
 
 
-class _ManifestValues(Checker):
+class ManifestValues(Checker):
     """The value checks that both sections of the manifest make."""
 
     EXAMPLES = _EXAMPLES
@@ -94,14 +94,17 @@ class _ManifestValues(Checker):
 
 
 
-class _Components(_ManifestValues):
-    """The `components:` section."""
+class _Components:
+    """The `components:` section, checked with the manifest's `checker`."""
+
+    def __init__(self, checker: ManifestValues) -> None:
+        self.checker = checker
 
     def components(self, document: Mapping) -> Optional[dict[str, Optional[Component]]]:
         """Every declared name -> its Component, or None if it is invalid (the
         name still counts, so that configurations using it get no second
         error). None if there is no valid `components` mapping at all."""
-        components = self.mapping(document, "components", "", missing_at=1)
+        components = self.checker.mapping(document, "components", "", missing_at=1)
         if components is None:
             return None
         result: dict[str, Optional[Component]] = {}
@@ -111,33 +114,34 @@ class _Components(_ManifestValues):
 
     def named_component(self, name: object, spec: Any, line: int) -> Optional[Component]:
         """The component declared as `name` at `line`, its name checked too."""
-        self.name(name, line, "components", "component", _COMPONENT_NAME, _COMPONENT_NAME_RULE)
+        self.checker.name(name, line, "components", "component", _COMPONENT_NAME, _COMPONENT_NAME_RULE)
         return self.component(str(name), spec, line)
 
     def component(self, name: str, spec: Any, line: int) -> Optional[Component]:
         where = f"components.{name}"
         if not isinstance(spec, Mapping):
-            self.problem(
+            self.checker.problem(
                 line, where, f"must be a mapping, not {kind_of(spec)}",
                 "give it source:, version: and where it comes from",
             )
             return None
-        errors = len(self.problems)
-        source = self.string(spec, "source", where, missing_at=line)
+        errors = len(self.checker.problems)
+        source = self.checker.string(spec, "source", where, missing_at=line)
         if source is not None and source not in SOURCES:
-            self.problem(
+            self.checker.problem(
                 key_line(spec, "source"), f"{where}.source",
                 f"unknown source '{source}' (expected: {', '.join(SOURCES)})", "fix it",
             )
             source = None
-        self.unknown_keys(spec, where, _SOURCE_KEYS[source] if source else _ALL_COMPONENT_KEYS)
-        version = self.version(spec, "version", where, line)
+        self.checker.unknown_keys(spec, where, _SOURCE_KEYS[source] if source else _ALL_COMPONENT_KEYS)
+        version = self.checker.version(spec, "version", where, line)
         values = {}
         if source is not None:
             for key in _SOURCE_KEYS[source][2:]:
-                values[key] = self.string(spec, key, where, line if key == _REQUIRED_BY_SOURCE[source] else None)
+                required_at = line if key == _REQUIRED_BY_SOURCE[source] else None
+                values[key] = self.checker.string(spec, key, where, required_at)
             self.source_values(spec, where, values)
-        if len(self.problems) > errors:
+        if len(self.checker.problems) > errors:
             return None
         key_lines = MappingProxyType({str(k): key_line(spec, k) for k in spec})
         return Component(name=name, source=source, version=version, line=line, key_lines=key_lines, **values)
@@ -153,7 +157,8 @@ class _Components(_ManifestValues):
         for key, valid, what, fix in checks:
             value = values.get(key)
             if value is not None and not valid(value):
-                self.problem(key_line(spec, key), dotted(where, key), f"'{untrusted.printable(value)}' {what}", fix)
+                self.checker.problem(key_line(spec, key), dotted(where, key), f"'{untrusted.printable(value)}' {what}",
+                                     fix)
         for key, problem_of, fix in (
             ("remote", untrusted.remote_problem, "write an absolute path or a URL (https://, ssh://, git://, file://)"),
             ("url", untrusted.url_problem, "fix it"),
@@ -161,32 +166,37 @@ class _Components(_ManifestValues):
             value = values.get(key)
             problem = problem_of(value) if value is not None else None
             if problem:
-                self.problem(key_line(spec, key), dotted(where, key), f"'{untrusted.printable(value)}' {problem}", fix)
+                self.checker.problem(key_line(spec, key), dotted(where, key),
+                                     f"'{untrusted.printable(value)}' {problem}", fix)
         if values.get("sha256"):
             values["sha256"] = values["sha256"].lower()
 
 
 
-class _Configurations(_ManifestValues):
-    """The `configurations:` section and `default_configuration`."""
+class _Configurations:
+    """The `configurations:` section and `default_configuration`, checked with the manifest's `checker`."""
+
+    def __init__(self, checker: ManifestValues) -> None:
+        self.checker = checker
 
     def configurations(
         self, document: Mapping, known: Optional[Mapping[str, Any]]
     ) -> dict[str, Optional[Configuration]]:
         """Every declared name -> its Configuration, or None if it is invalid.
         `known` holds the component names (None: there are none to check)."""
-        configurations = self.mapping(document, "configurations", "", missing_at=1)
+        configurations = self.checker.mapping(document, "configurations", "", missing_at=1)
         if configurations is None:
             return {}
         if not configurations:
-            self.problem(
+            self.checker.problem(
                 key_line(document, "configurations"), "configurations", "must name at least one configuration",
                 "add one, e.g. default: {components: [<component>, ...]}",
             )
         result = {}
         for name, spec in configurations.items():
             line = key_line(configurations, name)
-            self.name(name, line, "configurations", "configuration", _CONFIGURATION_NAME, _CONFIGURATION_NAME_RULE)
+            self.checker.name(name, line, "configurations", "configuration", _CONFIGURATION_NAME,
+                              _CONFIGURATION_NAME_RULE)
             result[str(name)] = self.configuration(str(name), spec, line, known)
         return result
 
@@ -195,15 +205,15 @@ class _Configurations(_ManifestValues):
     ) -> Optional[Configuration]:
         where = f"configurations.{name}"
         if not isinstance(spec, Mapping):
-            self.problem(
+            self.checker.problem(
                 line, where, f"must be a mapping, not {kind_of(spec)}", "write it like: components: [<component>, ...]"
             )
             return None
-        errors = len(self.problems)
-        self.unknown_keys(spec, where, _CONFIGURATION_KEYS)
+        errors = len(self.checker.problems)
+        self.checker.unknown_keys(spec, where, _CONFIGURATION_KEYS)
         members = self.members(spec, where, line, known)
         pins, pin_lines = self.pins(spec, where, members, known)
-        if len(self.problems) > errors:
+        if len(self.checker.problems) > errors:
             return None
         return Configuration(
             name=name, components=tuple(members), pins=MappingProxyType(pins), line=line,
@@ -215,34 +225,36 @@ class _Configurations(_ManifestValues):
     ) -> Optional[list[str]]:
         """The configuration's component names; None if there is no valid list."""
         if "components" not in spec:
-            self.problem(
+            self.checker.problem(
                 line, where, "missing required key 'components'", "add it, e.g. components: [<component>, ...]"
             )
             return None
         items = spec["components"]
         where = f"{where}.components"
         if not isinstance(items, list):
-            self.problem(
+            self.checker.problem(
                 key_line(spec, "components"), where, f"must be a list, not {kind_of(items)}",
                 "write it like components: [a, b]",
             )
             return None
         if not items:
-            self.problem(
+            self.checker.problem(
                 key_line(spec, "components"), where, "must list at least one component",
                 "add the components of this configuration",
             )
         members: dict[str, None] = {}  # in order; a dict, to find one listed twice at once
-        for index, item in enumerate(items):
-            item_line = items.lc.item(index)[0] + 1
+        positions = items.lc  # read once: a property (CommentedSeq's own iteration is slow too)
+        for index, item in enumerate(list.__iter__(items)):
+            item_line = positions.item(index)[0] + 1
             if not isinstance(item, str):
-                self.problem(item_line, where, f"items must be component names, not {kind_of(item)}", "write a name")
+                self.checker.problem(item_line, where, f"items must be component names, not {kind_of(item)}",
+                                     "write a name")
             elif known is not None and item not in known:
-                self.problem(
+                self.checker.problem(
                     item_line, where, _unknown_component(item, known), "fix the name or declare it under components:"
                 )
             elif item in members:
-                self.problem(item_line, where, f"'{item}' is listed twice", "remove one")
+                self.checker.problem(item_line, where, f"'{item}' is listed twice", "remove one")
             else:
                 members[item] = None
         return list(members)
@@ -251,7 +263,7 @@ class _Configurations(_ManifestValues):
         self, spec: Mapping, where: str, members: Optional[list[str]], known: Optional[Mapping[str, Any]]
     ) -> tuple[dict[str, str], dict[str, int]]:
         """{component: version} and {component: line} of the configuration's pins."""
-        pins_spec = self.mapping(spec, "pins", where)
+        pins_spec = self.checker.mapping(spec, "pins", where)
         if pins_spec is None:
             return {}, {}
         pins_where = f"{where}.pins"
@@ -260,22 +272,23 @@ class _Configurations(_ManifestValues):
         for name in pins_spec:
             line = key_line(pins_spec, name)
             if known is not None and name not in known:
-                self.problem(line, pins_where, _unknown_component(name, known), "fix the name or remove the pin")
+                self.checker.problem(line, pins_where, _unknown_component(name, known),
+                                     "fix the name or remove the pin")
             elif members is not None and name not in members:
-                self.problem(
+                self.checker.problem(
                     line, pins_where, f"'{name}' is not in this configuration's components",
                     f"add it to {where}.components or remove the pin",
                 )
-            version = self.version(pins_spec, name, pins_where, line)
+            version = self.checker.version(pins_spec, name, pins_where, line)
             if version is not None:
                 pins[str(name)] = version
                 pin_lines[str(name)] = line
         return pins, pin_lines
 
     def default_configuration(self, document: Mapping, configurations: Mapping[str, Any]) -> str:
-        default = self.string(document, "default_configuration", "", missing_at=1)
+        default = self.checker.string(document, "default_configuration", "", missing_at=1)
         if default is not None and configurations and default not in configurations:
-            self.problem(
+            self.checker.problem(
                 key_line(document, "default_configuration"), "default_configuration",
                 f"'{default}' is not a configuration (expected one of: {', '.join(sorted(configurations))})",
                 "fix it or add that configuration",
@@ -284,9 +297,26 @@ class _Configurations(_ManifestValues):
 
 
 
-class ManifestChecker(_Components, _Configurations):
+class ManifestChecker(ManifestValues):
     """Walks the parsed manifest, collecting (line, message) problems and
-    building the dataclasses from what is valid."""
+    building the dataclasses from what is valid; its sections are checked
+    by `_Components` and `_Configurations`, with this checker's values."""
+
+    def __init__(self, shown: str) -> None:
+        super().__init__(shown)
+        self._components = _Components(self)
+        self._configurations = _Configurations(self)
+
+    def named_component(self, name: object, spec: Any, line: int) -> Optional[Component]:
+        """The component declared as `name` at `line`, its name checked too."""
+        return self._components.named_component(name, spec, line)
+
+    def configurations(
+        self, document: Mapping, known: Optional[Mapping[str, Any]]
+    ) -> dict[str, Optional[Configuration]]:
+        """Every declared name -> its Configuration, or None if it is invalid
+        (`known`: the component names; None: there are none to check)."""
+        return self._configurations.configurations(document, known)
 
     # -- the document -----------------------------------------------------
 
@@ -298,9 +328,9 @@ class ManifestChecker(_Components, _Configurations):
         self.unknown_keys(document, "", _TOP_KEYS)
         self.schema_version(document)
         tag_format = self.release(document)
-        components = self.components(document)
+        components = self._components.components(document)
         configurations = self.configurations(document, components)
-        default = self.default_configuration(document, configurations)
+        default = self._configurations.default_configuration(document, configurations)
         self.local_paths(components or {}, configurations)
         if self.problems:
             return None

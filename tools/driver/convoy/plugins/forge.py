@@ -1,4 +1,4 @@
-"""The `forge-status` plugin: a request's progress as a commit status on its component's forge.
+"""The `forge-status` plugin kind: a request's progress as a commit status on its component's forge.
 
 A component's CI asks for integration of commit C; this plugin shows the
 answer where its developers look, on commit C in the component's
@@ -18,7 +18,8 @@ under one context (`convoy/integration` unless configured):
     REQUEST_ERROR       error   / failed           error after 3 attempts: <the reason>
 
 The event names only its request; the plugin reads the request from the
-checkout's store (read-only, like `convoy show`) and each bumped
+checkout's store (read-only, like `convoy show`: make_plugins's
+`open_store`, given by `convoy process`) and each bumped
 component's `remote` from manifests/manifest.yaml. A group request sets a
 status on the commit of each of its bumps. A bump is skipped, with one log
 line per component and reason, when its component has no git remote (an
@@ -38,11 +39,32 @@ Enterprise's https://<host>/api/v3, https://gitlab.com/api/v4, ...):
 
 The token is read from the variable `token_env` names at each delivery and
 sent only in that header: it is never in a URL, an event or a message (an
-answer that quotes it is shown with ***). The POST is convoy.plugins'
+answer that quotes it is shown with ***). The POST is convoy.plugins.base's
 `post`: the webhooks' budget, backoff and watchdog; an answer 4xx other
 than 408 and 429 (bad credentials, no such repository or commit) is not
 retried. A failure is a PluginError, so a PLUGIN_ERROR event, and the
 queue goes on.
+
+In convoy.yaml:
+    plugins:
+      - name: status
+        type: forge-status
+        forge: github                          # github or gitlab
+        api_url: https://api.github.com        # default per forge (GitHub Enterprise: https://<host>/api/v3)
+        host: github.com                       # the host of the component remotes it reports on
+        token_env: CONVOY_FORGE_TOKEN          # the variable holding the token, never the token
+        link_base: https://convoy.example.com  # target_url: <link_base>/requests/<id> (none if unset)
+        context: convoy/integration            # GitHub's context, GitLab's name
+        events: [REQUEST_QUEUED, BUILD_START, MANIFEST_UPDATED, REQUEST_REJECTED]   # default: STATUS_EVENTS
+        timeout: 10                            # one delivery, retries included
+        retries: 3
+
+`host` defaults to the API's host without a leading `api.` (api.github.com
+-> github.com, gitlab.example.com -> gitlab.example.com). `token_env` is
+one of the spec's `secrets`, so that Config.secret_env withholds it from
+Bazel and from command plugins like a webhook's secret. `events` may
+name only the events in STATUS_EVENTS ("*": all of them); the table above
+says which state each one reports.
 """
 
 from __future__ import annotations
@@ -50,21 +72,128 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from convoy import models
-from convoy.config_forge import DEFAULT_API_URLS, DEFAULT_CONTEXT, STATUS_EVENTS, default_host
+from convoy.config_values import ENV_NAME, line_of_item
 from convoy.errors import ConvoyError
 from convoy.models import Request, RequestBump
-from convoy.plugins import Answer, Plugin, PluginError, post
-from convoy.serve.repos import normal_repository
-from convoy.untrusted import printable
+from convoy.plugins.base import Answer, Plugin, PluginError, post
+from convoy.plugins.registry import REPLAY, RETRIES, TIMEOUT, Key, PluginContext, PluginKind, PluginSpec, read
+from convoy.untrusted import WEBHOOK_SCHEMES, printable, redact_userinfo, url_problem
+from convoy.yamlcheck import key_line
 
 log = logging.getLogger("convoy.plugins.forge")
+
+FORGES = ("github", "gitlab")
+DEFAULT_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+DEFAULT_CONTEXT = "convoy/integration"
+# The events that report a commit status (the default `events:`), in a request's order.
+STATUS_EVENTS = (
+    models.REQUEST_QUEUED, models.BUILD_START, models.REQUEST_REQUEUED, models.MANIFEST_UPDATED,
+    models.RELEASE_TAGGED, models.REQUEST_REJECTED, models.REQUEST_SUPERSEDED, models.REQUEST_CANCELLED,
+    models.REQUEST_ERROR,
+)
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+_CONTEXT_MAX = 100
+
+
+def default_host(api_url: str) -> str:
+    """The host of the remotes a forge's API serves: the API's host without `api.`."""
+    host = (urllib.parse.urlsplit(api_url).hostname or "").lower()
+    return host[len("api."):] if host.startswith("api.") and host.count(".") >= 2 else host
+
+
+@dataclass(frozen=True)
+class ForgeStatusSpec(PluginSpec):
+    """A checked `forge-status` entry (see the module docstring); `api_url`
+    and `host` are filled in from `forge` when not set."""
+
+    kind: ClassVar[str] = "forge-status"
+
+    forge: str = "github"
+    api_url: Optional[str] = None
+    host: Optional[str] = None
+    token_env: str = ""
+    link_base: Optional[str] = None
+    context: str = DEFAULT_CONTEXT
+    retries: int = 3
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token_env,) if self.token_env else ()
+
+
+_FORGE = Key("forge", required=True, example="github")
+_API_URL = Key("api_url", example="https://api.github.com")
+_HOST_KEY = Key("host", example="github.com")
+_TOKEN_ENV = Key("token_env", required=True, example="CONVOY_FORGE_TOKEN")
+_LINK_BASE = Key("link_base", example="https://convoy.example.com")
+_CONTEXT = Key("context", example=DEFAULT_CONTEXT)
+
+
+def _check(checker: Any, spec: Mapping, where: str, line: int) -> dict[str, Any]:
+    """The forge-status settings of the plugin `spec` (ForgeStatusSpec's
+    fields), its problems reported to `checker` (a convoy.config_values.ValueChecker)."""
+    forge = read(checker, spec, where, line, _FORGE)
+    if forge is not None and forge not in FORGES:
+        checker.problem(key_line(spec, "forge"), f"{where}.forge",
+                        f"unknown forge '{printable(forge)}' (expected: {', '.join(FORGES)})",
+                        "write forge: github or forge: gitlab")
+        forge = None
+    api_url = read(checker, spec, where, line, _API_URL)
+    if api_url is None and forge is not None:
+        api_url = DEFAULT_API_URLS[forge]
+    elif api_url is not None:
+        api_url = _url(checker, spec, "api_url", where, api_url, DEFAULT_API_URLS.get(forge or "github", ""))
+    host = read(checker, spec, where, line, _HOST_KEY)
+    if host is not None and not _HOST.fullmatch(host):
+        checker.problem(key_line(spec, "host"), f"{where}.host", f"'{printable(host)}' is not a host name",
+                        "write the host of the component remotes, like host: github.com")
+        host = None
+    token_env = read(checker, spec, where, line, _TOKEN_ENV)
+    if token_env is not None and not ENV_NAME.fullmatch(token_env):
+        checker.problem(key_line(spec, "token_env"), f"{where}.token_env",
+                        f"'{printable(token_env)}' is not an environment variable name",
+                        "write a name like token_env: CONVOY_FORGE_TOKEN (the variable, not the token)")
+    link_base = read(checker, spec, where, line, _LINK_BASE)
+    if link_base is not None:
+        link_base = _url(checker, spec, "link_base", where, link_base, "https://convoy.example.com")
+    context = read(checker, spec, where, line, _CONTEXT) or DEFAULT_CONTEXT
+    if not context.isprintable() or context != context.strip() or len(context) > _CONTEXT_MAX:
+        checker.problem(key_line(spec, "context"), f"{where}.context",
+                        f"'{printable(context)[:120]}' must be at most {_CONTEXT_MAX} printable characters "
+                        "without surrounding spaces", f"write it like context: {DEFAULT_CONTEXT}")
+    events = spec.get("events")
+    for index, name in enumerate(events if isinstance(events, list) else ()):
+        if isinstance(name, str) and name in models.EVENT_TYPES and name not in STATUS_EVENTS:
+            checker.problem(line_of_item(events, index, key_line(spec, "events")), f"{where}.events",
+                            f"'{name}' sets no commit status (forge-status reports: {', '.join(STATUS_EVENTS)})",
+                            "remove it, or leave events: out for all of them")
+    return {
+        "forge": forge, "api_url": api_url, "host": host or (default_host(api_url) if api_url else None),
+        "token_env": token_env, "link_base": link_base, "context": context,
+        "retries": read(checker, spec, where, line, RETRIES),
+    }
+
+
+def _url(checker: Any, spec: Mapping, key: str, where: str, url: str, example: str) -> Optional[str]:
+    problem = url_problem(url, WEBHOOK_SCHEMES)
+    if problem is None and "@" in urllib.parse.urlsplit(url).netloc:
+        problem = "holds credentials (the token comes from token_env)"
+    if problem is None and (urllib.parse.urlsplit(url).query or urllib.parse.urlsplit(url).fragment):
+        problem = "has a query or fragment"
+    if problem:
+        checker.problem(key_line(spec, key), f"{where}.{key}", f"'{printable(redact_userinfo(url))}' {problem}",
+                        f"write it like {key}: {example}")
+        return None
+    return url.rstrip("/")
+
 
 MAX_DESCRIPTION = 140  # GitHub refuses a longer one (GitLab's limit is 255)
 _MESSAGE_LIMIT = 200
@@ -125,8 +254,9 @@ class ForgeStatusPlugin(Plugin):
 
     `requests(id)` gives a request (None: there is none) and `remotes()`
     each component's git remote (None: not a git source); make_plugins
-    reads them from the checkout's store and manifest. `api_url` and
-    `host` default as in convoy.config_forge.
+    reads them from the store its `open_store` opens and the checkout's
+    manifest. `api_url` and
+    `host` default as in `_check`.
     """
 
     def __init__(self, name: str, events: Sequence[str], *, forge: str, api_url: Optional[str],
@@ -188,6 +318,8 @@ class ForgeStatusPlugin(Plugin):
         remote = remotes[bump.component]
         if not remote:
             return self._skip(bump.component, "it has no git remote (an archive or local source)")
+        from convoy.serve.repos import normal_repository  # (a remote's host/path; serve/ holds it, above)
+
         host, _, path = (normal_repository(remote) or "").partition("/")
         if host != self.host or not path:
             return self._skip(bump.component, f"its remote is not on {self.host}")
@@ -255,13 +387,13 @@ def _message(body: bytes) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
 
 
-def checkout_requests(root: Path) -> Callable[[int], Optional[Request]]:
-    """A request of the checkout `root`, read from its store (read-only)."""
-    from convoy.store import checkout_store
+def store_requests(open_store: Callable[[], Any]) -> Callable[[int], Optional[Request]]:
+    """A request by id, read from the store `open_store()` opens (a
+    context manager; the checkout's store, read-only) at each call."""
 
     def request(request_id: int) -> Optional[Request]:
         try:
-            with checkout_store(root, create=False, readonly=True) as store, store.read() as tx:
+            with open_store() as store, store.read() as tx:
                 return tx.request(request_id)
         except ConvoyError as e:
             raise PluginError(str(e).splitlines()[0]) from None
@@ -279,3 +411,18 @@ def checkout_remotes(root: Path) -> Callable[[], Mapping[str, Optional[str]]]:
             raise PluginError(str(e).splitlines()[0]) from None
         return {name: c.remote if c.source == "git" else None for name, c in manifest.components.items()}
     return remotes
+
+
+def _build(spec: ForgeStatusSpec, context: PluginContext) -> ForgeStatusPlugin:
+    if context.open_store is None:
+        raise ValueError("a forge-status plugin reads requests from the store: give make_plugins open_store")
+    return ForgeStatusPlugin(
+        spec.name, spec.events, forge=spec.forge, api_url=spec.api_url, host=spec.host, token_env=spec.token_env,
+        link_base=spec.link_base, context=spec.context, timeout=spec.timeout, retries=spec.retries,
+        replay=spec.replay, requests=store_requests(context.open_store), remotes=checkout_remotes(context.root))
+
+
+KIND = PluginKind(
+    name="forge-status", keys=(_FORGE, _API_URL, _HOST_KEY, _TOKEN_ENV, _LINK_BASE, _CONTEXT, TIMEOUT, RETRIES, REPLAY),
+    spec=ForgeStatusSpec, factory=_build, check=_check, events=STATUS_EVENTS, position=40,
+)
