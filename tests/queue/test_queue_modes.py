@@ -12,7 +12,7 @@ from convoy.config import parse_config
 from convoy.errors import ConvoyError
 from convoy.models import RequestState
 from convoy.queue import MODES, QueueContext, open_queue
-from convoy.queue.serial import SerialQueue
+from convoy.queue.window import WindowQueue
 
 
 def queue(store, component):
@@ -25,7 +25,7 @@ def test_the_serial_mode_takes_the_oldest_queued_request(store, tmp_path):
     with store.transaction() as tx:
         tx.update_request(first.id, state=RequestState.TESTING)
     manager = open_queue(QueueContext(tmp_path, parse_config("", str(tmp_path / "convoy.yaml")), store))
-    assert isinstance(manager, SerialQueue) and manager.mode == "serial"
+    assert isinstance(manager, WindowQueue) and manager.mode == "serial"  # serial is a policy of the one executor
     with store.read() as tx:
         assert manager.next_request(tx).id == second.id
 

@@ -6,8 +6,10 @@
     report.merges_per_hour, report.hardware_runs_per_merge, report.green_violations
 
 The scheduler's decisions are the ones `convoy process` takes
-(`Scheduler.take` and `Scheduler.plan`, the same class); only the executor
-is simulated. Making a candidate takes no time; a stage run takes its
+(`Scheduler.take` and `Scheduler.plan`, the same class, with the same
+`Policy.of(mode)` from convoy.modes: the serial mode is that scheduler
+with a window of 1 in `convoy process` too); only the executor is
+simulated. Making a candidate takes no time; a stage run takes its
 stage's seconds (±10%, from the seeded random generator); a stage with a
 pool holds one rig of it for the run. A request "breaks" (with probability
 `failure_rate`) one stage, chosen at random, and any candidate that holds it

@@ -17,11 +17,11 @@ import os
 from typing import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
+from convoy import modes
 from convoy.fsutil import atomic_write
 
 WIDTH, PANEL_HEIGHT = 760, 220
 LEFT, RIGHT, TOP, GAP, BOTTOM = 64, 150, 48, 56, 48
-COLOURS = {"serial": "#d62728", "speculative": "#1f77b4", "batch": "#2ca02c"}
 SPARE_COLOURS = ("#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 PANELS = (("queue length", 1), ("rigs in use", 2))  # title, index of the value in a timeline point
 
@@ -117,7 +117,8 @@ def _legend(reports: Sequence) -> list[str]:
 
 
 def _colour(mode: str, n: int) -> str:
-    return COLOURS.get(mode) or SPARE_COLOURS[n % len(SPARE_COLOURS)]
+    known = modes.MODES.get(mode)
+    return (known.colour if known else "") or SPARE_COLOURS[n % len(SPARE_COLOURS)]
 
 
 def _ticks(peak: float, *, integer: bool = False) -> list[float]:

@@ -6,43 +6,46 @@
 
 | module | what it holds |
 | --- | --- |
-| `base.py` | `QueueManager`: the loop every mode shares (claim, resume, step, errors) |
+| `base.py` | `QueueManager`: what every queue shares (lease, progress lines, resume, tries, a bug's request) |
 | `phases.py` | `Steps`: candidate, build, merge and tag of one request; `QueueContext` |
-| `serial.py` | `SerialQueue`: one at a time, oldest first, on the branch tip |
-| `chain.py` | `Scheduler`: the window's decisions (speculative, batch; also what `convoy simulate` runs) |
-| `window.py` | `WindowQueue`: the speculative and batch modes, carrying out the scheduler's decisions |
+| `chain.py` | `Scheduler`, `Policy`: the window's decisions (every mode; also what `convoy simulate` runs) |
+| `window.py` | `WindowQueue`: every mode, carrying out the scheduler's decisions |
+| `window_reports.py` | `JobReports`: what the jobs report, cancels, promotes (held by `WindowQueue`) |
+| `window_outcomes.py` | `Outcomes`: merge, reject, split (held by `WindowQueue`) |
+| `window_record.py` | `ChainRecord`: the chain in the store, resumed by the next process (held by `WindowQueue`) |
+| `window_rigs.py` | `RigCount`: each pool's rigs, what is needed and free (held by `WindowQueue`) |
 | `jobs.py` | `Job`: one candidate's build in its own lane and thread; the slots the lanes share |
+| `rigs.py` | `StagePools`: the rigs a candidate's rig stage needs, asked once at its gate |
 | `lock.py` | `ProcessLock` (one driver per checkout) and the store's `Lease` |
 | `tries.py` | `TryRunner`: the tries (`convoy try`) in what the queue leaves free, yielding to any request |
 
-A mode is a `QueueManager` subclass registered in `MODES`; nothing outside this package knows which
-mode runs. convoy.yaml's `queue.mode` is checked against the same names.
+A mode is a class of convoy.modes (its name, capabilities and `chain.Policy`
+numbers); every mode runs as a policy of the one scheduler in `WindowQueue`,
+so the serial mode (window 1, batch 1, never preempted) is the code
+`convoy simulate` measures. convoy.yaml's `queue.mode` is checked against
+the same registry.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+from convoy import modes
 from convoy.errors import ConvoyError
 from convoy.queue.base import QueueManager
 from convoy.queue.lock import ProcessLock
 from convoy.queue.phases import QueueContext, StuckError
-from convoy.queue.serial import SerialQueue
 from convoy.queue.window import WindowQueue
 
-MODES: dict[str, type[QueueManager]] = {"serial": SerialQueue, "speculative": WindowQueue, "batch": WindowQueue}
+MODES = modes.MODES  # name -> convoy.modes.Mode: each runs in WindowQueue
 
-__all__ = ["MODES", "ProcessLock", "QueueContext", "QueueManager", "StuckError", "open_queue"]
+__all__ = ["MODES", "ProcessLock", "QueueContext", "QueueManager", "StuckError", "WindowQueue", "open_queue"]
 
 
 def open_queue(ctx: QueueContext, *, plugins: Optional[list] = None) -> QueueManager:
-    """The queue of `ctx.config.queue_mode`."""
+    """The queue of `ctx.config.queue_mode`: the one scheduler with that mode's policy."""
     mode = ctx.config.queue_mode
-    try:
-        manager = MODES[mode]
-    except KeyError:
-        raise ConvoyError(
-            f"queue mode '{mode}' is not implemented (known: {', '.join(sorted(MODES))}); "
-            "set queue.mode: serial in convoy.yaml"
-        ) from None
-    return manager(ctx, plugins=plugins)
+    if mode not in MODES:
+        raise ConvoyError(f"queue mode '{mode}' is not implemented (known: {', '.join(MODES)}); "
+                          f"set queue.mode: {modes.DEFAULT} in convoy.yaml")
+    return WindowQueue(ctx, plugins=plugins)

@@ -5,7 +5,7 @@ Pure decisions over a list of `Item`s: no git, no Bazel, no store, no clock.
 `convoy process` (convoy.queue.window, on real candidates) and `convoy
 simulate` (convoy.simulate, on a simulated clock) run this same code:
 
-    scheduler = Scheduler(Policy.of("speculative", window=4), stages)
+    scheduler = Scheduler(Policy.of(name, window=4), stages)       # name: a mode of convoy.modes
     scheduler.promote(queued_ids, priority)           # higher-priority requests ahead (a reset behind them)
     scheduler.take(queued_ids, priority)              # new items, as the window allows
     for action in scheduler.plan(tip, free_rigs):     # Build, Enter, Merge, Reject, Split
@@ -52,28 +52,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence, Union
 
-MODES = ("serial", "speculative", "batch")
+from convoy import modes
+
+MODES = modes.MODES  # name -> convoy.modes.Mode, the one registry
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A mode's numbers: `serial` is one item of one request at a time."""
+    """A mode's numbers (the default: the serial mode's, one item of one request at a time);
+    `preempts`: whether a promoted request goes ahead of an item in flight."""
 
-    mode: str = "serial"
+    mode: str = modes.DEFAULT
     window: int = 1
     window_floor: int = 1
     batch_size: int = 1
     max_bisect: int = 3
+    preempts: bool = False
 
     @classmethod
     def of(cls, mode: str, *, window: int = 4, window_floor: int = 1, batch_size: int = 4,
            max_bisect: int = 3) -> "Policy":
-        if mode not in MODES:
-            raise ValueError(f"unknown queue mode '{mode}' (known: {', '.join(MODES)})")
-        if mode == "serial":
-            return cls("serial")
-        return cls(mode, window=max(1, window), window_floor=max(1, min(window_floor, window)),
-                   batch_size=max(1, batch_size) if mode == "batch" else 1, max_bisect=max(0, max_bisect))
+        """The policy of the mode called `mode` (convoy.modes) with these queue settings."""
+        spec = modes.get(mode)
+        return cls(spec.name, preempts=spec.preempts, **spec.numbers(window=window, window_floor=window_floor,
+                                                                     batch_size=batch_size, max_bisect=max_bisect))
 
 
 @dataclass(frozen=True)
@@ -224,9 +226,12 @@ class Scheduler:
         not passed its build ahead of that item, even in a full window; every
         item behind it is reset (built again on top of it). An item in the
         chain takes its requests' new priority and stays where it is. Returns
-        (the new items, the reset items that had a build: the executor cancels it)."""
+        (the new items, the reset items that had a build: the executor cancels it).
+        A policy that does not preempt (serial) only updates the priorities: `take` takes them first."""
         for item in self.chain:
             item.priority = max([item.priority, *(priority.get(r, 0) for r in item.requests)])
+        if not self.policy.preempts:
+            return [], []
         inside = {r for item in self.chain for r in item.requests}
         new: list[Item] = []
         reset: list[Item] = []

@@ -10,7 +10,7 @@ the worktree of its lane (convoy.candidate, every request of the item in one
 commit), creates the build under the item's first request (its other
 requests point at the same candidate), and runs it with convoy.pipeline's
 BuildRunner, stopping at the gate before each stage until the scheduler
-admits it (`admit`). Its end goes to the window (`QueueWindow.job_ended`),
+admits it (`admit`). Its end goes to the window (`JobReports.job_ended`),
 which changes the requests' states. A discarded job ends its build as
 failed ("rebuilt: ...") and touches nothing else.
 
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from convoy import affected
 from convoy import candidate as cand
 from convoy import culprits
-from convoy import diskcache
 from convoy import failpoints
 from convoy import gitutil
 from convoy import requests
@@ -45,7 +44,7 @@ from convoy.timing import Meter
 
 if TYPE_CHECKING:
     from convoy.queue.chain import Item
-    from convoy.queue.window import WindowQueue
+    from convoy.queue.base import QueueManager  # the WindowQueue (not imported: no cycle)
 
 log = logging.getLogger("convoy.queue.jobs")
 
@@ -148,6 +147,15 @@ class Gate:
             return stage in self.admitted and not self.closed and not stop.is_set()
 
 
+def free_lane(live: Sequence["Job"], retired: Sequence["Job"]) -> int:
+    """The lowest lane no job holds (a `retired` one, discarded, holds its lane until its thread ends)."""
+    used = {job.lane for job in live} | {job.lane for job in retired if job.thread.is_alive()}
+    lane = 0
+    while lane in used:
+        lane += 1
+    return lane
+
+
 def item_label(item: "Item") -> str:
     return ", ".join(f"#{r}" for r in item.requests)
 
@@ -155,7 +163,7 @@ def item_label(item: "Item") -> str:
 class Job:
     """One item's candidate and build, in a thread of its own (see the module docstring)."""
 
-    def __init__(self, window: "WindowQueue", item: "Item", base: str, *, lane: int, resume=None) -> None:
+    def __init__(self, window: "QueueManager", item: "Item", base: str, *, lane: int, resume=None) -> None:
         self.window = window
         self.item = item
         self.base = base
@@ -192,7 +200,7 @@ class Job:
             end = JobEnd("infra", reason=" ".join(str(e).split()) or type(e).__name__,
                          build_id=self.build.id if self.build else None)
         except Exception as e:  # a bug: the window ends its requests in error, with a crash log
-            log.exception("job %s failed", self.item.key)
+            log.debug("job %s failed", self.item.key, exc_info=True)  # the traceback goes to the crash log
             end = JobEnd("bug", reason=str(e), error=e, build_id=self.build.id if self.build else None)
         if self.discarded is not None and end.result not in ("bug",):
             end = JobEnd("discarded", reason=self.discarded, build_id=end.build_id)
@@ -202,7 +210,7 @@ class Job:
                     tx.add_request_time(rid, meter.elapsed(), meter.seconds("bazel"), meter.seconds("git"))
         except Exception:
             log.warning("could not record the time of %s", self.item.key)
-        self.window.job_ended(self, end)
+        self.window.reports.job_ended(self, end)
 
     def _requests(self) -> list[Request]:
         with self.window.ctx.store.read() as tx:
@@ -224,10 +232,13 @@ class Job:
             plan = construction_plan(ctx.config.plan_stages, made.manifest, found if len(found) > 1 else lead,
                                      changed_configurations(made.previous_lock, made.lock))
             with ctx.store.transaction() as tx:
-                self.build = create_build(tx, lead, self.base, made.commit, plan)
+                previous = tx.builds(lead.id)  # why this is not its first build: what ended the last one
+                reason = (previous[-1].detail if previous and previous[-1].detail and lead.base_commit
+                          and lead.base_commit != self.base else None)
+                self.build = create_build(tx, lead, self.base, made.commit, plan, reason=reason)
                 for request in found:
                     requests.building(tx, request, base_commit=self.base, candidate_commit=made.commit)
-            self.window.made(self, self.base, made.commit)
+            self.window.reports.made(self, self.base, made.commit)
             failpoints.hit("after_candidate")
         build = self.build
         worktree = cand.prepare_worktree(ctx.checkout, build.candidate_commit, lane=self.lane)
@@ -239,10 +250,7 @@ class Job:
                                                                           self.cancel),
                          gate=lambda index, stage, spec: self._gate(index, spec, worktree))
         outcome = BuildRunner(run, lead, build, worktree, self.cancel).run()
-        try:
-            diskcache.prune_configured(ctx.config, ctx.checkout)
-        except Exception as e:
-            log.warning("could not prune the Bazel disk cache (%s); the build goes on", e)
+        window.steps.prune_cache()
         if outcome.result == BuildResult.SUCCEEDED:
             return JobEnd("succeeded", build_id=build.id)
         if outcome.result == BuildResult.STOPPED:
@@ -261,9 +269,9 @@ class Job:
 
     def _gate(self, index: int, spec: StageSpec, worktree) -> bool:
         needs: dict[str, int] = {}
-        if spec.check_pools and self.window.capacity():
+        if spec.check_pools and self.window.rigs.capacity():
             needs = self.pools.needs(spec, worktree, self.build.id)
-        self.window.at_gate(self, index, needs)
+        self.window.reports.at_gate(self, index, needs)
         return self.gate.wait(index, self.window.stop)
 
     def _suspects(self, worktree, failures, found: list[Request], run) -> tuple[Optional[tuple[int, ...]], str]:

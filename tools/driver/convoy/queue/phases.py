@@ -8,7 +8,7 @@
 | pushed | assemble the release, make and push the (signed) tag, publish the release (convoy.release, convoy.publish) | a tag on the remote at the candidate is recorded, its assembled release published; else one is made |
 
 `Steps` knows nothing of which request runs next or on which base: the
-queue mode (`convoy.queue.serial`, ...) decides that and calls these steps.
+queue (`convoy.queue.window`, with its mode's policy) decides that and calls these steps.
 Every state change goes through `convoy.requests`.
 """
 
@@ -135,13 +135,7 @@ class Steps:
         finally:
             watching.set()
             watcher.join(2)
-        try:  # the shared disk cache's size limit (convoy.diskcache); never the build's failure
-            pruned = diskcache.prune_configured(self.ctx.config, self.ctx.checkout)
-        except Exception as e:
-            log.warning("could not prune the Bazel disk cache (%s); the build goes on", e)
-        else:
-            if pruned is not None and pruned.files_removed:
-                self.out(pruned.line())
+        self.prune_cache()
         if outcome.result == BuildResult.STOPPED:
             raise Stopped()
         with store.transaction() as tx:
@@ -163,6 +157,17 @@ class Steps:
             raise InfraError(outcome.reason)
         if outcome.result == BuildResult.SUCCEEDED:
             failpoints.hit("after_build")
+
+    def prune_cache(self) -> None:
+        """Keeps the shared disk cache to its size limit (convoy.diskcache) after a build; never the build's
+        failure: a prune that fails is a warning."""
+        try:
+            pruned = diskcache.prune_configured(self.ctx.config, self.ctx.checkout)
+        except Exception as e:
+            log.warning("could not prune the Bazel disk cache (%s); the build goes on", e)
+        else:
+            if pruned is not None and pruned.files_removed:
+                self.out(pruned.line())
 
     def _watch_cancel(self, request_id: int, cancel: threading.Event, done: threading.Event) -> None:
         while not done.wait(0.5):

@@ -5,7 +5,7 @@
 
 Tries never delay the merge queue. `convoy process` runs a try only when
 no request is queued or in flight (the queue mode's `idle()`), one at a
-time, in the candidate worktree of lane 0 (the serial queue's; its warm
+time, in the candidate worktree of lane 0 (the window head's and the serial mode's; its warm
 Bazel output bases). While it runs, a watcher looks at the queue every
 half second: when a request arrives, the try's build is cancelled the way
 the queue cancels one (its Bazel runs aborted, its slots and rigs given
@@ -38,7 +38,7 @@ from convoy.queue.phases import QueueContext, Stopped, rejection_summary
 from convoy.store import Transaction, state_dir
 from convoy.timing import Meter
 
-LANE = 0  # the serial queue's worktree: idle whenever a try runs
+LANE = 0  # the window head's worktree: idle whenever a try runs
 WATCH_SECONDS = 0.5
 
 
