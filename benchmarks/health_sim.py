@@ -14,7 +14,7 @@ on another rig. Three ways to meet it, for serial, speculative (window 4
 and 8) and batch (batch_size 4, window 2):
 
 - no retries: a flake at the tip rejects a good request; the sick rig
-  keeps taking work (--sim_drain_after=0);
+  keeps taking work (--drain_after=0);
 - retries: Bazel's --flaky_test_attempts=2 and convoy's retry_failed: 1
   (a failing test that passed on main runs once more); the sick rig stays;
 - retries + draining: as retries, and a rig is drained after 3 failures in

@@ -1,8 +1,7 @@
-"""The commands as plain functions: called with arguments, not absl flags.
+"""The commands' plain functions (convoy.actions): called with arguments, not flags.
 
-An HTTP service will call the same functions `convoy <command>` calls. Here
-they run with absl's flags *unparsed*: a function that still read one would
-raise UnparsedFlagAccessError. Real git repositories (a component remote
+The HTTP service calls the same functions `convoy <command>` calls; here
+they run with no command line parsed. Real git repositories (a component remote
 with tags) and the real SQLite state of a small integration checkout.
 """
 
@@ -12,20 +11,19 @@ import json
 from pathlib import Path
 
 import pytest
-from absl import flags
 
 from convoy import requests
+from convoy.actions import change
+from convoy.actions import checkout as common
+from convoy.actions import events as events_action
+from convoy.actions import show as show_command
+from convoy.actions import status as status_command
+from convoy.actions import submit as submit_command
+from convoy.actions.submit import BumpArgs
 from convoy.commands import bump as bump_command
-from convoy.commands import cancel as cancel_command
-from convoy.commands import common
 from convoy.commands import events as events_command
 from convoy.commands import lab as lab_command
 from convoy.commands import lock as lock_command
-from convoy.commands import retry as retry_command
-from convoy.commands import show as show_command
-from convoy.commands import status as status_command
-from convoy.commands import submit as submit_command
-from convoy.commands.submit import BumpArgs
 from convoy.errors import ConvoyError
 from convoy.manifest import load_manifest
 from convoy.models import RequestState
@@ -34,13 +32,9 @@ from convoy.store import checkout_store
 
 @pytest.fixture
 def unparsed():
-    """absl's flags as a library caller finds them: never parsed."""
-    flags.FLAGS.unparse_flags()
-    assert not flags.FLAGS.is_parsed()
-    with pytest.raises(flags.UnparsedFlagAccessError):
-        flags.FLAGS.repo  # noqa: B018 - what any hidden flag read would do
+    """As a library caller finds convoy: no command line parsed (flags are
+    per command now, so there is no global flag state a function could read)."""
     yield
-    assert not flags.FLAGS.is_parsed()
 
 
 @pytest.fixture
@@ -146,27 +140,27 @@ def test_status_show_cancel_retry_and_events_without_flags(unparsed, checkout):
     with checkout_store(checkout) as store, store.transaction() as tx:  # what the queue would do: an error
         started = requests.start(tx, tx.request(first.id))
         requests.error(tx, started, "Bazel crashed", attempts=2, limit=1)
-    assert retry_command.retry(checkout, first.id) == (
+    assert change.retry(checkout, first.id) == (
         "request #1 (messages v1.1.0 [rover]) is queued again; run: convoy process")
     with pytest.raises(ConvoyError, match="only a rejected or errored request can be retried"):
-        retry_command.retry(checkout, first.id)
+        change.retry(checkout, first.id)
 
     second, existing, superseded = submit_command.submit(checkout, _args(configuration="drone", version="v1.0.0"))
     assert (second.id, existing, superseded) == (2, False, [1])
-    assert cancel_command.cancel(checkout, second.id) == "request #2 (messages v1.0.0 [drone]) cancelled"
+    assert change.cancel(checkout, second.id) == "request #2 (messages v1.0.0 [drone]) cancelled"
     with pytest.raises(ConvoyError, match="only a queued or testing request can be cancelled"):
-        cancel_command.cancel(checkout, second.id)
+        change.cancel(checkout, second.id)
     assert [(r["id"], r["state"], r["note"]) for r in status_command.status(checkout)] == [
         (1, "superseded", "superseded by #2"), (2, "cancelled", "cancelled")]
 
-    assert [(e.type, e.request_id) for e in events_command.events(checkout)] == [
+    assert [(e.type, e.request_id) for e in events_action.events(checkout)] == [
         ("REQUEST_QUEUED", 1), ("REQUEST_ERROR", 1), ("REQUEST_QUEUED", 1), ("REQUEST_QUEUED", 2),
         ("REQUEST_SUPERSEDED", 1), ("REQUEST_CANCELLED", 2)]
-    mine = events_command.events(checkout, request_id=1, after=1, limit=1)
+    mine = events_action.events(checkout, request_id=1, after=1, limit=1)
     assert [(e.type, e.request_id) for e in mine] == [("REQUEST_ERROR", 1)]
     assert json.loads(events_command.line(mine[0], as_json=True))["type"] == "REQUEST_ERROR"
     with pytest.raises(ConvoyError, match=r"^no request #7 "):
-        events_command.events(checkout, request_id=7)
+        events_action.events(checkout, request_id=7)
 
 
 def test_bump_edits_and_relocks_without_flags(unparsed, checkout):

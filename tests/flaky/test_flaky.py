@@ -188,13 +188,13 @@ def test_convoy_flakes_prints_the_worst_first_and_json_lists_every_test(state_ch
     assert out[1].split() == ["//a:\\x1b[31mred", "main", "1", "0", "1", "0%", "100%", "failed", "(request", "1)"]
     assert out[2].split() == ["//a:t", "main", "2", "1", "0", "50%", "0%", "flaky", "(request", "1)"]
     assert out[3] == "1 other test passed every run counted (at most 50 each; convoy flakes --json lists them)"
-    assert convoy("flakes", f"--repo={state_checkout}", "--json", "--flakes_last=1") == 0
+    assert convoy("flakes", f"--repo={state_checkout}", "--json", "--last=1") == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["target"], r["runs"], r["flaky"]) for r in rows] == [
         ("//a:\x1b[31mred", 1, 0), ("//a:t", 1, 1), ("//a:ok", 1, 0)]
     before = tree(state_checkout)
-    assert convoy("flakes", f"--repo={state_checkout}", "--flakes_last=0") == 2
-    assert_one_line(2, capsys.readouterr().err, "--flakes_last=0 is not a number of runs (1 to 10000)")
+    assert convoy("flakes", f"--repo={state_checkout}", "--last=0") == 2
+    assert_one_line(2, capsys.readouterr().err, "--last=0 is not a number of runs (1 to 10000)")
     assert tree(state_checkout) == before
 
 

@@ -137,7 +137,7 @@ def lab() -> Iterator[LabHandle]:
     os.chmod(directory, 0o755)
     handle = LabHandle(Lab(directory / "lab"), port=0)
     try:
-        code = run_convoy("lab", "up", f"--lab_dir={handle.lab.dir}", "--lab_port=0", f"--rigs={RIGS}",
+        code = run_convoy("lab", "up", f"--lab_dir={handle.lab.dir}", "--port=0", f"--rigs={RIGS}",
                           "--general_workers=1")
         assert code == 0, "convoy lab up failed"
         handle.port = int(handle.lab.state()["server"].rpartition(":")[2])

@@ -58,7 +58,7 @@ def test_the_table_has_a_row_per_mode_and_the_settings(capsys):
 
 
 def test_the_modes_and_numbers_given_are_used(capsys):
-    code, out, _ = simulate(capsys, "--sim_modes=batch,serial", "--sim_rigs=2", "--window=6", "--window_floor=2",
+    code, out, _ = simulate(capsys, "--modes=batch,serial", "--rigs=2", "--window=6", "--window_floor=2",
                             "--batch_size=3", "--max_bisect=1", "--failure_rate=0.2", "--flake_rate=0.05",
                             "--seed=7", "--stage_seconds=build=60,soak=600", *FAST)
     assert code == 0
@@ -69,7 +69,7 @@ def test_the_modes_and_numbers_given_are_used(capsys):
 
 
 def test_json(capsys):
-    code, out, _ = simulate(capsys, "--json", "--sim_modes=serial,speculative", "--stage_seconds=build=60,test=120",
+    code, out, _ = simulate(capsys, "--json", "--modes=serial,speculative", "--stage_seconds=build=60,test=120",
                             "--hardware_stage=build", *FAST)
     assert code == 0
     data = json.loads(out)
@@ -87,22 +87,22 @@ def test_json(capsys):
     assert (serial["retries"], serial["rig_retries"], serial["quarantined"], serial["rigs_drained"]) == (0, 0, 0, 0)
 
 
-HEALTH = ("--sim_modes=serial", "--requests=40", "--arrival_per_hour=1000", "--failure_rate=0",
-          "--flake_rate=0.1", "--sim_rig_failure_rate=0.02", "--sim_bad_rigs=1", "--sim_bad_rig_failure_rate=0.9")
+HEALTH = ("--modes=serial", "--requests=40", "--arrival_per_hour=1000", "--failure_rate=0",
+          "--flake_rate=0.1", "--rig_failure_rate=0.02", "--bad_rigs=1", "--bad_rig_failure_rate=0.9")
 
 
 def test_the_health_flags_reach_the_table_and_the_json(capsys):
     """With flakes and a sick rig, and nothing that breaks: without retries
     some good requests are rejected; with them none, at the cost of
-    retries; the sick rig is drained only with --sim_drain_after."""
-    code, out, _ = simulate(capsys, *HEALTH, "--sim_drain_after=0")
+    retries; the sick rig is drained only with --drain_after."""
+    code, out, _ = simulate(capsys, *HEALTH, "--drain_after=0")
     row = out.splitlines()[1].split()
     assert code == 0 and row[0] == "serial"
     wrongly, retries, rig_retries, drained = map(int, row[10:])
     assert wrongly > 0 and int(row[9]) == wrongly  # every rejection is a false one (nothing breaks)
     assert (retries, drained) == (0, 0) and rig_retries > 0
-    code, out, _ = simulate(capsys, "--json", *HEALTH, "--sim_flaky_attempts=2", "--sim_retry_failed=1",
-                            "--sim_drain_after=3")
+    code, out, _ = simulate(capsys, "--json", *HEALTH, "--flaky_attempts=2", "--retry_failed=1",
+                            "--drain_after=3")
     data = json.loads(out)
     assert code == 0
     assert {k: data["settings"][k] for k in ("flaky_attempts", "retry_failed", "rig_failure_rate", "bad_rigs",
@@ -115,7 +115,7 @@ def test_the_health_flags_reach_the_table_and_the_json(capsys):
 
 
 def test_json_timeline(capsys):
-    code, out, _ = simulate(capsys, "--json", "--json_timeline", "--sim_modes=batch", *FAST)
+    code, out, _ = simulate(capsys, "--json", "--json_timeline", "--modes=batch", *FAST)
     timeline = json.loads(out)["modes"][0]["timeline"]
     assert code == 0 and timeline[0][0] == 0 and all(len(point) == 3 for point in timeline)
     assert [p[0] for p in timeline] == sorted(p[0] for p in timeline)
@@ -146,7 +146,7 @@ def test_the_plot_is_an_svg_with_a_line_per_mode_in_each_panel(capsys, tmp_path)
 
 
 def test_the_plot_with_json_keeps_stdout_json(capsys, tmp_path):
-    code, out, _ = simulate(capsys, "--json", "--sim_modes=speculative", f"--plot={tmp_path}/a.svg", *FAST)
+    code, out, _ = simulate(capsys, "--json", "--modes=speculative", f"--plot={tmp_path}/a.svg", *FAST)
     assert code == 0 and json.loads(out)["modes"][0]["mode"] == "speculative"
     root = ET.parse(tmp_path / "a.svg").getroot()
     assert len(root.findall(f".//{SVG}polyline")) == 2
@@ -161,7 +161,7 @@ def test_a_green_violation_is_printed_and_exits_1(capsys, monkeypatch):
         return plan(self, tip, free)
 
     monkeypatch.setattr(chain.Scheduler, "plan", merges_the_second)
-    code, out, err = simulate(capsys, "--sim_modes=speculative", "--failure_rate=0", *FAST)
+    code, out, err = simulate(capsys, "--modes=speculative", "--failure_rate=0", *FAST)
     assert code == 1
     assert out.splitlines()[1].split()[0] == "speculative" and out.splitlines()[1].split()[7] != "0"
     assert err.startswith("convoy simulate: GREEN VIOLATION: mode speculative merged ")
@@ -174,16 +174,16 @@ def test_help_is_the_docstring(capsys):
 
 
 BAD = [
-    (["--sim_modes=fast"], "unknown mode 'fast'"),
-    (["--sim_modes=serial,,batch"], "--sim_modes=serial,,batch names an empty mode"),
-    (["--sim_modes="], "names an empty mode"),
+    (["--modes=fast"], "unknown mode 'fast'"),
+    (["--modes=serial,,batch"], "--modes=serial,,batch names an empty mode"),
+    (["--modes="], "names an empty mode"),
     (["--window=0"], "--window=0 must be from 1"),
     (["--window=2", "--window_floor=3"], "--window_floor=3 is more than --window=2"),
     (["--window_floor=0"], "--window_floor=0 must be from 1"),
     (["--batch_size=-1"], "--batch_size=-1 must be from 1"),
     (["--max_bisect=-1"], "--max_bisect=-1 must be from 0"),
-    (["--sim_rigs=0"], "--sim_rigs=0 must be from 1"),
-    (["--sim_rigs=abc"], "--sim_rigs=abc"),
+    (["--rigs=0"], "--rigs=0 must be from 1"),
+    (["--rigs=abc"], "--rigs=abc"),
     (["--requests=-5"], "--requests=-5 must be from 1 to 2000"),
     (["--requests=2001"], "--requests=2001 must be from 1 to 2000"),
     (["--arrival_per_hour=0"], "--arrival_per_hour=0 must be more than 0"),
@@ -193,16 +193,16 @@ BAD = [
     (["--failure_rate=-0.1"], "--failure_rate=-0.1 is not a rate between 0 and 1"),
     (["--flake_rate=2"], "--flake_rate=2 is not a rate between 0 and 1"),
     (["--flake_rate=nan"], "--flake_rate=nan is not a rate between 0 and 1"),
-    (["--sim_quarantine_rate=1.1"], "--sim_quarantine_rate=1.1 is not a rate between 0 and 1"),
-    (["--sim_rig_failure_rate=-0.5"], "--sim_rig_failure_rate=-0.5 is not a rate between 0 and 1"),
-    (["--sim_rig_failure_rate=1"], "--sim_rig_failure_rate=1 fails every hardware run on every rig"),
-    (["--sim_bad_rig_failure_rate=nan"], "--sim_bad_rig_failure_rate=nan is not a rate between 0 and 1"),
-    (["--sim_flaky_attempts=0"], "--sim_flaky_attempts=0 must be from 1 to 10"),
-    (["--sim_flaky_attempts=11"], "--sim_flaky_attempts=11 must be from 1 to 10"),
-    (["--sim_retry_failed=-1"], "--sim_retry_failed=-1 must be from 0 to 5"),
-    (["--sim_drain_after=-1"], "--sim_drain_after=-1 must be from 0"),
-    (["--sim_bad_rigs=4"], "--sim_bad_rigs=4 must be from 0 to 3 (all but one of --sim_rigs=4)"),
-    (["--sim_rigs=2", "--sim_bad_rigs=-1"], "--sim_bad_rigs=-1 must be from 0 to 1"),
+    (["--quarantine_rate=1.1"], "--quarantine_rate=1.1 is not a rate between 0 and 1"),
+    (["--rig_failure_rate=-0.5"], "--rig_failure_rate=-0.5 is not a rate between 0 and 1"),
+    (["--rig_failure_rate=1"], "--rig_failure_rate=1 fails every hardware run on every rig"),
+    (["--bad_rig_failure_rate=nan"], "--bad_rig_failure_rate=nan is not a rate between 0 and 1"),
+    (["--flaky_attempts=0"], "--flaky_attempts=0 must be from 1 to 10"),
+    (["--flaky_attempts=11"], "--flaky_attempts=11 must be from 1 to 10"),
+    (["--retry_failed=-1"], "--retry_failed=-1 must be from 0 to 5"),
+    (["--drain_after=-1"], "--drain_after=-1 must be from 0"),
+    (["--bad_rigs=4"], "--bad_rigs=4 must be from 0 to 3 (all but one of --rigs=4)"),
+    (["--rigs=2", "--bad_rigs=-1"], "--bad_rigs=-1 must be from 0 to 1"),
     (["--stage_seconds=build=abc"], "'build=abc' is not NAME=SECONDS"),
     (["--stage_seconds=build"], "'build' has no seconds; write NAME=SECONDS"),
     (["--stage_seconds=build=60,hardware"], "'hardware' has no seconds"),

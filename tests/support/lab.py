@@ -12,7 +12,6 @@ import socket
 import time
 from typing import Callable, Dict, List, Optional
 
-from absl import flags
 
 from convoy import main as convoy_main
 from convoy.lab import pools
@@ -20,11 +19,8 @@ from convoy.lab.lab import Lab
 
 
 def run_convoy(*args: str) -> int:
-    """`convoy <args>` in this process (flags reset after it)."""
-    try:
-        return convoy_main.main(["convoy", *args])
-    finally:
-        flags.FLAGS.unparse_flags()
+    """`convoy <args>` in this process (each run parses its own flags)."""
+    return convoy_main.main(["convoy", *args])
 
 
 @dataclasses.dataclass

@@ -4,8 +4,14 @@ Usage: convoy <command> [--flag=value ...]
        convoy <command> --help      # the command's own help: its module's docstring
 
 Each command is a module in convoy.commands exposing
-`run(args: list[str]) -> int`; flags are absl flags defined at the top of
-that module, and only `run` reads them. A ConvoyError (the user's mistake,
+`add_flags(parser)`, which declares the flags that command takes (on a
+convoy.commands.common.Parser, argparse underneath), and
+`run(opts, args) -> int`, which gets them parsed (`opts`, an
+argparse.Namespace) and the positional arguments. A flag the command does
+not declare is refused in one line with the command's usage (exit status
+2); absl's spellings still work (`--flag=value`, `--flag value`, `--json`,
+`--nojson`, `--json=true`). The work itself is in convoy.actions, which
+`convoy serve` calls too. A ConvoyError (the user's mistake,
 or the world's refusal) becomes one line per problem on stderr and exit
 status 2; so is a git command that fails (a remote that refuses or cannot
 be reached). A closed standard output (`convoy status | head`) ends the
@@ -44,9 +50,6 @@ import tempfile
 import traceback
 from pathlib import Path
 from typing import Iterator, Optional
-
-from absl import app
-from absl import flags
 
 import convoy
 from convoy import crashlog
@@ -91,12 +94,19 @@ def _error(message: str) -> None:
         print(f"convoy: error: {line}", file=sys.stderr)
 
 
+# --repo of the command being run, once parsed: where a crash log goes first.
+_repo: Optional[str] = None
+
+
 def main(argv: list[str]) -> int:
     """Runs `convoy <command> [flags]` given its full argv; returns the exit code.
 
-    Flags are parsed here, from their defaults, so that calling main() twice
-    in one process (as the tests do) behaves like two runs of `convoy`.
+    Flags are parsed here, by a new parser of the command's own flags each
+    time, so that calling main() twice in one process (as the tests do)
+    behaves like two runs of `convoy`.
     """
+    global _repo
+    _repo = None
     if len(argv) < 2 or argv[1] in ("help", "-h", "--help"):
         print(USAGE)
         return 0 if len(argv) >= 2 else 2
@@ -112,9 +122,13 @@ def main(argv: list[str]) -> int:
         if _asks_help(argv):
             print((module.__doc__ or USAGE).strip())
             return 0
-        # A command may take arguments absl cannot (init: --component repeated).
-        args = _parse_flags(getattr(module, "preparse", list)(argv))
-        return module.run(args[2:])
+        from convoy.commands.common import Parser
+
+        parser = Parser(name)
+        module.add_flags(parser)
+        opts, args = parser.parse(argv[2:])
+        _repo = getattr(opts, "repo", None)
+        return module.run(opts, args)
     except ConvoyError as e:
         _error(str(e))
         return 2
@@ -174,49 +188,17 @@ def _checkout_logs() -> Optional[Path]:
     """`.convoy/logs` of the integration checkout, or None where there is
     none. Anything that goes wrong here is not the error to report."""
     try:
-        from convoy.commands import common
+        from convoy.actions import checkout as common
         from convoy.store import state_dir
 
-        try:
-            repo = flags.FLAGS.repo
-        except Exception:  # the flags were not parsed (or not defined) when the crash came
-            repo = None
-        return state_dir(common.checkout(repo)) / "logs"
+        return state_dir(common.checkout(_repo)) / "logs"
     except Exception:
         return None
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """Parses every command's flags from their defaults; returns the rest of argv."""
-    for module in COMMANDS.values():
-        importlib.import_module(f"convoy.commands.{module}")
-    flags.FLAGS.unparse_flags()
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        raise ConvoyError(f"{e}; run: convoy help") from None
-
-
-def _check_flags(argv: list[str]) -> list[str]:
-    # absl's app.run wants the flags parsed before main; main parses them
-    # again from argv, so it gets the whole command line either way.
-    try:
-        _parse_flags(argv)
-    except ConvoyError as e:
-        _error(str(e))
-        sys.exit(2)
-    except Exception as e:  # a bug (a command module that does not import): as main's
-        sys.exit(_crashed(e, argv[1] if len(argv) > 1 else "", argv))
-    return argv
-
-
 def run() -> None:
     """Console-script entry point (`convoy`)."""
-    if sys.argv[1:2] == ["--version"]:  # before absl, which defines --version for convoy submit
-        sys.exit(main(sys.argv[:2]))
-    if sys.argv[1:2] and sys.argv[1] in COMMANDS and _asks_help(sys.argv):  # before absl's own --help
-        sys.exit(main(sys.argv))
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=_check_flags)
+    sys.exit(main(sys.argv))
 
 
 if __name__ == "__main__":

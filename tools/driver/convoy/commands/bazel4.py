@@ -14,15 +14,20 @@ Bazel it does nothing (and says so).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from convoy import bazel4
 from convoy.commands import common
 
 
-def run(args: list[str]) -> int:
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
     """Writes the local part of the bazel4 config where Bazel is 4.x; exit 0."""
-    repo = common.FLAGS.repo
+    repo = opts.repo
     common.no_arguments("bazel4", args)
     for line in configure(common.checkout(repo)):
         print(line)

@@ -10,6 +10,7 @@ Nothing is committed. On any error neither file changes.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from convoy import fsutil
@@ -20,8 +21,13 @@ from convoy.lock import LOCK_NAME, lock_manifest, read_lock, write_lock
 from convoy.manifest import load_manifest
 
 
-def run(args: list[str]) -> int:
-    bump_args, repo = BumpArgs.from_flags(), common.FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_bump_flags(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    bump_args, repo = BumpArgs.from_flags(opts), opts.repo
     common.no_arguments("bump", args)
     check_bump_args(bump_args)  # before looking for the checkout, as submit's checks
     print(bump(common.checkout(repo), bump_args))

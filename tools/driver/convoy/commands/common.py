@@ -1,150 +1,167 @@
-"""What the commands share: the flags several of them take, finding the
-integration checkout (`checkout`, the one function that does), and reading
-a request id.
+"""What the commands share: their flag parser (`Parser`), the flags several
+of them take, and (from convoy.actions.checkout) finding the integration
+checkout and reading a request id.
 
-Flags are global in absl. These are defined once, here, and shared on
-purpose: `--repo` and `--json` by the queue commands; `--by` and `--reason`
-by the commands that steer the queue (pause, resume, drain, promote, cancel,
-retry); `--component`,
-`--version`, `--commit`, `--configuration`, `--archive_url` and
-`--strip_prefix` by `convoy submit` and `convoy bump`, where they mean the
-same thing. Only a command's `run(args)` reads them (once, at its top); the
-functions it calls take plain arguments, so that other callers than the
-command line can use them.
+Each command module declares its own flags in `add_flags(parser)` and gets
+them, parsed, in `run(opts, args)` (convoy.main does the parsing); a flag
+no command of that name declares is refused. The flags several commands
+take are added by the helpers here, so they mean the same thing
+everywhere: `add_repo` and `add_json` (the queue commands); `add_by` and
+`add_reason` (the commands that steer the queue: pause, resume, drain,
+promote, cancel, retry; and `convoy lab rig`); `add_bump_flags`
+(`--component --version --commit --configuration --archive_url
+--strip_prefix`, `convoy submit` and `convoy bump`, where they mean the
+same thing). Only a command's `run` reads the parsed flags; the functions
+it calls (convoy.actions) take plain arguments.
+
+absl's spellings, which users and scripts have, still work: `--flag=value`
+and `--flag value`; a boolean as `--json`, `--nojson`, `--json=true` or
+`--json=false`; `--` ends the flags. A renamed flag keeps its old name for
+one release (`Parser.deprecated`): each use prints one warning line. Any
+mistake (an unknown flag, a value of the wrong type) is one line, the
+command's usage included, and exit status 2.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import re
-from pathlib import Path
+import sys
 from typing import Optional, Sequence
 
-from absl import flags
-
-from convoy.config import CONFIG_NAME, Config, load_config
+# Finding the checkout and reading a request id, for the commands (convoy.actions.checkout holds them).
+from convoy.actions.checkout import (MANIFEST, MAX_ID, NOT_FOUND, VERSION, age, checkout, config,  # noqa: F401
+                                     has_store, manifest_path, no_arguments, not_found, request_id,
+                                     shown_manifest, store, version_problem)
 from convoy.errors import ConvoyError
-from convoy.store import MAX_ID, Store, checkout_store, has_state
 from convoy.untrusted import printable
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("repo", None, "The integration checkout (default: the nearest directory at or above the current "
-                    "one that has manifests/manifest.yaml).")
-flags.DEFINE_bool("json", False, "Print JSON for scripts instead of text.")
-flags.DEFINE_string("component", None, "The component to bump (a name from manifests/manifest.yaml).")
-flags.DEFINE_string("version", None, "The component's new version, e.g. v1.5.0 (a tag of its remote).")
-flags.DEFINE_string("commit", None, "The component's commit (40 hex); default: the commit the version's tag names.")
-flags.DEFINE_string("configuration", None,
-                    "Limit the bump to this configuration (default: every configuration that has the component).")
-flags.DEFINE_string("archive_url", None, "Fetch the component from this archive (a prebuilt package) instead.")
-flags.DEFINE_string("strip_prefix", None, "The directory inside --archive_url to use as the component's root.")
-# Who does an action and why, recorded in its event (pause, resume, drain, promote, cancel, retry; `convoy lab
-# rig` defines the same two flags, hence allow_override: one flag, whichever module defines it last).
-flags.DEFINE_string("by", None, "Who does it, recorded in its event (default: the user running convoy).",
-                    allow_override=True)
-flags.DEFINE_string("reason", None, "Why, recorded in its event (convoy pause, convoy drain).", allow_override=True)
-
-MANIFEST = os.path.join("manifests", "manifest.yaml")
-VERSION = re.compile(r"v?\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?")
-NOT_FOUND = ("{manifest} not found in {cwd} or any directory above it; run convoy from the integration checkout "
-             "or pass --repo")
+TRUE, FALSE = ("true", "t", "1", "yes"), ("false", "f", "0", "no")
 
 
-def checkout(repo: Optional[str], *, manifest: Optional[str] = None, not_found: str = NOT_FOUND) -> Path:
-    """The integration checkout's root. The one place that finds it:
+class Parser(argparse.ArgumentParser):
+    """One command's flags. `parse(argv)` returns (the flags, the positional
+    arguments); every mistake is a ConvoyError of one line ending in the
+    command's usage, never argparse's own two lines and exit."""
 
-    - `manifest` (a manifest given by path, `convoy lock --manifest`): the
-      parent of its directory, as it is (the manifest is read later);
-    - else `repo` (`--repo`): that directory, which must have
-      manifests/manifest.yaml;
-    - else the nearest directory at or above the current one that has
-      manifests/manifest.yaml; if there is none, ConvoyError with
-      `not_found` (a template of {manifest} and {cwd}), which says what the
-      caller's command takes instead.
-    """
-    if manifest:
-        return Path(manifest).resolve().parent.parent
-    if repo:
-        root = Path(repo).absolute()
-        if not (root / MANIFEST).is_file():
-            raise ConvoyError(f"--repo={repo}: {MANIFEST} not found there; pass the integration checkout's root")
-        return root
-    cwd = Path.cwd()
-    root = next((d for d in (cwd, *cwd.parents) if (d / MANIFEST).is_file()), None)
-    if root is None:
-        raise ConvoyError(not_found.format(manifest=MANIFEST, cwd=cwd))
-    return root
+    def __init__(self, command: str) -> None:
+        super().__init__(prog=f"convoy {command}", add_help=False, allow_abbrev=False)
+        self.bools: set[str] = set()
 
+    def error(self, message: str) -> None:  # argparse's hook for every mistake
+        message = message.replace("argument ", "", 1) if message.startswith("argument ") else message
+        wrong = re.fullmatch(r"(--\w+): invalid (int|float) value: '(.*)'", message, re.S)
+        if wrong:  # `--window=x`: say it as the user wrote it
+            flag, kind, value = wrong.groups()
+            message = f"{flag}={value} is not {'a whole number' if kind == 'int' else 'a number'}"
+        raise ConvoyError(f"{self.prog}: {printable(message)}; {self.usage_line()}")
 
-def config(root: Path) -> Config:
-    return load_config(root / CONFIG_NAME, shown=_shown(root / CONFIG_NAME))
+    def usage_line(self) -> str:
+        shown = []
+        for action in self._actions:
+            if action.help == argparse.SUPPRESS or not action.option_strings:
+                continue
+            flag = action.option_strings[0]
+            shown.append(f"[{flag}]" if action.nargs == 0 else f"[{flag}={action.metavar or action.dest.upper()}]")
+        return "usage: " + " ".join([self.prog, *shown])
 
+    def string(self, name: str, default: Optional[str] = None, help: str = "", *,
+               metavar: Optional[str] = None) -> None:
+        """A flag that takes a value: `--name=value` or `--name value`."""
+        self.add_argument(f"--{name}", dest=name, default=default, help=help, metavar=metavar or name.upper())
 
-def store(root: Path, *, create: bool = False, readonly: bool = False) -> Store:
-    """The checkout's store; `readonly` for commands that only look (no
-    write lock, nothing created or migrated)."""
-    return checkout_store(root, create=create, readonly=readonly)
+    def integer(self, name: str, default: Optional[int] = None, help: str = "", *,
+                metavar: Optional[str] = None) -> None:
+        self.add_argument(f"--{name}", dest=name, default=default, type=int, help=help, metavar=metavar or "N")
 
+    def number(self, name: str, default: Optional[float] = None, help: str = "", *,
+               metavar: Optional[str] = None) -> None:
+        self.add_argument(f"--{name}", dest=name, default=default, type=float, help=help,
+                          metavar=metavar or "NUMBER")
 
-def has_store(root: Path) -> bool:
-    """Whether anything was submitted in this checkout (it has a state database)."""
-    return has_state(root)
+    def enum(self, name: str, default: Optional[str], values: Sequence[str], help: str = "") -> None:
+        self.add_argument(f"--{name}", dest=name, default=default, choices=list(values), help=help,
+                          metavar="|".join(values))
 
+    def multi_string(self, name: str, default: Optional[list] = None, help: str = "", *,
+                     metavar: Optional[str] = None) -> None:
+        """A flag that may repeat (`--name=a --name=b`): a list, in the order given."""
+        self.add_argument(f"--{name}", dest=name, default=default, action="append", help=help,
+                          metavar=metavar or name.upper())
 
-def manifest_path(root: Path) -> Path:
-    return root / MANIFEST
+    def boolean(self, name: str, default: bool = False, help: str = "") -> None:
+        """A boolean flag, in absl's spellings: `--name`, `--noname`, `--name=true|false`."""
+        self.bools.add(name)
+        self.add_argument(f"--{name}", dest=name, action="store_true", default=default, help=help)
+        self.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
 
+    def deprecated(self, old: str, new: str) -> None:
+        """`--old` as an alias of `--new` for one release; each use warns on stderr in one line."""
+        target = next(a for a in self._actions if a.dest == new)
+        self.add_argument(f"--{old}", dest=new, action=_Deprecated, type=target.type, new=new,
+                          help=argparse.SUPPRESS)
 
-def shown_manifest(root: Path) -> str:
-    return _shown(root / MANIFEST)
+    def parse(self, argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(argv)
+        rest: list[str] = []
+        if "--" in argv:  # everything after it is an argument
+            argv, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+        opts, extra = self.parse_known_args([self._absl_bool(arg) for arg in argv])
+        for arg in extra:
+            if arg.startswith("-") and arg != "-":
+                self.error(f"unknown flag {arg}")
+        return opts, [*extra, *rest]
 
-
-def _shown(path: Path) -> str:
-    """`path` relative to the current directory if it is below it, else absolute."""
-    try:
-        return os.path.relpath(path) if Path.cwd() in path.parents else str(path)
-    except ValueError:
-        return str(path)
-
-
-def no_arguments(command: str, args: Sequence[str]) -> None:
-    if args:
-        raise ConvoyError(f"convoy {command} takes no arguments, got: {' '.join(args)}; run: convoy help")
-
-
-def request_id(command: str, args: Sequence[str]) -> int:
-    """The one positional argument: a request id."""
-    if len(args) != 1:
-        got = f"got: {printable(' '.join(args))}" if args else "got none"
-        raise ConvoyError(f"convoy {command} takes one request id ({got}); for example: convoy {command} 3")
-    text = args[0].lstrip("#")
-    digits = text.lstrip("0")
-    # ASCII digits only ('²'.isdigit()), and few of them: int() refuses more
-    # than 4300 digits, and SQLite any number above MAX_ID.
-    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(MAX_ID)) or not 0 < int(digits or 0) <= MAX_ID:
-        raise ConvoyError(f"'{printable(args[0])}' is not a request id (a number from 1 to {MAX_ID}); see them "
-                          "with: convoy status")
-    return int(digits)
-
-
-def not_found(request: int) -> ConvoyError:
-    return ConvoyError(f"no request #{request} in this checkout's queue; see them with: convoy status")
-
-
-def version_problem(version: str) -> Optional[str]:
-    if not VERSION.fullmatch(version):
-        return (f"--version={version} is not a version (expected v1.2.3 or v1.2.3-rc.1: "
-                "v, then MAJOR.MINOR.PATCH, then an optional -prerelease)")
-    return None
+    def _absl_bool(self, arg: str) -> str:
+        """`--json=true` as `--json`, `--json=false` as `--nojson` (absl's spellings)."""
+        name, equals, value = arg[2:].partition("=")
+        if not (arg.startswith("--") and equals and name in self.bools):
+            return arg
+        if value.lower() in TRUE:
+            return f"--{name}"
+        if value.lower() in FALSE:
+            return f"--no{name}"
+        self.error(f"--{name}={value} is not a boolean; give --{name}, --no{name} or --{name}=true|false")
+        return arg
 
 
-def age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+class _Deprecated(argparse.Action):
+    def __init__(self, option_strings, dest, *, new: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"convoy: warning: {option_string} is deprecated; use --{self.new} (the old name goes in the next "
+              "release)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_repo(parser: Parser) -> None:
+    parser.string("repo", metavar="DIR", help="The integration checkout (default: the nearest directory at or above "
+                "the current one that has manifests/manifest.yaml).")
+
+
+def add_json(parser: Parser) -> None:
+    parser.boolean("json", help="Print JSON for scripts instead of text.")
+
+
+def add_by(parser: Parser,
+           help: str = "Who does it, recorded in its event (default: the user running convoy).") -> None:
+    parser.string("by", metavar="WHO", help=help)
+
+
+def add_reason(parser: Parser, help: str = "Why, recorded in its event (convoy pause, convoy drain).") -> None:
+    parser.string("reason", metavar="TEXT", help=help)
+
+
+def add_bump_flags(parser: Parser) -> None:
+    """`--component --version --commit --configuration --archive_url --strip_prefix`: convoy submit, convoy bump."""
+    parser.string("component", metavar="NAME", help="The component to bump (a name from manifests/manifest.yaml).")
+    parser.string("version", help="The component's new version, e.g. v1.5.0 (a tag of its remote).")
+    parser.string("commit", help="The component's commit (40 hex); default: the commit the version's tag names.")
+    parser.string("configuration", metavar="NAME",
+                help="Limit the bump to this configuration (default: every configuration that has the component).")
+    parser.string("archive_url", metavar="URL",
+                help="Fetch the component from this archive (a prebuilt package) instead.")
+    parser.string("strip_prefix", metavar="DIR",
+                  help="The directory inside --archive_url to use as the component's root.")

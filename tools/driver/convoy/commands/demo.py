@@ -25,6 +25,7 @@ where to look next.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -34,18 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from absl import flags
-
 import convoy
-from convoy import gitutil, sample
+from convoy import gitutil, modes, sample
 from convoy.config import default_config_text
 from convoy.errors import ConvoyError
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "demo: where to make the sample's repositories (default: demo-work in "
-                    "convoy's checkout; made anew on every run).")
-flags.DEFINE_enum("mode", "serial", ["serial", "speculative", "batch"],
-                  "demo: the queue mode of the day (speculative and batch show their window in flight).")
+
+def add_flags(parser: common.Parser) -> None:
+    parser.string("workdir", None, "demo: where to make the sample's repositories (default: demo-work in "
+                  "convoy's checkout; made anew on every run).")
+    parser.enum("mode", modes.DEFAULT, list(modes.names()),
+                "demo: the queue mode of the day (speculative and batch show their window in flight).")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _release_section(workdir: Path) -> str:
     )
 
 
-def _demo_config(workdir: Path, mode: str = "serial") -> str:
+def _demo_config(workdir: Path, mode: str = modes.DEFAULT) -> str:
     notify = [sys.executable, "-c", _NOTIFY, str(workdir / "notifications")]
     plugin = (
         "\n  # The demo tells the component repositories what happened to their requests.\n"
@@ -115,11 +115,12 @@ def _demo_config(workdir: Path, mode: str = "serial") -> str:
         "    timeout: 10\n"
     )
     text = default_config_text()
-    if mode != "serial":
-        if text.count("  mode: serial ") != 1:
-            raise ConvoyError("convoy.config.default_config_text() has no 'mode: serial' line; the demo cannot set "
-                              f"mode {mode}")
-        text = text.replace("  mode: serial ", f"  mode: {mode} ", 1)
+    if mode != modes.DEFAULT:
+        line = f"  mode: {modes.DEFAULT} "
+        if text.count(line) != 1:
+            raise ConvoyError(f"convoy.config.default_config_text() has no 'mode: {modes.DEFAULT}' line; the demo "
+                              f"cannot set mode {mode}")
+        text = text.replace(line, f"  mode: {mode} ", 1)
     if "\nplugins:\n" not in text:
         raise ConvoyError("convoy.config.default_config_text() has no plugins: list; the demo cannot add its plugin")
     return text.rstrip("\n") + "\n" + plugin + _release_section(workdir)
@@ -204,14 +205,14 @@ def _tags(bare: Path) -> list[tuple[str, str]]:
     return [tuple(line.split("\t", 1)) for line in out.splitlines() if line.strip()]
 
 
-def run(args: list[str]) -> int:
-    workdir, mode = FLAGS.workdir, FLAGS.mode  # read first: the demo's own convoy commands parse the flags anew
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    workdir, mode = opts.workdir, opts.mode
     if args:
         raise ConvoyError(f"convoy demo takes no arguments, got: {' '.join(args)}; run: convoy help")
     return demo(Path(workdir) if workdir else None, mode=mode)
 
 
-def demo(workdir: Optional[Path] = None, *, mode: str = "serial") -> int:
+def demo(workdir: Optional[Path] = None, *, mode: str = modes.DEFAULT) -> int:
     """The day of the sample in `workdir` (made anew; default: demo-work in
     convoy's checkout), printing as it goes; 0 if every request ended as
     the story says, else 1."""

@@ -14,26 +14,22 @@ and says so (exit 0).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+import argparse
 
-from convoy import control
+from convoy.actions.steer import drain  # noqa: F401 (the plain functions it calls)
 from convoy.commands import common
-from convoy.commands.pause import hold
 
 
-def run(args: list[str]) -> int:
-    by, reason, repo = common.FLAGS.by, common.FLAGS.reason, common.FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_by(parser)
+    common.add_reason(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    by, reason, repo = opts.by, opts.reason, opts.repo
     common.no_arguments("drain", args)
     print(drain(common.checkout(repo), by=by, reason=reason))
     return 0
 
 
-def drain(root: Path, *, by: Optional[str] = None, reason: Optional[str] = None) -> str:
-    """Drains the queue of the checkout `root` (`by`: default the OS user);
-    returns what happened, in one line. ConvoyError for a bad --by or --reason."""
-    held, changed = hold(root, control.drain, by=by, reason=reason)
-    if not changed:
-        return f"{held.line()} already; nothing changed"
-    return (f"{held.line()}; convoy process finishes what is in flight, then exits; nothing new starts until: "
-            "convoy resume")

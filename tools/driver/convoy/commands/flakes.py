@@ -1,7 +1,7 @@
 """`convoy flakes`: which tests flake or fail, per configuration and per rig, worst first.
 
     convoy flakes                   # each test that flaked or failed in its last 50 runs, worst first
-    convoy flakes --flakes_last=20  # count each test's last 20 runs instead
+    convoy flakes --last=20         # count each test's last 20 runs instead
     convoy flakes --json            # every test, those that only passed too, in the same order
 
     TARGET                                CONFIG  RUNS  FLAKY  FAILED  FLAKE  FAIL  LAST
@@ -13,7 +13,7 @@ Worst first: by the share of a test's runs that did not simply pass (flaky,
 failed, timed out, quarantined), then by how many, then the newest: the top
 line is the test to fix or quarantine next. A test's runs are its results
 in the tasks of `convoy process` (table test_results; a result a cache gave
-is no run), newest first, at most `--flakes_last` per test and
+is no run), newest first, at most `--last` per test and
 configuration, and per rig for a hardware test (the rigs it ran on). A test
 that `quarantine:` in convoy.yaml holds is marked, also one that passed
 every run since (its entry can go) or never ran. Read-only: it works while
@@ -22,11 +22,10 @@ every run since (its entry can go) or never ran. Read-only: it works while
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
-
-from absl import flags
 
 from convoy import flaky
 from convoy.commands import common
@@ -34,14 +33,20 @@ from convoy.config import CONFIG_NAME
 from convoy.errors import ConvoyError
 from convoy.untrusted import printable as p
 
-flags.DEFINE_integer("flakes_last", flaky.DEFAULT_LAST, "convoy flakes: how many of each test's newest runs count.")
+
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_json(parser)
+    parser.integer("last", flaky.DEFAULT_LAST, "How many of each test's newest runs count.")
+    parser.deprecated("flakes_last", "last")  # its name while flags were global (absl), for one release
+
 
 MAX_LAST = 10_000
 MAX_RESULTS = 200_000  # the newest results read: the last runs of a few thousand tests
 
 
-def run(args: list[str]) -> int:
-    as_json, repo, last = common.FLAGS.json, common.FLAGS.repo, common.FLAGS.flakes_last
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    as_json, repo, last = opts.json, opts.repo, opts.last
     common.no_arguments("flakes", args)
     rows = flakes(common.checkout(repo), last=last)
     if as_json:
@@ -56,8 +61,8 @@ def flakes(root: Path, *, last: int = flaky.DEFAULT_LAST) -> list[dict[str, Any]
     runs (flaky.FlakeRow.to_dict), worst first; the quarantine entries of its
     convoy.yaml marked. Read-only; [] before anything ran."""
     if not 1 <= last <= MAX_LAST:
-        raise ConvoyError(f"--flakes_last={last} is not a number of runs (1 to {MAX_LAST}); "
-                          f"for example: convoy flakes --flakes_last=20")
+        raise ConvoyError(f"--last={last} is not a number of runs (1 to {MAX_LAST}); "
+                          f"for example: convoy flakes --last=20")
     quarantine = common.config(root).quarantine if (root / CONFIG_NAME).is_file() else ()
     results = []
     if common.has_store(root):

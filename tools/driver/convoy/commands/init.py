@@ -23,61 +23,36 @@ nothing.
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence
-
-from absl import flags
+from typing import Optional, Sequence
 
 import convoy
 from convoy import bazel4, bazelrc, fsutil, gitutil, scaffold
+from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.lock import lock_manifest, write_lock
 from convoy.manifest import parse_manifest
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "rules", None,
-    "init: where the new repository gets convoy's rules: convoy-<version>.tar.gz (a path or an http(s)/file URL) "
-    "or a convoy directory (default: the convoy checkout this driver runs from).",
-)
-flags.DEFINE_string("rules_sha256", None, "init: the sha256 of the --rules archive (default: computed from it).")
+
+def add_flags(parser: common.Parser) -> None:
+    parser.string(
+        "rules", None,
+        "init: where the new repository gets convoy's rules: convoy-<version>.tar.gz (a path or an http(s)/file URL) "
+        "or a convoy directory (default: the convoy checkout this driver runs from).",
+    )
+    parser.string("rules_sha256", None, "init: the sha256 of the --rules archive (default: computed from it).")
+    parser.multi_string("component", [], "init: a component of the new manifest, NAME=REMOTE@VERSION (repeat it).",
+                        metavar="NAME=REMOTE@VERSION")
+
 
 MANIFEST = "manifests/manifest.yaml"
 LOCK = "manifests/manifest.lock.json"
 
-# The --component values of this run. `--component` is also convoy submit's
-# single-valued flag (absl flags are global), so main hands them over here
-# through preparse() instead of absl keeping only the last one.
-_COMPONENTS: List[str] = []
-
-
-def preparse(argv: Sequence[str]) -> List[str]:
-    """Takes every `--component=X` / `--component X` out of argv (they may repeat); returns the rest."""
-    _COMPONENTS.clear()
-    rest, args = [], list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if arg.startswith("--component="):
-            _COMPONENTS.append(arg[len("--component="):])
-        elif arg == "--component":
-            if i + 1 >= len(args):
-                raise ConvoyError("--component needs a value: NAME=REMOTE@VERSION")
-            _COMPONENTS.append(args[i + 1])
-            i += 1
-        else:
-            rest.append(arg)
-        i += 1
-    return rest
-
-
-def run(args: list[str]) -> int:
+def run(opts: argparse.Namespace, args: list[str]) -> int:
     """Makes the integration repository in DIR; exit 0, or 2 with what is wrong."""
-    components, rules, rules_sha256 = list(_COMPONENTS), FLAGS.rules, FLAGS.rules_sha256
+    components, rules, rules_sha256 = list(opts.component), opts.rules, opts.rules_sha256
     if len(args) != 1:
         got = f"got: {' '.join(args)}" if args else "got none"
         raise ConvoyError(f"convoy init takes one directory ({got}); for example: convoy init robot-integration")

@@ -1,13 +1,13 @@
 """`convoy lab`: a hardware lab on this machine for `bazel test --config=hil`.
 
-    convoy lab up [--rigs=rover-rigs:2,drone-rigs:1] [--general_workers=2] [--lab_port=50051]
+    convoy lab up [--rigs=rover-rigs:2,drone-rigs:1] [--general_workers=2] [--port=50051]
     convoy lab status
-    convoy lab cancel [--invocation_id=<id> | --cancel_pool=<pool>]   # unfinished operations
+    convoy lab cancel [--invocation_id=<id> | --pool=<pool>]   # unfinished operations
     convoy lab rig RIG --maintenance | --good [--reason=...] [--by=...]  # take a rig out, put it back
     convoy lab down
 
 `up` starts (or completes) the lab: a PostgreSQL cluster, the BuildGrid
-server on 127.0.0.1:<lab_port>, one simulated rig and one rig worker per rig
+server on 127.0.0.1:<port>, one simulated rig and one rig worker per rig
 of each pool, and general workers for the default pool. Running it again
 keeps what runs and restarts what died. `down` cancels what is still queued
 and stops everything. `rig` records a person's change of a rig's health
@@ -21,12 +21,11 @@ records, rig health, the database.
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import time
 from pathlib import Path
 from typing import Optional
-
-from absl import flags
 
 from convoy import models
 from convoy.commands import common
@@ -37,44 +36,53 @@ from convoy.lab.lab import DEFAULT_PORT, Lab
 from convoy.lab.rigs import DEFAULT_RIGS, parse_rigs
 from convoy.lab.status import Status
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "rigs", None,
-    f"lab up: rig pools as pool:count[:board],... (default: the running lab's, else {DEFAULT_RIGS}); "
-    "the board of a simulated rig defaults to the pool's name without -rigs.",
-)
-flags.DEFINE_integer(
-    "general_workers", None, "lab up: workers of the default pool, for non-hardware actions (default 2)."
-)
-flags.DEFINE_integer(
-    "lab_port", None, f"lab up: the server's port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)."
-)
-flags.DEFINE_string("lab_dir", None, "The lab's directory (default: .convoy/lab of the integration repository).")
-flags.DEFINE_string("invocation_id", None, "lab cancel: cancel what this Bazel invocation left unfinished.")
-flags.DEFINE_string("cancel_pool", None, "lab cancel: cancel what is unfinished in this pool.")
-flags.DEFINE_bool("maintenance", False, "lab rig: take the rig out for maintenance (its worker takes no new work).")
-flags.DEFINE_bool("good", False, "lab rig: put the rig back (good), after maintenance or after convoy found it bad.")
-flags.DEFINE_string("reason", None, "lab rig: why, recorded with the change.")
-flags.DEFINE_string("by", None, "lab rig: who, recorded with the change (default: the user running convoy).")
+
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    parser.string(
+        "rigs", None,
+        f"lab up: rig pools as pool:count[:board],... (default: the running lab's, else {DEFAULT_RIGS}); "
+        "the board of a simulated rig defaults to the pool's name without -rigs.",
+    )
+    parser.integer(
+        "general_workers", None, "lab up: workers of the default pool, for non-hardware actions (default 2)."
+    )
+    parser.integer(
+        "port", None, f"lab up: the server's port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)."
+    )
+    parser.string("lab_dir", None, "The lab's directory (default: .convoy/lab of the integration repository).",
+                  metavar="DIR")
+    parser.string("invocation_id", None, "lab cancel: cancel what this Bazel invocation left unfinished.",
+                  metavar="ID")
+    parser.string("pool", None, "lab cancel: cancel what is unfinished in this pool.")
+    parser.boolean("maintenance", False, "lab rig: take the rig out for maintenance (its worker takes no new work).")
+    parser.boolean("good", False, "lab rig: put the rig back (good), after maintenance or after convoy found it bad.")
+    parser.string("reason", None, "lab rig: why, recorded with the change.")
+    parser.string("by", None, "lab rig: who, recorded with the change (default: the user running convoy).")
+    # The names they had while flags were global (absl), for one release. (--lab_dir stays: the stage's
+    # lab_dir in convoy.yaml, and a bare --dir beside --repo would be unclear.)
+    parser.deprecated("lab_port", "port")
+    parser.deprecated("cancel_pool", "pool")
+
 
 ACTIONS = ("up", "down", "status", "cancel", "rig")
 # The lab ignores --repo: it is found from the current directory, or given by --lab_dir.
 NO_CHECKOUT = "no integration repository ({manifest}) in {cwd} or above; run convoy there or pass --lab_dir"
 
 
-def run(args: list[str]) -> int:
-    lab_dir, rigs, general_workers, port = FLAGS.lab_dir, FLAGS.rigs, FLAGS.general_workers, FLAGS.lab_port
-    invocation_id, pool = FLAGS.invocation_id, FLAGS.cancel_pool
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    lab_dir, rigs, general_workers, port = opts.lab_dir, opts.rigs, opts.general_workers, opts.port
+    invocation_id, pool = opts.invocation_id, opts.pool
     if not args or args[0] not in ACTIONS or len(args) != (2 if args[0] == "rig" else 1):
         raise ConvoyError(f"usage: convoy lab {'|'.join(ACTIONS)} [flags] (lab rig RIG --maintenance|--good); "
                           f"got: {' '.join(args) or 'nothing'}")
     lab = Lab(lab_directory(lab_dir))
     action = args[0]
     if action == "rig":
-        if FLAGS.maintenance == FLAGS.good:
+        if opts.maintenance == opts.good:
             raise ConvoyError(f"lab rig {args[1]} takes --maintenance or --good (one of them)")
-        return rig(lab, args[1], MAINTENANCE if FLAGS.maintenance else GOOD, reason=FLAGS.reason,
-                   by=FLAGS.by or getpass.getuser(), repo=FLAGS.repo)
+        return rig(lab, args[1], MAINTENANCE if opts.maintenance else GOOD, reason=opts.reason,
+                   by=opts.by or getpass.getuser(), repo=opts.repo)
     if action == "up":
         return up(lab, rigs=rigs, general_workers=general_workers, port=port)
     if action == "down":
@@ -119,7 +127,7 @@ def cancel(lab: Lab, *, invocation_id: Optional[str] = None, pool: Optional[str]
     is unfinished in `pool`, or (neither) everything unfinished."""
     address = lab.address()
     if invocation_id and pool:
-        raise ConvoyError("lab cancel takes --invocation_id or --cancel_pool, not both")
+        raise ConvoyError("lab cancel takes --invocation_id or --pool, not both")
     if invocation_id:
         names = pools.cancel_invocation(address, invocation_id)
     elif pool:

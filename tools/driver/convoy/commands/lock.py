@@ -16,13 +16,12 @@ candidate worktree of `convoy process` holds only what is committed.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-
-from absl import flags
 
 from convoy import bazelrc, localpaths
 from convoy.commands import common
@@ -30,13 +29,16 @@ from convoy.errors import ConvoyError
 from convoy.lock import FIX, LOCK_NAME, lock_manifest, read_lock, stale_lines, write_lock
 from convoy.manifest import Manifest, load_manifest
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "manifest", None,
-    "The manifest (default: manifests/manifest.yaml in the nearest directory at or above the current one).",
-)
-flags.DEFINE_string("lock", None, f"The lock file (default: {LOCK_NAME} beside the manifest).")
-flags.DEFINE_bool("check", False, "Only check, without the network, that the lock matches the manifest; exit 1 if not.")
+
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    parser.string(
+        "manifest", None,
+        "The manifest (default: manifests/manifest.yaml in the nearest directory at or above the current one).",
+    )
+    parser.string("lock", None, f"The lock file (default: {LOCK_NAME} beside the manifest).")
+    parser.boolean("check", False,
+                   "Only check, without the network, that the lock matches the manifest; exit 1 if not.")
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,9 @@ class Paths:
     lock: str
 
 
-def run(args: list[str]) -> int:
+def run(opts: argparse.Namespace, args: list[str]) -> int:
     """Writes the lock (exit 0), or with --check compares it (exit 0 or 1)."""
-    repo, manifest, lock_file, check = FLAGS.repo, FLAGS.manifest, FLAGS.lock, FLAGS.check
+    repo, manifest, lock_file, check = opts.repo, opts.manifest, opts.lock, opts.check
     if args:
         raise ConvoyError(f"convoy lock takes no arguments, got: {' '.join(args)}; run: convoy help")
     return resolve(find_paths(repo, manifest, lock_file), check=check)

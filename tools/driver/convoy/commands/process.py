@@ -20,30 +20,32 @@ the Bazel runs under way; the next `convoy process` runs those tasks again.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from absl import flags
-
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.queue import ProcessLock, QueueContext, StuckError, open_queue
 
-FLAGS = flags.FLAGS
 MAX_POLL_INTERVAL = 86400.0  # seconds
 MODES = ("once", "all", "forever")
-flags.DEFINE_bool("once", False, "Process one request, then stop.")
-flags.DEFINE_bool("all", False, "Process requests until the queue is empty (the default).")
-flags.DEFINE_bool("forever", False, "Keep processing; wait --poll_interval seconds when the queue is empty.")
-flags.DEFINE_float("poll_interval", None, "Seconds between looks at an empty queue with --forever "
-                   "(default: queue.poll_interval of convoy.yaml).")
 
 
-def run(args: list[str]) -> int:
-    chosen = [name for name in MODES if getattr(FLAGS, name)]
-    poll_interval, repo = FLAGS.poll_interval, FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    parser.boolean("once", False, "Process one request, then stop.")
+    parser.boolean("all", False, "Process requests until the queue is empty (the default).")
+    parser.boolean("forever", False, "Keep processing; wait --poll_interval seconds when the queue is empty.")
+    parser.number("poll_interval", None, "Seconds between looks at an empty queue with --forever "
+                  "(default: queue.poll_interval of convoy.yaml).")
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    chosen = [name for name in MODES if getattr(opts, name)]
+    poll_interval, repo = opts.poll_interval, opts.repo
     common.no_arguments("process", args)
     mode = check_mode(chosen)
     check_poll_interval(poll_interval)
@@ -77,8 +79,11 @@ def process(root: Path, *, mode: str = "all", poll_interval: Optional[float] = N
     done = tried = 0
     with ProcessLock(root), common.store(root, create=True) as store:
         from convoy.plugins import make_plugins
+        from convoy.store import checkout_store
 
-        processor = open_queue(QueueContext(root, config, store), plugins=list(make_plugins(config.plugins, root)))
+        plugins = make_plugins(config.plugins, root,
+                               open_store=lambda: checkout_store(root, create=False, readonly=True))
+        processor = open_queue(QueueContext(root, config, store), plugins=plugins)
         restore = _handle_signals(processor.stop)
         try:
             processor.start()

@@ -16,36 +16,21 @@ refused (exit 2).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+import argparse
 
-from convoy import control
-from convoy import requests
+from convoy.actions.change import promote  # noqa: F401 (the plain functions it calls)
 from convoy.commands import common
-from convoy.models import RequestState
 
 
-def run(args: list[str]) -> int:
-    by, repo = common.FLAGS.by, common.FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_by(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    by, repo = opts.by, opts.repo
     request_id = common.request_id("promote", args)
     print(promote(common.checkout(repo), request_id, by=by))
     return 0
 
 
-def promote(root: Path, request_id: int, *, by: Optional[str] = None) -> str:
-    """Promotes request `request_id` of the checkout `root` (`by`: default
-    the OS user); returns what happened, in one line. ConvoyError if there
-    is no such request or it is not queued or testing."""
-    control.check_text("by", by)
-    if not common.has_store(root):
-        raise common.not_found(request_id)
-    with common.store(root) as store, store.transaction() as tx:
-        request = tx.request(request_id)
-        if request is None:
-            raise common.not_found(request_id)
-        changed = requests.promote(tx, request, by=control.actor(by))
-    if not changed:
-        return f"request #{request_id} ({request.title}) is high priority already; nothing changed"
-    if request.state == RequestState.TESTING:
-        return f"request #{request_id} ({request.title}) is high priority; it is being tested and stays where it is"
-    return f"request #{request_id} ({request.title}) is high priority: it goes first; run: convoy process"

@@ -10,52 +10,56 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
-
-from absl import flags
 
 from convoy import releases
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.untrusted import printable as p
 
-flags.DEFINE_integer("keep", None, "release prune: how many of the newest releases keep their artifacts "
-                     "(default: release.keep in convoy.yaml).")
+
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_json(parser)
+    parser.integer("keep", None, "release prune: how many of the newest releases keep their artifacts "
+                   "(default: release.keep in convoy.yaml).")
+
 
 USAGE = "convoy release list | show TAG | prune --keep=N"
 
 
-def run(args: list[str]) -> int:
+def run(opts: argparse.Namespace, args: list[str]) -> int:
     if not args:
         raise ConvoyError(f"convoy release needs a subcommand: {USAGE}")
     what, rest = args[0], args[1:]
-    root = common.checkout(common.FLAGS.repo)
+    root = common.checkout(opts.repo)
     config = common.config(root)
     if what == "list":
         common.no_arguments("release list", rest)
         data = releases.listing(root, config)
-        if common.FLAGS.json:
+        if opts.json:
             print(json.dumps(data, indent=2))
-        for item in [] if common.FLAGS.json else data:
+        for item in [] if opts.json else data:
             state = "artifacts pruned" if item["pruned"] else f"{item['artifacts']} artifact(s)"
             print(f"{p(item['tag'])}  {state}{', signed' if item['signed'] else ''}")
-        if not data and not common.FLAGS.json:
+        if not data and not opts.json:
             print("no releases in the release store yet")
         return 0
     if what == "show":
         if len(rest) != 1:
             raise ConvoyError(f"convoy release show takes one tag, e.g. convoy release show v2026.12.1; {USAGE}")
         data = releases.describe(root, config, rest[0])
-        if common.FLAGS.json:
+        if opts.json:
             print(json.dumps(data, indent=2))
         else:
             print_text(data)
         return 0
     if what == "prune":
         common.no_arguments("release prune", rest)
-        keep = common.FLAGS.keep if common.FLAGS.keep is not None else config.release.keep
-        if not keep and common.FLAGS.keep is None:
+        keep = opts.keep if opts.keep is not None else config.release.keep
+        if not keep and opts.keep is None:
             raise ConvoyError("convoy release prune needs --keep=N (or release.keep in convoy.yaml): how many of the "
                               "newest releases keep their artifacts")
         lines = releases.prune(root, config, keep)

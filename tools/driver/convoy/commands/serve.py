@@ -35,32 +35,34 @@ a token, a signature or a query string) and stops on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import signal
 import socket
 from pathlib import Path
 
-from absl import flags
-
 from convoy.commands import common
 from convoy.errors import ConvoyError
 from convoy.untrusted import printable
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("listen", "127.0.0.1:8080", "convoy serve: HOST:PORT to listen on (port 0: any free port).")
-flags.DEFINE_bool("process", False, "convoy serve: also process the queue (a child convoy process --forever), "
-                  "instead of running convoy process beside it.")
+
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    parser.string("listen", "127.0.0.1:8080", "convoy serve: HOST:PORT to listen on (port 0: any free port).")
+    parser.boolean("process", False, "convoy serve: also process the queue (a child convoy process --forever), "
+                   "instead of running convoy process beside it.")
+
 
 GRACE_SECONDS = 3  # open event streams get this long to end at a stop
 MAX_CONNECTIONS = 500
 
 
-def run(args: list[str]) -> int:
-    listen, repo = FLAGS.listen, FLAGS.repo
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    listen, repo = opts.listen, opts.repo
     common.no_arguments("serve", args)
     host, port = parse_listen(listen)
-    return serve(common.checkout(repo), host, port, process=FLAGS.process)
+    return serve(common.checkout(repo), host, port, process=opts.process)
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -1,30 +1,30 @@
 """`convoy simulate`: the queue modes side by side on a simulated clock.
 
     convoy simulate                                   # serial, speculative and batch; 60 requests at 60/h
-    convoy simulate --sim_rigs=8 --failure_rate=0.2 --requests=200 --arrival_per_hour=120
-    convoy simulate --sim_modes=speculative --window=8 --window_floor=2 --json
+    convoy simulate --rigs=8 --failure_rate=0.2 --requests=200 --arrival_per_hour=120
+    convoy simulate --modes=speculative --window=8 --window_floor=2 --json
     convoy simulate --stage_seconds=build=300,soak=7200 --hardware_stage=soak --plot=modes.svg
-    convoy simulate --flake_rate=0.05 --sim_bad_rigs=1 --sim_flaky_attempts=2 --sim_retry_failed=1 --sim_drain_after=3
+    convoy simulate --flake_rate=0.05 --bad_rigs=1 --flaky_attempts=2 --retry_failed=1 --drain_after=3
 
 Each mode runs the scheduler `convoy process` runs (convoy.queue.chain's
 Scheduler, the same class and the same decisions) on a simulated clock
 (convoy.simulate): requests arrive at random (--arrival_per_hour), each
 stage run takes its --stage_seconds (±10%), the hardware stage holds one of
---sim_rigs rigs for its run, a request breaks one stage with probability
+--rigs rigs for its run, a request breaks one stage with probability
 --failure_rate and any stage run fails with probability --flake_rate. The
 same --seed gives the same requests, so the modes are compared on the same
 day. No integration checkout, git or Bazel is needed.
 
 Flakes and sick rigs, as convoy process handles them (convoy.simulate_health):
-a failing test runs again up to --sim_flaky_attempts runs in all (Bazel's
---flaky_test_attempts), then convoy runs it again --sim_retry_failed times
+a failing test runs again up to --flaky_attempts runs in all (Bazel's
+--flaky_test_attempts), then convoy runs it again --retry_failed times
 (a stage's retry_failed; every simulated test passed on main); a flaky
-failure of a quarantined test (--sim_quarantine_rate of them) passes and
+failure of a quarantined test (--quarantine_rate of them) passes and
 is not run again. Without retries a flake at the tip rejects a good
 request. A rig fails a hardware run itself with probability
---sim_rig_failure_rate, and each of --sim_bad_rigs sick rigs with
---sim_bad_rig_failure_rate; the run goes again on another rig of the pool
-(one more hardware run), and a rig is drained after --sim_drain_after
+--rig_failure_rate, and each of --bad_rigs sick rigs with
+--bad_rig_failure_rate; the run goes again on another rig of the pool
+(one more hardware run), and a rig is drained after --drain_after
 failures in a row (0: never): it takes no more work.
 
 Prints a row per mode: merges per hour, mean and 95th percentile minutes
@@ -44,6 +44,7 @@ status is 1 (a bug in the scheduler). Bad flags: one line, exit status 2.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -52,8 +53,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from absl import flags
-
 from convoy import simulate_plot
 from convoy.commands import common
 from convoy.errors import ConvoyError
@@ -61,57 +60,69 @@ from convoy.queue.chain import MODES, Policy
 from convoy.simulate import HARDWARE_POOL, Report, Settings, simulate
 from convoy.untrusted import printable
 
-FLAGS = flags.FLAGS
 DEFAULT_STAGES = "build=120,integration=300,configuration=120,hardware=1800"
 MAX_REQUESTS = 2000  # the simulation's time grows with the square of the requests
 MAX_ARRIVAL_PER_HOUR = 1_000_000.0
 MAX_STAGE_SECONDS = 7 * 86400.0
-MAX_WINDOW = 1000  # --window, --window_floor, --batch_size, --max_bisect, --sim_rigs, --sim_drain_after
+MAX_WINDOW = 1000  # --window, --window_floor, --batch_size, --max_bisect, --rigs, --drain_after
 MAX_FLAKY_ATTEMPTS = 10  # as a stage's flaky_test_attempts (Bazel's own bound)
 MAX_RETRY_FAILED = 5  # as a stage's retry_failed
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 STAGE_EXAMPLE = "e.g. --stage_seconds=build=120,integration=300,hardware=1800"
 
-flags.DEFINE_string("sim_modes", ",".join(MODES), "convoy simulate: the queue modes to compare, a comma list of "
-                    f"{', '.join(MODES)}.")
-flags.DEFINE_integer("window", 4, "convoy simulate: candidates in flight at most (speculative, batch).")
-flags.DEFINE_integer("window_floor", 1, "convoy simulate: the window never shrinks below this (at most --window).")
-flags.DEFINE_integer("batch_size", 4, "convoy simulate: requests per candidate in batch mode.")
-flags.DEFINE_integer("max_bisect", 3, "convoy simulate: splits of a failed batch before one request at a time.")
-flags.DEFINE_integer("sim_rigs", 4, "convoy simulate: rigs in the pool the hardware stage draws on.")
-flags.DEFINE_integer("requests", 60, f"convoy simulate: requests submitted (at most {MAX_REQUESTS}).")
-flags.DEFINE_float("arrival_per_hour", 60.0, "convoy simulate: mean requests submitted per hour (random arrivals).")
-flags.DEFINE_float("failure_rate", 0.1, "convoy simulate: the share of requests that break a stage (0 to 1).")
-flags.DEFINE_float("flake_rate", 0.0, "convoy simulate: the chance that any stage run fails anyway (0 to 1).")
-flags.DEFINE_string("stage_seconds", DEFAULT_STAGES, "convoy simulate: the stages in order, NAME=SECONDS each, "
-                    "comma-separated.")
-flags.DEFINE_string("hardware_stage", None, "convoy simulate: the stage that draws on the rigs (default: the stage "
-                    "named hardware, else the last stage).")
-flags.DEFINE_integer("seed", 1, "convoy simulate: the random seed; the same seed gives the same run.")
-flags.DEFINE_string("plot", None, "convoy simulate: also draw the queue length and the rigs in use over time "
-                    "into this .svg file.")
-flags.DEFINE_integer("sim_flaky_attempts", 1, "convoy simulate: runs of a failing test in one Bazel run, as Bazel's "
-                     "--flaky_test_attempts (1: no run again).")
-flags.DEFINE_integer("sim_retry_failed", 0, "convoy simulate: convoy's runs again of a failing test that passed on "
-                     "main, as a stage's retry_failed (0: never).")
-flags.DEFINE_float("sim_quarantine_rate", 0.0, "convoy simulate: the share of flaky failures that hit a quarantined "
-                   "test, which then neither rejects nor runs again (0 to 1).")
-flags.DEFINE_float("sim_rig_failure_rate", 0.0, "convoy simulate: the chance that a rig fails a hardware run itself "
-                   "(0 to less than 1).")
-flags.DEFINE_integer("sim_bad_rigs", 0, "convoy simulate: sick rigs of the --sim_rigs (at most all but one).")
-flags.DEFINE_float("sim_bad_rig_failure_rate", 0.8, "convoy simulate: the chance that a sick rig fails a hardware "
-                   "run itself (0 to 1).")
-flags.DEFINE_integer("sim_drain_after", 3, "convoy simulate: a rig's failures in a row (each while the test passed "
-                     "on another rig) before it is drained (0: never).")
-flags.DEFINE_bool("json_timeline", False, "convoy simulate --json: include each mode's timeline "
-                  "([seconds, queue length, rigs in use] change points).")
+
+def add_flags(parser: common.Parser) -> None:
+    common.add_json(parser)
+    parser.string("modes", ",".join(MODES), "convoy simulate: the queue modes to compare, a comma list of "
+                  f"{', '.join(MODES)}.")
+    parser.integer("window", 4, "convoy simulate: candidates in flight at most (speculative, batch).")
+    parser.integer("window_floor", 1, "convoy simulate: the window never shrinks below this (at most --window).")
+    parser.integer("batch_size", 4, "convoy simulate: requests per candidate in batch mode.")
+    parser.integer("max_bisect", 3, "convoy simulate: splits of a failed batch before one request at a time.")
+    parser.integer("rigs", 4, "convoy simulate: rigs in the pool the hardware stage draws on.")
+    parser.integer("requests", 60, f"convoy simulate: requests submitted (at most {MAX_REQUESTS}).")
+    parser.number("arrival_per_hour", 60.0, "convoy simulate: mean requests submitted per hour (random arrivals).")
+    parser.number("failure_rate", 0.1, "convoy simulate: the share of requests that break a stage (0 to 1).")
+    parser.number("flake_rate", 0.0, "convoy simulate: the chance that any stage run fails anyway (0 to 1).")
+    parser.string("stage_seconds", DEFAULT_STAGES, "convoy simulate: the stages in order, NAME=SECONDS each, "
+                  "comma-separated.")
+    parser.string("hardware_stage", None, "convoy simulate: the stage that draws on the rigs (default: the stage "
+                  "named hardware, else the last stage).")
+    parser.integer("seed", 1, "convoy simulate: the random seed; the same seed gives the same run.")
+    parser.string("plot", None, "convoy simulate: also draw the queue length and the rigs in use over time "
+                  "into this .svg file.")
+    parser.integer("flaky_attempts", 1, "convoy simulate: runs of a failing test in one Bazel run, as Bazel's "
+                   "--flaky_test_attempts (1: no run again).")
+    parser.integer("retry_failed", 0, "convoy simulate: convoy's runs again of a failing test that passed on "
+                   "main, as a stage's retry_failed (0: never).")
+    parser.number("quarantine_rate", 0.0, "convoy simulate: the share of flaky failures that hit a quarantined "
+                  "test, which then neither rejects nor runs again (0 to 1).")
+    parser.number("rig_failure_rate", 0.0, "convoy simulate: the chance that a rig fails a hardware run itself "
+                  "(0 to less than 1).")
+    parser.integer("bad_rigs", 0, "convoy simulate: sick rigs of the --rigs (at most all but one).")
+    parser.number("bad_rig_failure_rate", 0.8, "convoy simulate: the chance that a sick rig fails a hardware "
+                  "run itself (0 to 1).")
+    parser.integer("drain_after", 3, "convoy simulate: a rig's failures in a row (each while the test passed "
+                   "on another rig) before it is drained (0: never).")
+    parser.boolean("json_timeline", False, "convoy simulate --json: include each mode's timeline "
+                   "([seconds, queue length, rigs in use] change points).")
+    # The names they had while flags were global (absl), for one release.
+    parser.deprecated("sim_modes", "modes")
+    parser.deprecated("sim_rigs", "rigs")
+    parser.deprecated("sim_flaky_attempts", "flaky_attempts")
+    parser.deprecated("sim_retry_failed", "retry_failed")
+    parser.deprecated("sim_quarantine_rate", "quarantine_rate")
+    parser.deprecated("sim_rig_failure_rate", "rig_failure_rate")
+    parser.deprecated("sim_bad_rigs", "bad_rigs")
+    parser.deprecated("sim_bad_rig_failure_rate", "bad_rig_failure_rate")
+    parser.deprecated("sim_drain_after", "drain_after")
 
 
 @dataclass(frozen=True)
 class Options:
     """What to simulate: the modes, the policies' numbers and the day's settings."""
 
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = field(default_factory=lambda: tuple(MODES))
     window: int = 4
     window_floor: int = 1
     batch_size: int = 4
@@ -167,17 +178,17 @@ class Options:
                 f"{self.bad_rig_failure_rate:g}), drain_after {self.drain_after}")
 
 
-def run(args: list[str]) -> int:
-    f = FLAGS
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    f = opts
     common.no_arguments("simulate", args)
     options = options_of(
-        sim_modes=f.sim_modes, window=f.window, window_floor=f.window_floor, batch_size=f.batch_size,
-        max_bisect=f.max_bisect, rigs=f.sim_rigs, requests=f.requests, arrival_per_hour=f.arrival_per_hour,
+        sim_modes=f.modes, window=f.window, window_floor=f.window_floor, batch_size=f.batch_size,
+        max_bisect=f.max_bisect, rigs=f.rigs, requests=f.requests, arrival_per_hour=f.arrival_per_hour,
         failure_rate=f.failure_rate, flake_rate=f.flake_rate, stage_seconds=f.stage_seconds,
-        hardware_stage=f.hardware_stage, seed=f.seed, flaky_attempts=f.sim_flaky_attempts,
-        retry_failed=f.sim_retry_failed, quarantine_rate=f.sim_quarantine_rate,
-        rig_failure_rate=f.sim_rig_failure_rate, bad_rigs=f.sim_bad_rigs,
-        bad_rig_failure_rate=f.sim_bad_rig_failure_rate, drain_after=f.sim_drain_after)
+        hardware_stage=f.hardware_stage, seed=f.seed, flaky_attempts=f.flaky_attempts,
+        retry_failed=f.retry_failed, quarantine_rate=f.quarantine_rate,
+        rig_failure_rate=f.rig_failure_rate, bad_rigs=f.bad_rigs,
+        bad_rig_failure_rate=f.bad_rig_failure_rate, drain_after=f.drain_after)
     plot, as_json, timeline = f.plot, f.json, f.json_timeline
     if plot is not None:
         check_plot(plot)
@@ -222,26 +233,26 @@ def options_of(*, sim_modes: str, window: int, window_floor: int, batch_size: in
         raise ConvoyError(f"--window_floor={window_floor} is more than --window={window}; make it at most the window")
     _whole("batch_size", batch_size, 1, MAX_WINDOW, "e.g. --batch_size=4")
     _whole("max_bisect", max_bisect, 0, MAX_WINDOW, "e.g. --max_bisect=3")
-    _whole("sim_rigs", rigs, 1, MAX_WINDOW, "e.g. --sim_rigs=4")
+    _whole("rigs", rigs, 1, MAX_WINDOW, "e.g. --rigs=4")
     _whole("requests", requests, 1, MAX_REQUESTS, "e.g. --requests=60")
     _whole("seed", seed, 0, 2**63 - 1, "e.g. --seed=1")
     if not 0 < arrival_per_hour <= MAX_ARRIVAL_PER_HOUR:  # NaN fails too
         raise ConvoyError(f"--arrival_per_hour={arrival_per_hour:g} must be more than 0 and at most "
                           f"{MAX_ARRIVAL_PER_HOUR:g}; e.g. --arrival_per_hour=60")
     for name, rate in (("failure_rate", failure_rate), ("flake_rate", flake_rate),
-                       ("sim_quarantine_rate", quarantine_rate), ("sim_rig_failure_rate", rig_failure_rate),
-                       ("sim_bad_rig_failure_rate", bad_rig_failure_rate)):
+                       ("quarantine_rate", quarantine_rate), ("rig_failure_rate", rig_failure_rate),
+                       ("bad_rig_failure_rate", bad_rig_failure_rate)):
         if not 0 <= rate <= 1:
             raise ConvoyError(f"--{name}={rate:g} is not a rate between 0 and 1; e.g. --{name}=0.1")
     if rig_failure_rate == 1:
-        raise ConvoyError("--sim_rig_failure_rate=1 fails every hardware run on every rig, so nothing would merge; "
-                          "give less than 1, e.g. --sim_rig_failure_rate=0.02")
-    _whole("sim_flaky_attempts", flaky_attempts, 1, MAX_FLAKY_ATTEMPTS, "e.g. --sim_flaky_attempts=2")
-    _whole("sim_retry_failed", retry_failed, 0, MAX_RETRY_FAILED, "e.g. --sim_retry_failed=1")
-    _whole("sim_drain_after", drain_after, 0, MAX_WINDOW, "e.g. --sim_drain_after=3 (0: never)")
+        raise ConvoyError("--rig_failure_rate=1 fails every hardware run on every rig, so nothing would merge; "
+                          "give less than 1, e.g. --rig_failure_rate=0.02")
+    _whole("flaky_attempts", flaky_attempts, 1, MAX_FLAKY_ATTEMPTS, "e.g. --flaky_attempts=2")
+    _whole("retry_failed", retry_failed, 0, MAX_RETRY_FAILED, "e.g. --retry_failed=1")
+    _whole("drain_after", drain_after, 0, MAX_WINDOW, "e.g. --drain_after=3 (0: never)")
     if not 0 <= bad_rigs < rigs:
-        raise ConvoyError(f"--sim_bad_rigs={bad_rigs} must be from 0 to {rigs - 1} (all but one of --sim_rigs={rigs}); "
-                          "e.g. --sim_bad_rigs=1")
+        raise ConvoyError(f"--bad_rigs={bad_rigs} must be from 0 to {rigs - 1} (all but one of --rigs={rigs}); "
+                          "e.g. --bad_rigs=1")
     stages = parse_stage_seconds(stage_seconds)
     if hardware_stage is None:
         hardware_stage = "hardware" if "hardware" in stages else list(stages)[-1]
@@ -266,12 +277,12 @@ def parse_modes(text: str) -> tuple[str, ...]:
     """`serial,batch` -> ("serial", "batch"): known modes, each once, in the order given."""
     names = [name.strip() for name in text.split(",")]
     if not text.strip() or any(not name for name in names):
-        raise ConvoyError(f"--sim_modes={printable(text)} names an empty mode; write a comma list like "
-                          f"--sim_modes={','.join(MODES)}")
+        raise ConvoyError(f"--modes={printable(text)} names an empty mode; write a comma list like "
+                          f"--modes={','.join(MODES)}")
     for name in names:
         if name not in MODES:
-            raise ConvoyError(f"--sim_modes: unknown mode '{printable(name)}' (known: {', '.join(MODES)}); "
-                              f"e.g. --sim_modes={','.join(MODES)}")
+            raise ConvoyError(f"--modes: unknown mode '{printable(name)}' (known: {', '.join(MODES)}); "
+                              f"e.g. --modes={','.join(MODES)}")
     return tuple(dict.fromkeys(names))
 
 

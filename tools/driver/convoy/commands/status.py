@@ -20,23 +20,24 @@ in its STATE.
 
 from __future__ import annotations
 
+import argparse
 import json
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from convoy import control
-from convoy import flaky
-from convoy import requests
+from convoy.actions.status import current_stage, queue_control, row, status  # noqa: F401 (the plain functions it calls)
 from convoy.commands import common
-from convoy.models import Phase, Request, RequestState, StageState
-from convoy.store import Transaction, now
 from convoy.untrusted import printable
 
 NOTE_WIDTH = 70
 
 
-def run(args: list[str]) -> int:
-    as_json, repo = common.FLAGS.json, common.FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_json(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    as_json, repo = opts.json, opts.repo
     common.no_arguments("status", args)
     root = common.checkout(repo)
     rows = status(root)
@@ -48,29 +49,6 @@ def run(args: list[str]) -> int:
             print(f"{held.line()}; nothing new starts until: convoy resume")
         print_table(rows)
     return 0
-
-
-def queue_control(root: Path) -> control.QueueControl:
-    """Whether the queue of the checkout `root` is paused or draining, why, by whom, since when (read-only)."""
-    if not common.has_store(root):
-        return control.QueueControl()
-    with common.store(root, readonly=True) as store, store.read() as tx:
-        return control.state(tx)
-
-
-def status(root: Path) -> list[dict[str, Any]]:
-    """The queue of the checkout `root`: a row (see `row`) per request, oldest
-    first; none before anything was submitted. Read-only: works while
-    `convoy process` writes, creates nothing."""
-    if not common.has_store(root):
-        return []
-    with common.store(root, readonly=True) as store, store.read() as tx:
-        held = control.state(tx)
-        rows = [row(tx, r) for r in tx.requests()]
-    for r in rows:
-        if held.paused and r["state"] == RequestState.QUEUED.value:
-            r["held"] = held.to_dict()  # what keeps it waiting: convoy resume
-    return rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -97,49 +75,3 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
 
 
-def current_stage(tx: Transaction, request: Request) -> Optional[str]:
-    """The stage a request is at (testing), or ended in (rejected), or its phase."""
-    builds = tx.builds(request.id)
-    if request.state == RequestState.TESTING:
-        if request.phase in (Phase.MERGING, Phase.PUSHED, Phase.TAGGED):
-            return request.phase.value
-        if request.phase == Phase.BUILDING and builds:
-            for stage in tx.stages(builds[-1].id):
-                if stage.state in (StageState.BUILDING, StageState.WAITING):
-                    return stage.name
-        return request.phase.value if request.phase else None
-    if request.state in (RequestState.REJECTED, RequestState.CANCELLED, RequestState.ERROR):
-        failed = [s.name for s in tx.stages(builds[-1].id) if s.state == StageState.FAILED] if builds else []
-        if failed:
-            return failed[0]
-        if request.state == RequestState.REJECTED:
-            return "candidate"  # the bump did not apply, or changed nothing
-    return None
-
-
-def row(tx: Transaction, r: Request) -> dict[str, Any]:
-    note = r.detail
-    if r.state == RequestState.MERGED:
-        note = f"tag {r.tag}" if r.tag else r.detail
-    elif r.state == RequestState.SUPERSEDED:
-        note = f"superseded by #{r.superseded_by}" if r.superseded_by else r.detail
-    elif r.state == RequestState.QUEUED and r.attempts:
-        note = f"attempt {r.attempts + 1}; last: {r.detail}"
-    elif r.state == RequestState.TESTING and r.cancel_requested:
-        note = "cancel requested"
-    builds = tx.builds(r.id)
-    held = flaky.held_tests(tx, builds[-1].id) if builds else []
-    quarantined = [t.to_dict() for t in held if t.status == flaky.QUARANTINED]
-    flakes = [t.to_dict() for t in held if t.status != flaky.QUARANTINED]
-    if held:
-        counts = ", ".join(f"{len(tests)} {name}" for name, tests in (("quarantined", quarantined),
-                                                                     ("flaky", flakes)) if tests)
-        note = f"{note + '; ' if note else ''}{counts}: convoy show {r.id}"
-    return {
-        "id": r.id, "component": r.component, "version": r.version, "commit": r.commit,
-        "configuration": r.configuration, "requested_by": r.requested_by, "state": r.state.value,
-        "phase": r.phase.value if r.phase else None, "stage": current_stage(tx, r), "attempts": r.attempts,
-        "tag": r.tag, "note": note, "created_at": r.created_at, "age_seconds": round(now() - r.created_at, 1),
-        "quarantined": quarantined, "flaky": flakes, "priority": requests.priority_name(r.priority),
-        **({"bumps": [b.to_dict() for b in r.bumps]} if r.bumps else {}),  # a group's other bumps
-    }

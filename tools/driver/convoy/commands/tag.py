@@ -9,6 +9,7 @@ artifacts if that build kept them, notes, provenance). Refuses a tip that was ne
 
 from __future__ import annotations
 
+import argparse
 import datetime
 from pathlib import Path
 
@@ -21,8 +22,12 @@ from convoy.models import BuildState
 from convoy.publish import Publisher
 
 
-def run(args: list[str]) -> int:
-    repo = common.FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    repo = opts.repo
     common.no_arguments("tag", args)
     print(tag(common.checkout(repo), today=datetime.date.today()))
     return 0

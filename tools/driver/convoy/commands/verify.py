@@ -18,6 +18,7 @@ not a release of this repository (convoy.verify has the checks).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,8 +29,13 @@ from convoy.errors import ConvoyError
 from convoy.untrusted import printable
 
 
-def run(args: list[str]) -> int:
-    as_json, repo = common.FLAGS.json, common.FLAGS.repo
+def add_flags(parser: common.Parser) -> None:
+    common.add_repo(parser)
+    common.add_json(parser)
+
+
+def run(opts: argparse.Namespace, args: list[str]) -> int:
+    as_json, repo = opts.json, opts.repo
     if len(args) != 1:
         got = f"got: {printable(' '.join(args))}" if args else "got none"
         raise ConvoyError(f"convoy verify takes one release tag ({got}); for example: convoy verify v2026.12.1")

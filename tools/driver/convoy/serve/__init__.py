@@ -17,7 +17,7 @@
 | html.py | `el`: HTML elements with every text and attribute escaped, the pages' only way to write markup |
 | static/ | page.js (live updates over the event stream, the timeline) and page.css |
 
-Handlers call the functions the commands call (convoy.commands.submit,
+Handlers call the functions the commands call (convoy.actions.submit,
 show, cancel, retry, events; convoy.requests for the webhooks' queueing),
 so the HTTP service and the CLI cannot disagree. docs/api.md is the
 reference for users.

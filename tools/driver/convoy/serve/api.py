@@ -29,18 +29,14 @@ from typing import Any, Optional
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from convoy.commands import cancel as cancel_command
-from convoy.commands import common
-from convoy.commands import drain as drain_command
-from convoy.commands import pause as pause_command
-from convoy.commands import promote as promote_command
-from convoy.commands import resume as resume_command
-from convoy.commands import events as events_command
-from convoy.commands import retry as retry_command
-from convoy.commands import show as show_command
-from convoy.commands import status as status_command
-from convoy.commands import submit as submit_command
-from convoy.commands import submit_groups
+from convoy.actions import change
+from convoy.actions import checkout as common
+from convoy.actions import events as events_action
+from convoy.actions import groups
+from convoy.actions import show as show_command
+from convoy.actions import status as status_command
+from convoy.actions import steer
+from convoy.actions import submit as submit_command
 from convoy.errors import ConvoyError
 from convoy.models import OpenGroup
 from convoy.serve import status as status_view
@@ -91,7 +87,7 @@ async def submit(request: Request) -> JSON:
                 raise ConvoyError(f"close queues group '{group}' as it is and takes no bump; add the bump first, "
                                   "then close the group")
             queued = await run_in_threadpool(
-                submit_groups.close_group, root_of(request), group, requested_by=args.requested_by,
+                groups.close_group, root_of(request), group, requested_by=args.requested_by,
                 check=lambda held: _check_group(token, held))
         else:
             queued = await run_in_threadpool(submit_command.submit, root_of(request), args, bumps)
@@ -125,7 +121,7 @@ def _check_group(token: Token, group: OpenGroup) -> None:
 
 
 def _add_to_group(root, group: str, args, bumps) -> JSON:
-    held, added = submit_groups.add_to_group(root, group, args, bumps)
+    held, added = groups.add_to_group(root, group, args, bumps)
     return JSON({"group": group, "state": "open", "added": [b.to_dict() for b in added],
                  "bumps": [b.to_dict() for b in held.bumps]}, status_code=202)
 
@@ -166,15 +162,15 @@ def _show(root, request_id: int) -> dict[str, Any]:
 
 
 async def cancel(request: Request) -> JSON:
-    return await _change(request, "cancel requests", cancel_command.cancel)
+    return await _change(request, "cancel requests", change.cancel)
 
 
 async def retry(request: Request) -> JSON:
-    return await _change(request, "retry requests", retry_command.retry)
+    return await _change(request, "retry requests", change.retry)
 
 
 async def promote(request: Request) -> JSON:
-    return await _change(request, "promote requests", promote_command.promote)
+    return await _change(request, "promote requests", change.promote)
 
 
 async def _change(request: Request, what: str, function) -> JSON:
@@ -193,15 +189,15 @@ async def _change(request: Request, what: str, function) -> JSON:
 
 
 async def pause(request: Request) -> JSON:
-    return await _steer(request, "pause the queue", pause_command.pause, reason=True)
+    return await _steer(request, "pause the queue", steer.pause, reason=True)
 
 
 async def drain(request: Request) -> JSON:
-    return await _steer(request, "drain the queue", drain_command.drain, reason=True)
+    return await _steer(request, "drain the queue", steer.drain, reason=True)
 
 
 async def resume(request: Request) -> JSON:
-    return await _steer(request, "resume the queue", resume_command.resume, reason=False)
+    return await _steer(request, "resume the queue", steer.resume, reason=False)
 
 
 async def _steer(request: Request, what: str, function, *, reason: bool) -> JSON:
@@ -248,7 +244,7 @@ async def events(request: Request) -> JSON:
     limit = _int_param(request, "limit", MAX_EVENTS, low=1, high=MAX_EVENTS)
     root = root_of(request)
     try:
-        found = await run_in_threadpool(events_command.events, root, request_id=request_id, after=after,
+        found = await run_in_threadpool(events_action.events, root, request_id=request_id, after=after,
                                         limit=limit)
     except ConvoyError as e:
         raise from_convoy(404, e) from None

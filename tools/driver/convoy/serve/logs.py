@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from convoy.commands import common
+from convoy.actions import checkout as common
 from convoy.models import Task
 from convoy.serve.web import JSON, ApiError, check_read
 from convoy.store import state_dir

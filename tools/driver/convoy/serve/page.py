@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from convoy.commands import common
+from convoy.actions import checkout as common
 from convoy.errors import ConvoyError
 from convoy.serve import lab_view, page_html
 from convoy.serve import status as status_view
@@ -66,7 +66,7 @@ async def request_page(request: Request) -> HTMLResponse:
 
 
 def _request_page(root, request_id: int) -> str:
-    from convoy.commands import show as show_command
+    from convoy.actions import show as show_command
 
     if not common.has_store(root):
         raise common.not_found(request_id)

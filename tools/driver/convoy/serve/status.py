@@ -47,9 +47,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from convoy import control
+from convoy import modes
 from convoy import requests
-from convoy.commands import common
-from convoy.commands import status as status_command
+from convoy.actions import checkout as common
+from convoy.actions import status as status_command
 from convoy.config import Config
 from convoy.models import Request, RequestState, Stage, StageState, Task, TaskState
 from convoy.serve import logs
@@ -72,7 +73,7 @@ def status(root: Path, config: Config) -> dict[str, Any]:
         at = result["now"]
         queue["control"] = control.state(tx).to_dict()
         medians = stage_medians(tx)
-        chain = _chain(tx) if config.queue_mode != "serial" else None
+        chain = _chain(tx) if modes.get(config.queue_mode).has_window else None
         testing = tx.requests([RequestState.TESTING])
         order = {rid: i for i, rid in enumerate(r for item in (chain or {}).get("items", []) for r in item)}
         testing.sort(key=lambda r: (order.get(r.id, len(order)), r.id))

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from convoy.commands import common
+from convoy.actions import checkout as common
 from convoy.models import Event
 from convoy.serve.web import ApiError, check_read
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from convoy.commands import common
-from convoy.commands import try_ as try_command
+from convoy.actions import checkout as common
+from convoy.actions import tries as try_command
 from convoy.errors import ConvoyError
 from convoy.serve.api import attributed, root_of
 from convoy.serve.web import JSON, ApiError, check_read, from_convoy, read_json, require_token

@@ -40,8 +40,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from convoy import requests as request_states
-from convoy.commands import common
-from convoy.commands import submit as submit_command
+from convoy.actions import checkout as common
+from convoy.actions import submit as submit_command
 from convoy.errors import ConvoyError
 from convoy.manifest import load_manifest
 from convoy.serve.repos import components_of
