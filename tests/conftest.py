@@ -1,5 +1,9 @@
 """Fixtures shared by more than one test folder.
 
+How the suite runs (scripts/test's two lanes, the `bazel` and `slow`
+markers, the per-test time limit, the shared Bazel output root) and every
+stand-in the tests use: docs/testing.md.
+
 - Every test runs with HOME in a temporary directory, a fixed git identity and
   no system git config, so that nothing on the machine leaks in or out.
 - `git_repo` makes real git repositories in tmp_path (commits, annotated and
@@ -39,7 +43,6 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 import pytest
-from absl import flags
 
 from convoy import main, sample
 from convoy.store import SQLiteStore
@@ -57,7 +60,7 @@ _GIT_LEAKS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL",
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Keeps tests out of $HOME and the machine's git config; resets flags."""
+    """Keeps tests out of $HOME and the machine's git config."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -67,7 +70,6 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     for name in _GIT_LEAKS:
         monkeypatch.delenv(name, raising=False)
     yield
-    flags.FLAGS.unparse_flags()
 
 
 class GitRepo:
