@@ -1,6 +1,7 @@
-"""The driver's own time per request, for manifests of 10, 500 and 2,000 components, side by side.
+"""The driver's own time per request, for manifests of 10, 500 and 2,000 components (or 10,000), side by side.
 
     .venv/bin/python benchmarks/driver_overhead.py [--requests=5] [--components=10,500,2000] [--no-breakdown]
+    .venv/bin/python benchmarks/driver_overhead.py --components=10,2000,10000 --requests=3 --no-breakdown
 
 For each size, in a temporary directory (removed at the end):
 
@@ -27,9 +28,15 @@ The queue keeps its manifest cache from one request to the next, as a
 long-running `convoy process` does; it starts empty (the first request
 parses its base, the max column shows it).
 
-The sizes are printed side by side, with the growth from each size to the
-next (the ratio of the medians) and that growth per component (the ratio
-divided by the ratio of the sizes: 1.0 is linear growth, less is better).
+The sizes are printed side by side, with the growth from the first (smallest)
+size to each other one (the ratio of the medians, 10 -> N) and that growth
+per component (the ratio divided by the ratio of the sizes: 1.0 is linear
+growth, less is better).
+
+Then, per size, one more request is submitted and processed by a child
+process running `convoy process --all` (convoy.commands.process, the
+command's own code; only run_bazel is the same stand-in), and its peak RSS
+(VmHWM of /proc/self/status, read by the child as it ends) is printed.
 
 With the breakdown (the default), the script wraps a few driver functions
 (in this process only) to see where the driver's own time goes, and that of
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import functools
 import io
 import json
@@ -369,6 +377,8 @@ class Figures:
     calls: List[Dict[str, int]] = field(default_factory=list)
     states: List[str] = field(default_factory=list)
     connections: int = 0
+    process_rss_mb: float = 0.0
+    process_seconds: float = 0.0
 
 
 def convoy(checkout: Path, *args: str) -> str:
@@ -392,10 +402,11 @@ def empty_manifest_cache():
 
 
 def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Figures:
-    plan = bump_plan(components, requests)
+    plan = bump_plan(components, requests + 1)  # the last: `convoy process --all` in a child process
+    plan, child_bump = plan[:-1], plan[-1]
     root = Path(tempfile.mkdtemp(prefix=f"convoy-bench-driver-{components}-"))
     try:
-        world = make_world(root, components, plan)
+        world = make_world(root, components, plan + [child_bump])
         manifest_module.clear_cache()  # the queue starts with none
         figures = Figures(components, requests, world)
         checkout = world.checkout
@@ -448,9 +459,39 @@ def measure(components: int, requests: int, profiler: Optional[Profiler]) -> Fig
             finally:
                 processor.finish()
                 figures.connections = store.open_connections()
+        component, version = child_bump
+        convoy(checkout, "submit", "--json", f"--component={component}", f"--version={version}",
+               "--requested_by=bench")
+        figures.process_rss_mb, figures.process_seconds = process_in_child(checkout)
         return figures
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def process_in_child(checkout: Path) -> tuple[float, float]:
+    """`convoy process --all` in a child process (Bazel's stand-in); its peak RSS in MB and wall time."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tools" / "driver")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), f"--child-process={checkout}"],
+                          env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    peak = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("VmHWM-kB ")]
+    if done.returncode != 0 or not peak:
+        raise SystemExit(f"convoy process --all failed (exit {done.returncode}):\n{done.stderr}{done.stdout}")
+    return int(peak[-1]) / 1024, seconds
+
+
+def child_process(checkout: Path) -> int:
+    """The child of process_in_child: convoy process --all, run_bazel the stand-in; prints VmHWM-kB."""
+    from convoy.commands import process as process_command
+    from convoy import queue as queue_module
+
+    process_command.QueueContext = functools.partial(queue_module.QueueContext, run_bazel=passing_bazel)
+    done = process_command.process(checkout, mode="all")  # how many requests it processed
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            print("VmHWM-kB", line.split()[1])
+    return 0 if done == 1 else 1
 
 
 # --- the report --------------------------------------------------------------------------
@@ -461,13 +502,13 @@ def med_max(values: List[float]) -> str:
 
 
 def growth_header(results: List[Figures]) -> str:
-    return "".join(f"{f'{b.components}/{a.components}':>16}" for a, b in zip(results, results[1:]))
+    return "".join(f"{f'{b.components}/{results[0].components}':>16}" for b in results[1:])
 
 
 def growth_cells(results: List[Figures], medians: List[float]) -> str:
-    """The ratio of each size's median to the one before, and that per component (1.0: linear)."""
+    """The ratio of each size's median to the first size's (10 -> N), and that per component (1.0: linear)."""
     cells = ""
-    for (a, b), (x, y) in zip(zip(results, results[1:]), zip(medians, medians[1:])):
+    for (a, b), (x, y) in zip(((results[0], r) for r in results[1:]), ((medians[0], m) for m in medians[1:])):
         if x <= 0:
             cells += f"{'-':>16}"
             continue
@@ -479,8 +520,8 @@ def growth_cells(results: List[Figures], medians: List[float]) -> str:
 def report(results: List[Figures], breakdown: bool, startup: float) -> None:
     print()
     print("per request, in seconds, from `convoy show N --json` timings (median / max over the requests), and")
-    print("the growth from one size to the next: ratio of the medians (per component: ratio / ratio of the sizes;")
-    print("1.0 is linear growth):")
+    print("the growth from the first size to each other (10 -> N): ratio of the medians (per component: ratio /")
+    print("ratio of the sizes; 1.0 is linear growth):")
     width = 26
     header = f"{'components':<{width}}" + "".join(f"{f.components:>18}" for f in results) + growth_header(results)
     print(header)
@@ -495,6 +536,8 @@ def report(results: List[Figures], breakdown: bool, startup: float) -> None:
     for label, values in rows:
         print(f"{label:<{width}}" + "".join(f"{med_max(v):>18}" for v in values)
               + growth_cells(results, [statistics.median(v) for v in values]))
+    print(f"{'peak RSS, process --all':<{width}}" + "".join(f"{f'{f.process_rss_mb:.0f} MB':>18}" for f in results))
+    print(f"{'process --all, 1 request':<{width}}" + "".join(f"{f'{f.process_seconds:.2f} s':>18}" for f in results))
     per_component = [1000 * statistics.median(f.driver) / f.components for f in results]
     print(f"{'driver-own per component':<{width}}" + "".join(f"{f'{ms:.3f} ms':>18}" for ms in per_component))
     print("  driver-own = total - bazel - git; bazel: the stand-in (~0 by construction). The queue's manifest cache")
@@ -573,7 +616,10 @@ def main() -> int:
                         help="manifest sizes, comma-separated (default 10,500,2000)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="leave the driver's functions unwrapped (no breakdown of the driver's time)")
+    parser.add_argument("--child-process", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_process:
+        return child_process(Path(args.child_process))
     try:
         sizes = [int(s) for s in args.components.split(",") if s.strip()]
     except ValueError:

@@ -365,3 +365,85 @@ def test_read_component_reads_the_file_as_load_manifest(tmp_path):
     path.write_text(GOOD)
     assert read_component(path, "planner") == load_manifest(path).view("planner")
     assert read_component(path, "nosuch").component is None
+
+
+# -- the plain fast path: the two large sections matched by a strict grammar ----------------
+
+PLAIN = """\
+# a plainly written manifest
+schema_version: 1
+default_configuration: rover
+
+components:
+  messages:        # the messages
+    source: git
+    remote: https://git.example.com/robot/messages.git
+    version: v1.4.0
+
+  planner:
+    source: archive
+    version: v2.1.0
+    url: "https://example.com/planner-{version}.tar.gz"
+    strip_prefix: 'planner-{version}'
+# a comment at column 0 between components
+  firmware:
+    source: local
+    version: v3.0.0
+    path: third_party/firmware/{version}
+
+configurations:
+  rover:                    # the rover
+    components:
+      - messages
+      # a comment among the items
+      - planner
+      - firmware
+    pins:
+      planner: v2.0.0
+  drone:
+    components: [messages, firmware]
+release:
+  tag_format: "v{year}.{month}.{n}"
+"""
+
+
+def test_a_plain_manifest_takes_the_fast_path_and_gives_the_same_view():
+    from convoy.yamlcheck import Irregular
+
+    full = parse_manifest(PLAIN, SHOWN)
+    for component in [*full.components, "nosuch"]:
+        assert manifest_module._fast_view(PLAIN, SHOWN, component) == full.view(component)
+        assert manifest_module._fast_view(PLAIN, SHOWN, component) == manifest_module._read_view(PLAIN, SHOWN,
+                                                                                                component)
+    big = benchmark_like(2000)
+    assert manifest_module._fast_view(big, SHOWN, "comp1234") == manifest_module._read_view(big, SHOWN, "comp1234")
+    # Not plain (a flow mapping, a tab, an anchor, a number, a quoted pin): the event reader instead.
+    for old, new in (("  firmware:\n    source: local\n    version: v3.0.0\n    path: third_party/firmware/{version}\n",
+                      "  firmware: {source: local, version: v3.0.0, path: third_party/firmware/{version}}\n"),
+                     ("    source: git\n", "    source:\tgit\n"), ("    version: v1.4.0\n", "    version: &v v1.4.0\n"),
+                     ("      planner: v2.0.0\n", "      planner: 2.0\n"),
+                     ("      planner: v2.0.0\n", "      planner: 'v2.0.0'\n"),
+                     ("  drone:\n", "  drone:\n    pins: {}\n")):
+        text = PLAIN.replace(old, new)
+        assert text != PLAIN
+        with pytest.raises(Irregular):
+            manifest_module._fast_view(text, SHOWN, "messages")
+
+
+@pytest.mark.parametrize("old, new", [
+    ("      - planner\n", "      - planner\n      - planner\n"),  # listed twice
+    ("      - planner\n", "      - plannr\n"),  # unknown
+    ("    source: git\n", "    source: gti\n"),  # the component's own mistake
+    ("  planner:\n    source: archive\n", "  messages:\n    source: archive\n"),  # a duplicate name
+    ("schema_version: 1\n", "schema_version: 2\n"),
+    ("release:\n", "release:\n  oops\n"),  # a syntax error elsewhere
+])
+def test_a_mistake_in_a_plain_manifest_is_reported_as_the_full_load_does(old, new):
+    text = PLAIN.replace(old, new)
+    assert text != PLAIN
+    with pytest.raises(ConvoyError) as full:
+        parse_manifest(text, SHOWN)
+    clear_cache()
+    with pytest.raises(ConvoyError) as viewed:
+        component_view(text, "messages", SHOWN)
+    assert str(viewed.value) == str(full.value)

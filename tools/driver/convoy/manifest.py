@@ -33,7 +33,11 @@ the others and the configurations' members. It reads only those parts of
 the file (the C parser still reads all of it: a syntax error anywhere is
 reported); anything in them it does not take as plain strings, or any
 problem, and it judges the whole file as load_manifest does instead, with
-the same messages. A mistake elsewhere in the file is reported by what
+the same messages. A plainly written file (block mappings of plain or
+simply quoted scalars, lists of names) is read faster still (_fast_view):
+`components` and `configurations` are matched whole by a strict grammar,
+a subset of YAML, the component's own lines and the rest of the file
+parsed by the C parser; anything else goes the event reader's way. A mistake elsewhere in the file is reported by what
 reads all of it (`convoy lock`, the queue's bump).
 
 Where each part lives: this module (the loaders) is what the rest of convoy
@@ -47,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from types import MappingProxyType
@@ -58,6 +63,7 @@ from ruamel.yaml.events import ScalarEvent
 from convoy.errors import ConvoyError
 from convoy.manifest_check import RESERVED_NAMES, SCHEMA_VERSION, SOURCES, ManifestChecker
 from convoy.manifest_model import Component, Configuration, Manifest, ManifestView
+from convoy.manifest_plain import _fast_view
 from convoy.versions import (
     DEFAULT_TAG_FORMAT,
     MAX_FIELD_WIDTH,
@@ -79,7 +85,7 @@ from convoy.yamlcheck import (
 __all__ = [
     "DEFAULT_TAG_FORMAT", "MAX_FIELD_WIDTH", "MAX_TAG", "RESERVED_NAMES", "SCHEMA_VERSION", "SOURCES", "Component",
     "Configuration", "Manifest", "ManifestView", "cache_info", "clear_cache", "component_view", "load_manifest",
-    "parse_manifest", "read_component", "tag_format_problem", "tag_format_spec_problem", "version_problem",
+    "parse_manifest", "read_component", "remember", "tag_format_problem", "tag_format_spec_problem", "version_problem",
 ]
 
 DEFAULT_SHOWN = "manifests/manifest.yaml"
@@ -132,9 +138,22 @@ def component_view(text: str, name: str, shown: str = DEFAULT_SHOWN) -> Manifest
         return dataclasses.replace(cached.view(name), path=shown)
     try:
         with no_cyclic_gc():
-            return _read_view(text, shown, name)
+            try:
+                return _fast_view(text, shown, name)
+            except Irregular:
+                return _read_view(text, shown, name)
     except Exception:  # noqa: BLE001 -- anything unusual (Irregular, a syntax error, a bound): the full load judges
         return parse_manifest(text, shown).view(name)
+
+
+def remember(text: str, manifest: Manifest) -> Manifest:
+    """Caches `manifest`, with the sha256 of `text`, as what parse_manifest
+    makes of `text`, for a caller that derived it from a validated text by
+    a checked edit (convoy.manifest_edit); returns a copy it may change."""
+    digest = _digest(text)
+    manifest = dataclasses.replace(manifest, sha256=digest)
+    _CACHE.put(digest, manifest, len(text))
+    return _fresh(manifest, manifest.path)
 
 
 def clear_cache() -> None:
@@ -224,6 +243,7 @@ _CACHE = _Cache()
 
 
 # -- one component ---------------------------------------------------------------------
+
 
 
 def _read_view(text: str, shown: str, name: str) -> ManifestView:

@@ -9,7 +9,10 @@ makes; see compose_positions): a value is
 replaced in place, keeping its quotes; a new key is a new line with the
 indentation of its siblings (or `, key: value` in a flow mapping `{...}`); a
 removed key loses its line. The result is checked again with the manifest
-loader before it is returned.
+loader before it is returned: the whole of it, or, when every edit is
+inside one component's lines and no line moved, that component's lines
+(the rest of the text, byte for byte the one already validated, keeps its
+parsed components and configurations).
 
 The manifest is parsed and validated once per text (convoy.manifest's
 cache): the text a bump starts from is usually the one the previous bump
@@ -39,21 +42,20 @@ strip_prefix):
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any, Optional
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import MappingNode, Node
 
 from convoy.errors import ConvoyError
 from convoy.manifest import Manifest, parse_manifest, version_problem
+from convoy.manifest_editor import _Editor, _entry, _last_leaf_end, _value
 from convoy.untrusted import COMMIT_ID
 from convoy.yamlcheck import c_yaml, no_cyclic_gc
 
 DEFAULT_SHOWN = "manifests/manifest.yaml"
-_SPACES = re.compile(r" +")
 _URL_SCHEMES = ("http://", "https://", "file://")
 # Characters after which the C parser's positions are not the text's: see compose_positions.
 _OTHER_POSITIONS = ("\ufeff", "\x85", "\u2028", "\u2029")
@@ -94,7 +96,7 @@ def bump_manifest(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> tuple
     """
     manifest = parse_manifest(text, shown)  # once per text: the queue's last bump parsed this one
     _check_bump(manifest, bump, shown)
-    root = compose_positions(text)
+    root = _component_positions(text, manifest, bump) or compose_positions(text)
     editor = _Editor(text, shown)
     if bump.configuration is None:
         component = _value(_value(root, "components"), bump.component)
@@ -122,12 +124,65 @@ def bump_manifest(text: str, bump: Bump, *, shown: str = DEFAULT_SHOWN) -> tuple
         else:
             editor.set(pins, bump.component, bump.version)
     result = editor.apply()
-    try:
-        edited = parse_manifest(result, shown)
-    except ConvoyError as e:  # the edit broke the file: a bug here, not the user's doing
-        raise RuntimeError(f"the bump of {bump.describe()} made an invalid manifest:\n{e}\n---\n{result}") from None
+    edited = _derived(manifest, bump, text, result, root, editor, shown)
+    if edited is None:
+        try:
+            edited = parse_manifest(result, shown)
+        except ConvoyError as e:  # the edit broke the file: a bug here, not the user's doing
+            raise RuntimeError(f"the bump of {bump.describe()} made an invalid manifest:\n{e}\n---\n{result}") from None
     _check_applied(edited, bump)
     return result, edited
+
+
+def _derived(manifest: Manifest, bump: Bump, text: str, result: str, root: Optional[Node], editor: "_Editor",
+             shown: str) -> Optional[Manifest]:
+    """The edited manifest without parsing all of `result` again, or None
+    (the caller then parses it whole): when the bump changed one component's
+    block mapping (every edit inside its lines) and kept every line where it
+    was, the new Manifest is the old one with that component read again from
+    its own lines (checked as the full load checks it) and the new text's
+    sha256; it is cached as parse_manifest's result for `result`."""
+    if bump.configuration is not None:
+        return None
+    entry = _entry(_value(root, "components"), bump.component)
+    if entry is None or not isinstance(entry[1], MappingNode) or entry[1].flow_style or not entry[1].value:
+        return None
+    key_node, node = entry
+    start = editor._line_start(key_node.start_mark.index)
+    end = editor._next_line(_last_leaf_end(node))[0]
+    if key_node.start_mark.line < 1 or any(e.start < start or e.end > end for e in editor.edits):
+        return None
+    delta = len(result) - len(text)
+    block = result[start:end + delta]
+    if (block.count("\n") != text.count("\n", start, end) or result[:start] != text[:start]
+            or result[end + delta:] != text[end:] or any(c in block for c in _OTHER_POSITIONS + ("\r",))):
+        return None
+    from convoy import manifest as manifest_module
+    from convoy.manifest_check import ManifestChecker
+    from convoy.yamlcheck import EventReader
+
+    # The component's lines at their own line numbers, under a `components:` on the line above.
+    mini = "\n" * (key_node.start_mark.line - 1) + "components:\n" + block
+    try:
+        with no_cyclic_gc():
+            reader = EventReader(shown, mini)
+            found = []
+            for key, _, value in reader.entries(reader.document()):
+                for name, name_event, spec in reader.entries(value):
+                    found.append((name, reader.build(spec), name_event.start_mark.line + 1))
+            reader.end()
+    except Exception:  # noqa: BLE001 -- anything unusual: the full parse judges
+        return None
+    if len(found) != 1 or found[0][0] != bump.component:
+        return None
+    checker = ManifestChecker(shown)
+    component = checker.named_component(*found[0])
+    if component is not None:
+        checker.local_paths({bump.component: component}, manifest.configurations)
+    if component is None or checker.problems:
+        return None
+    return manifest_module.remember(result, dataclasses.replace(
+        manifest, path=shown, components={**manifest.components, bump.component: component}))
 
 
 def compose_positions(text: str) -> Optional[Node]:
@@ -148,6 +203,47 @@ def compose_positions(text: str) -> Optional[Node]:
             except Exception:  # noqa: BLE001 -- any failure: as parse_manifest, the pure composer reads it
                 pass
         return YAML(typ="safe", pure=True).compose(text)
+
+
+def _component_positions(text: str, manifest: Manifest, bump: Bump) -> Optional[Node]:
+    """compose_positions of only the lines a component's bump edits, or None:
+    `components:` then the component's lines (from its name to the next
+    component's), everything before them blanked to spaces so that every
+    mark (index, line, column) is the one in `text`. Not for a pin's bump,
+    the last component, or a text whose positions the C parser counts otherwise."""
+    if bump.configuration is not None or "\r" in text or any(c in text for c in _OTHER_POSITIONS):
+        return None
+    names = list(manifest.components)
+    component = manifest.components.get(bump.component)
+    index = names.index(bump.component) if component is not None else len(names)
+    if index + 1 >= len(names):
+        return None
+    first, after = component.line, manifest.components[names[index + 1]].line
+    start = 0
+    for _ in range(first - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = start
+    for _ in range(after - first):
+        end = text.find("\n", end) + 1
+        if end == 0:
+            return None
+    head = text.find("\n")
+    if head < len("components:") or head >= start:
+        return None
+    blank = "\n".join(" " * len(line) for line in text[len("components:"):start].split("\n"))
+    mini = "components:" + blank + text[start:end]
+    try:
+        with no_cyclic_gc():
+            root = c_yaml().compose(mini)
+    except Exception:  # noqa: BLE001 -- any failure: the whole text's positions
+        return None
+    entry = _entry(_value(root, "components"), bump.component)
+    if entry is None or entry[0].start_mark.index != text.find(bump.component, start) \
+            or len(_value(root, "components").value) != 1:
+        return None
+    return root
 
 
 def _check_bump(manifest: Manifest, bump: Bump, shown: str) -> None:
@@ -210,235 +306,3 @@ def _check_applied(manifest: Manifest, bump: Bump) -> None:
         ok = (component.version, component.commit, component.sha256) == (bump.version, bump.commit, None)
     if not ok:
         raise RuntimeError(f"the bump of {bump.describe()} did not take effect: {component}")
-
-
-def _value(mapping: Optional[Node], key: str) -> Optional[Node]:
-    """The value node of `key` in a mapping node (None if absent)."""
-    entry = _entry(mapping, key)
-    return entry[1] if entry else None
-
-
-def _entry(mapping: Optional[Node], key: str) -> Optional[tuple[Node, Node]]:
-    if not isinstance(mapping, MappingNode):
-        return None
-    for key_node, value_node in mapping.value:
-        if isinstance(key_node, ScalarNode) and key_node.value == key:
-            return key_node, value_node
-    return None
-
-
-def _last_leaf_end(node: Node) -> int:
-    """Where the last thing written for `node` ends: a block collection's own
-    end mark runs on over the comments and blank lines after it."""
-    if isinstance(node, MappingNode) and not node.flow_style and node.value:
-        return _last_leaf_end(node.value[-1][1])
-    if isinstance(node, SequenceNode) and not node.flow_style and node.value:
-        return _last_leaf_end(node.value[-1])
-    return node.end_mark.index
-
-
-@dataclass(order=True)
-class _Edit:
-    start: int
-    end: int
-    seq: int
-    text: str = field(compare=False)
-
-
-class _Editor:
-    """Collects replacements, insertions and deletions against the original
-    text, then applies them all at once."""
-
-    def __init__(self, text: str, shown: str) -> None:
-        self.text = text
-        self.shown = shown
-        self.newline = "\r\n" if "\r\n" in text else "\n"
-        self.edits: list[_Edit] = []
-        self.inserted: dict[tuple[int, str], int] = {}  # (mapping id, key) -> where it was inserted
-
-    def _add(self, start: int, end: int, text: str) -> None:
-        self.edits.append(_Edit(start, end, len(self.edits), text))
-
-    def apply(self) -> str:
-        out, position = [], 0
-        for edit in sorted(self.edits):
-            if edit.start < position:
-                raise RuntimeError(f"overlapping manifest edits at {edit.start}")
-            out.append(self.text[position:edit.start])
-            out.append(edit.text)
-            position = edit.end
-        out.append(self.text[position:])
-        return "".join(out)
-
-    # -- operations ----------------------------------------------------------
-
-    def set(self, mapping: Node, key: str, value: str, *, after: Optional[str] = None) -> None:
-        """Sets mapping[key] to the string `value`: in place if the key is
-        there, else as a new entry after `after` (default: the last entry)."""
-        entry = _entry(mapping, key)
-        if entry is not None:
-            key_node, node = entry
-            self._check_editable(node, key, key_node.start_mark.line + 1)
-            flow = self._in_flow(mapping)
-            rendered = _render(value, node.style, flow)
-            start, end = node.start_mark.index, node.end_mark.index
-            # Keep an inline comment in its column (`version: v1   # note`),
-            # as long as one space is left before it.
-            spaces = _SPACES.match(self.text, end)
-            gap = spaces.end() - end if spaces else 0
-            if gap and self.text[end + gap:end + gap + 1] == "#":
-                shift = len(rendered) - (end - start)
-                rendered += " " * max(1, gap - shift)
-                end += gap
-            self._add(start, end, rendered)
-        else:
-            self._insert(mapping, key, value, after)
-
-    def delete(self, mapping: Node, key: str) -> None:
-        """Removes mapping[key] (its whole line in a block mapping); nothing if absent."""
-        entry = _entry(mapping, key)
-        if entry is None:
-            return
-        key_node, value_node = entry
-        if mapping.flow_style:
-            index = next(i for i, (k, _) in enumerate(mapping.value) if k is key_node)
-            pairs = mapping.value
-            if index > 0:  # from the end of the previous entry: ", key: value"
-                self._add(_last_leaf_end(pairs[index - 1][1]), _last_leaf_end(value_node), "")
-            elif len(pairs) > 1:  # the first of several: "key: value, "
-                self._add(key_node.start_mark.index, pairs[1][0].start_mark.index, "")
-            else:
-                self._add(key_node.start_mark.index, _last_leaf_end(value_node), "")
-            return
-        start = self._line_start(key_node.start_mark.index)
-        if self.text[start:key_node.start_mark.index].strip():
-            self._refuse(key_node.start_mark.line + 1, key, "does not start its line")
-        self._add(start, self._next_line(_last_leaf_end(value_node))[0], "")
-
-    def add_mapping(self, mapping: Node, key: str, child_key: str, child_value: str) -> None:
-        """Adds `key:` holding the one entry `child_key: child_value` at the end of `mapping`."""
-        if mapping.flow_style:
-            self._insert(mapping, key, None, None, raw=f"{{{child_key}: {_render(child_value, None, True)}}}")
-            return
-        indent = self._indent(mapping)
-        parent = self._parent_column(mapping)
-        step = indent - parent if parent is not None and indent > parent else 2
-        nl = self.newline
-        raw = f"{nl}{' ' * (indent + step)}{child_key}: {_render(child_value, None, False)}"
-        self._insert(mapping, key, None, None, raw=raw)
-
-    # -- helpers -------------------------------------------------------------
-
-    def _insert(self, mapping: Node, key: str, value: Optional[str], after: Optional[str], *,
-                raw: Optional[str] = None) -> None:
-        """A new entry `key: value` (or `key:<raw>`) after `after` or the last entry."""
-        position = self.inserted.get((id(mapping), after)) if after is not None else None
-        if position is None:
-            anchor = _entry(mapping, after) if after is not None else None
-            if anchor is None and mapping.value:
-                anchor = mapping.value[-1]
-            position = self._after(mapping, anchor)
-        flow = self._in_flow(mapping)
-        if raw is None:
-            body = f"{key}: {_render(value or '', self._sibling_style(mapping), flow)}"
-        else:
-            body = f"{key}:{raw}" if not flow else f"{key}: {raw}"
-        if mapping.flow_style:
-            text = f", {body}" if mapping.value else body
-        else:
-            prefix = "" if position == 0 or self.text[position - 1] == "\n" else self.newline
-            text = f"{prefix}{' ' * self._indent(mapping)}{body}{self.newline}"
-        self._add(position, position, text)
-        self.inserted[(id(mapping), key)] = position
-
-    def _after(self, mapping: Node, anchor: Optional[tuple[Node, Node]]) -> int:
-        """Where an entry following `anchor` goes."""
-        if mapping.flow_style:
-            if anchor is None:  # an empty {}: just inside the brace
-                return mapping.start_mark.index + 1
-            return _last_leaf_end(anchor[1])
-        return self._next_line(_last_leaf_end(anchor[1]))[0]
-
-    def _next_line(self, index: int) -> tuple[int, bool]:
-        """The start of the line after the one holding `index` (the text's
-        end if there is none), and whether a line break was found."""
-        newline = self.text.find("\n", index)
-        if newline < 0:
-            return len(self.text), False
-        return newline + 1, True
-
-    def _line_start(self, index: int) -> int:
-        return self.text.rfind("\n", 0, index) + 1
-
-    def _indent(self, mapping: Node) -> int:
-        return mapping.value[0][0].start_mark.column
-
-    def _parent_column(self, mapping: Node) -> Optional[int]:
-        """The column of the key that holds `mapping` (its line's indentation)."""
-        start = self._line_start(mapping.start_mark.index)
-        parent_line_end = start - 1
-        if parent_line_end < 0:
-            return None
-        line_start = self._line_start(parent_line_end)
-        line = self.text[line_start:parent_line_end]
-        # The key holding a block mapping is on the nearest line above that
-        # is not blank or a comment.
-        while not line.strip() or line.lstrip().startswith("#"):
-            if line_start == 0:
-                return None
-            parent_line_end = line_start - 1
-            line_start = self._line_start(parent_line_end)
-            line = self.text[line_start:parent_line_end]
-        return len(line) - len(line.lstrip(" "))
-
-    def _sibling_style(self, mapping: Node) -> Optional[str]:
-        """The quoting of the mapping's last scalar value, for a new value to match."""
-        for _, value in reversed(mapping.value):
-            if isinstance(value, ScalarNode):
-                return value.style if value.style in ("'", '"') else None
-        return None
-
-    def _in_flow(self, mapping: Node) -> bool:
-        return bool(mapping.flow_style)
-
-    def _check_editable(self, node: Node, key: str, line: int) -> None:
-        """Refuses values whose text is not just the value: a collection, a
-        multi-line scalar, an anchor or alias (one node, several places)."""
-        if not isinstance(node, ScalarNode):
-            self._refuse(line, key, "is not a single value")
-        if node.style in ("|", ">") or node.start_mark.line != node.end_mark.line:
-            self._refuse(line, key, "spans several lines")
-        if getattr(node, "anchor", None) or self.text[node.start_mark.index] in "*&":
-            self._refuse(line, key, "is a YAML anchor or alias")
-
-    def _refuse(self, line: int, key: str, why: str) -> None:
-        raise ConvoyError(
-            f"{self.shown}:{line}: '{key}' {why}, which convoy cannot edit while keeping the file as written; "
-            f"write it as one plain line ({key}: value)"
-        )
-
-
-def _render(value: str, style: Optional[str], flow: bool) -> str:
-    """`value` as a YAML scalar in the given quoting ("'", '"' or plain);
-    plain only if it reads back as the same string there."""
-    if style == "'":
-        return "'" + value.replace("'", "''") + "'"
-    if style == '"' or not _plain_ok(value, flow):
-        return _double_quoted(value)
-    return value
-
-
-def _double_quoted(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def _plain_ok(value: str, flow: bool) -> bool:
-    if not value or value != value.strip() or any(c in value for c in "\n\r\t"):
-        return False
-    document = f"{{k: {value}}}" if flow else f"k: {value}\n"
-    try:
-        loaded: Any = YAML(typ="safe", pure=True).load(document)
-    except YAMLError:
-        return False
-    return isinstance(loaded, dict) and loaded == {"k": value}

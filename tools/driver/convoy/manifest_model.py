@@ -12,7 +12,6 @@ manifest (for messages about a component or a pin).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, Optional
@@ -83,13 +82,16 @@ class Manifest:
                 f"{', '.join(sorted(self.configurations))}); pick one of those or add it to {self.path}"
             )
         result = {}
+        components, pins = self.components, configuration.pins
         for name in configuration.components:
-            component = self.components[name]
-            pin = configuration.pins.get(name)
+            component = components[name]
+            pin = pins.get(name) if pins else None
             if pin is not None and pin != component.version:
                 lines = MappingProxyType({**component.key_lines, "version": configuration.pin_lines[name]})
-                component = dataclasses.replace(component, version=pin, commit=None, sha256=None, key_lines=lines)
-            result[name] = _substitute_version(component)
+                component = _with(component, version=pin, commit=None, sha256=None, key_lines=lines)
+            if component.url or component.strip_prefix or component.path:
+                component = _substitute_version(component)
+            result[name] = component
         return result
 
     def view(self, component_name: str) -> "ManifestView":
@@ -118,10 +120,20 @@ class ManifestView:
     members: Mapping[str, tuple[str, ...]]
 
 
+def _with(component: Component, **changes) -> Component:
+    """dataclasses.replace of a Component (it has no __post_init__), without
+    replace's walk of the fields: a manifest of thousands of pins calls it
+    thousands of times."""
+    new = object.__new__(Component)
+    new.__dict__.update(component.__dict__, **changes)
+    return new
+
+
 def _substitute_version(component: Component) -> Component:
+    if not any(value and "{version}" in value for value in (component.url, component.strip_prefix, component.path)):
+        return component  # frozen: nothing to substitute, the same object
+
     def sub(value: Optional[str]) -> Optional[str]:
         return None if value is None else value.replace("{version}", component.version)
 
-    return dataclasses.replace(
-        component, url=sub(component.url), strip_prefix=sub(component.strip_prefix), path=sub(component.path)
-    )
+    return _with(component, url=sub(component.url), strip_prefix=sub(component.strip_prefix), path=sub(component.path))
