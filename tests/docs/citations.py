@@ -140,14 +140,24 @@ def exists(cited: str, citing: Path, repo: Path = REPO) -> bool:
     return repo == REPO and any(f"/{f}".endswith(suffix) or suffix + "/" in f"/{f}" for f in _repo_files())
 
 
+def outside(cited: str, citing: Path) -> bool:
+    """Whether `cited`, read from the repository's root or `citing`'s folder, leaves the repository
+    (`../shared/DESIGN.md` beside the checkout): not the repository's file,
+    so not checked here (a fresh clone elsewhere does not have it)."""
+    repo = REPO.resolve()
+    return (cited.startswith("../") and citing.resolve().is_relative_to(repo)
+            and any(not (base / cited).resolve().is_relative_to(repo) for base in (REPO, citing.parent)))
+
+
 def missing(files: Iterable[Path]) -> list[str]:
     """"<file>:<line>: <citation>" for each citation of a file that does not exist."""
     found = []
     for path in files:
         whole = path.read_text(errors="replace")
         text = cited_text(path)
-        gone = [c for c in dict.fromkeys(citations(text)) if not exists(c, path)]
-        gone += [t for t in dict.fromkeys(links(text)) if not (path.parent / t).exists()]  # a link: from its page
+        gone = [c for c in dict.fromkeys(citations(text)) if not outside(c, path) and not exists(c, path)]
+        gone += [t for t in dict.fromkeys(links(text))  # a link: from its page
+                 if not outside(t, path) and not (path.parent / t).exists()]
         lines = whole.splitlines()
         shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
         at = {c: next((n for n, line in enumerate(lines, 1) if c in line), 0) for c in gone}
