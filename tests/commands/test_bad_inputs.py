@@ -136,15 +136,15 @@ submit_cases = [
       for i, r in enumerate(["ci\nconvoy: error: forged", "ci\x1b]0;title\x07", "ci\r", "\u202ecod.exe",
                              "x" * 201, "ci\x7f"])],
     Case("submit-positional", (*SUBMIT, "extra"), "takes no arguments"),
-    Case("submit-unknown-flag", (*SUBMIT, "--colour=yes"), "run: convoy help"),
-    Case("submit-bad-bool", (*SUBMIT, "--json=maybe"), "run: convoy help"),
+    Case("submit-unknown-flag", (*SUBMIT, "--colour=yes"), "unknown flag --colour=yes; usage: convoy submit"),
+    Case("submit-bad-bool", (*SUBMIT, "--json=maybe"), "--json=maybe is not a boolean"),
 ]
 
 ids_cases = [
     *[Case(f"{command}-id-{i}", (command, value), expect)
       for command in ("show", "cancel", "retry")
       for i, (value, expect) in enumerate([
-          ("abc", "not a request id"), ("0", "not a request id"), ("-3", "run: convoy help"),
+          ("abc", "not a request id"), ("0", "not a request id"), ("-3", "unknown flag -3; usage: convoy"),
           ("99999999999999999999", "request"), ("1.5", "not a request id"), ("999999", "no request #999999"),
           ("#", "not a request id")])],
     Case("show-two-ids", ("show", "1", "2"), "takes one request id"),
