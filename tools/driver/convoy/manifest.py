@@ -51,10 +51,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import re
 import threading
 from collections import OrderedDict
-from types import MappingProxyType
 from typing import Union
 
 from ruamel.yaml.comments import CommentedMap
@@ -63,7 +61,7 @@ from ruamel.yaml.events import ScalarEvent
 from convoy.errors import ConvoyError
 from convoy.manifest_check import RESERVED_NAMES, SCHEMA_VERSION, SOURCES, ManifestChecker
 from convoy.manifest_model import Component, Configuration, Manifest, ManifestView
-from convoy.manifest_plain import _fast_view
+from convoy.manifest_plain import _fast_view, checked_view
 from convoy.versions import (
     DEFAULT_TAG_FORMAT,
     MAX_FIELD_WIDTH,
@@ -279,14 +277,4 @@ def _read_view(text: str, shown: str, name: str) -> ManifestView:
     reader.end()
     if "components" not in document or "configurations" not in document:
         raise Irregular("a required section is missing")
-    checker = ManifestChecker(shown)
-    component = checker.named_component(name, spec, line) if line is not None else None
-    configurations = checker.configurations(document, names)
-    if component is not None:
-        checker.local_paths({name: component}, configurations)
-    if checker.problems:
-        raise Irregular("problems")
-    return ManifestView(
-        path=shown, name=name, component=component, component_names=tuple(names),
-        members=MappingProxyType({n: c.components for n, c in configurations.items()}),
-    )
+    return checked_view(shown, name, spec, line, document, names)

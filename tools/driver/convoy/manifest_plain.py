@@ -113,6 +113,19 @@ def _fast_view(text: str, shown: str, name: str) -> ManifestView:
     reader.end()
     if len(blanked) != 2:
         raise Irregular("the sections are not where they seemed")
+    return checked_view(shown, name, spec, line, document, names)
+
+
+_CONFIGURATION = re.compile(rf"^([ ]+)({_NAME}):{_TAIL}", re.MULTILINE)
+
+
+
+def checked_view(shown: str, name: str, spec, line: Optional[int], document, names) -> ManifestView:
+    """The view of component `name` (its `spec` at `line`, None if it is not
+    there) and of the configurations of `document`, checked as the whole
+    manifest would be; Irregular if the checker has anything to say (the
+    caller then reads the whole file, which says it). Shared by this
+    module's plain reader and convoy.manifest's event reader."""
     checker = ManifestChecker(shown)
     component = checker.named_component(name, spec, line) if line is not None else None
     configurations = checker.configurations(document, names)
@@ -124,10 +137,6 @@ def _fast_view(text: str, shown: str, name: str) -> ManifestView:
         path=shown, name=name, component=component, component_names=tuple(names),
         members=MappingProxyType({n: c.components for n, c in configurations.items()}),
     )
-
-
-_CONFIGURATION = re.compile(rf"^([ ]+)({_NAME}):{_TAIL}", re.MULTILINE)
-
 
 def _plain_configurations(text: str, start: int, end: int) -> CommentedMap:
     """The body of `configurations:` as the round-trip loader makes it, for
