@@ -29,7 +29,7 @@ import pytest
 from convoy.models import RequestState
 
 from tests.support.integration import Integration
-from tests.support.window import assert_green, cancel_while_held, submit, tip, use_mode
+from tests.support.window import assert_green, cancel_while_held, kill_with_the_window_full, submit, tip, use_mode
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -121,11 +121,12 @@ def test_a_cancel_in_the_middle_of_a_batch(it, tmp_path):
     assert_green(it, since, [[first, last]])
 
 
-def test_kills_with_two_batches_in_flight(it):
+def test_kills_with_two_batches_in_flight(it, tmp_path):
     use_mode(it, "batch", window=2, batch_size=2)
     since = tip(it)
     ids = [submit(it, "messages", "v1.5.0"), submit(it, "planner", "v2.2.0"), submit(it, "controller", "v1.2.6")]
-    for failpoint in ("window_full", "after_push", "after_tag"):
+    kill_with_the_window_full(it, tmp_path)
+    for failpoint in ("after_push", "after_tag"):
         killed = it.process("--all", failpoint=failpoint)
         assert killed.code == -9, (failpoint, killed)
     process(it)

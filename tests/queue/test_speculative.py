@@ -25,7 +25,7 @@ import pytest
 from convoy.models import RequestState
 
 from tests.support.integration import Integration
-from tests.support.window import assert_green, cancel_while_held, submit, tip, use_mode
+from tests.support.window import assert_green, cancel_while_held, kill_with_the_window_full, submit, tip, use_mode
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -95,10 +95,12 @@ def test_a_cancel_in_the_middle_builds_again_what_was_behind(it, tmp_path):
     assert tail_builds[-1]["base_commit"] == it.request(head).candidate_commit
 
 
-def test_kills_with_the_window_full_resume_and_nothing_lands_twice(it):
+def test_kills_with_the_window_full_resume_and_nothing_lands_twice(it, tmp_path):
     since = tip(it)
     ids = [submit(it, "messages", "v1.5.0"), submit(it, "planner", "v2.2.0"), submit(it, "controller", "v1.2.3")]
-    for failpoint in ("window_full", "after_push", "after_tag"):
+    kill_with_the_window_full(it, tmp_path)
+    assert all(it.request(i).state == RequestState.TESTING for i in ids)  # all three were in flight
+    for failpoint in ("after_push", "after_tag"):
         killed = it.process("--all", failpoint=failpoint)
         assert killed.code == -9, (failpoint, killed)
         assert any(it.request(i).state == RequestState.TESTING for i in ids), failpoint

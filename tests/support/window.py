@@ -133,3 +133,21 @@ def cancel_while_held(it: Integration, directory: Path, request_id: int, ready: 
             proc.kill()
     assert proc.returncode == 0, out
     return out
+
+
+def kill_with_the_window_full(it: Integration, directory: Path) -> str:
+    """Runs `convoy process --all` with the failpoint window_full and the
+    integration stage held (`held_stage`), so that every item of the window
+    is in flight at once however fast the disk cache makes the builds (a
+    cached stage can pass before the item behind has entered one, and the
+    window is then never full); returns the output of the killed process."""
+    env, hold = held_stage(directory, "convoy-integration")
+    proc = start_process(it, "--all", failpoint="window_full", env=env)
+    try:
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hold.unlink()  # the held runs the kill orphaned go on and end
+    assert proc.returncode == -9, out
+    return out

@@ -165,13 +165,13 @@ class WindowQueue(QueueManager):
                 return self.reports.unfetched(e)
         with self.cond:
             actions = self.scheduler.plan(self.tip, self.rigs.free(self.scheduler))
-        if self.line.full():
-            failpoints.hit("window_full")
         finished = None
         for action in actions:
             finished = self._apply(action)
             if isinstance(action, chain.RESHAPING):
                 break  # the rest of the plan assumed the chain as it was: plan again
+        if self.line.full():  # after the plan's Enters: what is running only changes on this thread
+            failpoints.hit("window_full")
         self.line.show()
         return finished
 
