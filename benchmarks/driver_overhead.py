@@ -82,7 +82,7 @@ from convoy.bep import TargetResult  # noqa: E402
 from convoy.config import default_config_text, load_config  # noqa: E402
 from convoy.main import main as convoy_main  # noqa: E402
 from convoy.manifest import load_manifest  # noqa: E402
-from convoy.commands import submit as submit_module  # noqa: E402
+from convoy.actions import submit as submit_module  # noqa: E402
 from convoy.plugins import make_plugins  # noqa: E402
 from convoy.queue import ProcessLock, QueueContext, QueueManager, open_queue  # noqa: E402
 from convoy.store import checkout_store  # noqa: E402
@@ -106,8 +106,9 @@ class _Frame:
 
 class Profiler:
     """Exclusive wall time per category: a wrapped call's time less that of
-    the wrapped calls inside it. Records in the driver's main thread and its
-    task threads only (not the plugin, lease and watcher threads)."""
+    the wrapped calls inside it. Records in the driver's main thread, its
+    job threads (a window item's candidate and stages: convoy.queue.jobs)
+    and its task threads only (not the plugin, lease and watcher threads)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -124,7 +125,7 @@ class Profiler:
         if not self.recording:
             return False
         name = threading.current_thread().name
-        return name == "MainThread" or name.startswith("task")
+        return name == "MainThread" or name.startswith(("job-", "task"))
 
     @contextlib.contextmanager
     def section(self, category: str):

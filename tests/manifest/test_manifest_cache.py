@@ -416,7 +416,8 @@ def test_a_plain_manifest_takes_the_fast_path_and_gives_the_same_view():
         assert manifest_module._fast_view(PLAIN, SHOWN, component) == manifest_module._read_view(PLAIN, SHOWN,
                                                                                                 component)
     big = benchmark_like(2000)
-    assert manifest_module._fast_view(big, SHOWN, "comp1234") == manifest_module._read_view(big, SHOWN, "comp1234")
+    for name in ("comp1234", "comp0000", "comp1999", "comp123"):  # the first, the last, a prefix of others
+        assert manifest_module._fast_view(big, SHOWN, name) == manifest_module._read_view(big, SHOWN, name)
     # Not plain (a flow mapping, a tab, an anchor, a number, a quoted pin): the event reader instead.
     for old, new in (("  firmware:\n    source: local\n    version: v3.0.0\n    path: third_party/firmware/{version}\n",
                       "  firmware: {source: local, version: v3.0.0, path: third_party/firmware/{version}}\n"),
@@ -437,6 +438,9 @@ def test_a_plain_manifest_takes_the_fast_path_and_gives_the_same_view():
     ("  planner:\n    source: archive\n", "  messages:\n    source: archive\n"),  # a duplicate name
     ("schema_version: 1\n", "schema_version: 2\n"),
     ("release:\n", "release:\n  oops\n"),  # a syntax error elsewhere
+    ("release:\n", "<<<<<<< HEAD\nrelease:\n"),  # a conflict marker (found by substring first)
+    ("schema_version: 1\n", "======= \nschema_version: 1\n"),
+    ("  drone:\n", "  drone:\n>>>>>>>\n"),
 ])
 def test_a_mistake_in_a_plain_manifest_is_reported_as_the_full_load_does(old, new):
     text = PLAIN.replace(old, new)

@@ -245,6 +245,9 @@ class _Configurations:
         members: dict[str, None] = {}  # in order; a dict, to find one listed twice at once
         positions = items.lc  # read once: a property (CommentedSeq's own iteration is slow too)
         for index, item in enumerate(list.__iter__(items)):
+            if isinstance(item, str) and (known is None or item in known) and item not in members:
+                members[item] = None  # the common case: its line is not needed
+                continue
             item_line = positions.item(index)[0] + 1
             if not isinstance(item, str):
                 self.checker.problem(item_line, where, f"items must be component names, not {kind_of(item)}",
@@ -253,10 +256,8 @@ class _Configurations:
                 self.checker.problem(
                     item_line, where, _unknown_component(item, known), "fix the name or declare it under components:"
                 )
-            elif item in members:
-                self.checker.problem(item_line, where, f"'{item}' is listed twice", "remove one")
             else:
-                members[item] = None
+                self.checker.problem(item_line, where, f"'{item}' is listed twice", "remove one")
         return list(members)
 
     def pins(
