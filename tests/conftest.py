@@ -11,6 +11,10 @@ stand-in the tests use: docs/testing.md.
 - `convoy` runs the command line in-process, the way `convoy` itself does.
 - `store`: a fresh SQLite store in tmp_path (tests/store, tests/events,
   tests/plugins, tests/queue).
+- `pg_server` (session): one private PostgreSQL cluster, Debian's binaries
+  (tests/support/postgres.py); `pg_url`: a fresh database of it for one
+  test, its URL; `any_store`: a fresh store of each backend in turn (the
+  test runs twice, [sqlite] and [postgresql]: tests/store/test_contract.py).
 - `state_checkout`: an integration checkout with state (tests/store,
   tests/commands, tests/yamlcheck; see tests/support/state.py).
 - `bazel_ws` (session): a small Bazel workspace of our own (tests/bazel,
@@ -45,13 +49,15 @@ from typing import Callable, Iterator, Mapping, Optional
 import pytest
 
 from convoy import main, sample
-from convoy.store import SQLiteStore
+from convoy.store import SQLiteStore, Store, checkout_url, open_store
 
 from tests.support import REPO
 from tests.support.bazel_workspace import BazelWorkspace, make_bazel_workspace
 from tests.support.bazel_workspace import shutdown as shutdown_bazel_workspace
 from tests.support.env import GIT_IDENTITY, isolated_env
+from tests.support import postgres
 from tests.support.integration import Integration, config_text
+from tests.support.postgres import PgServer
 from tests.support.state import make_state_checkout
 
 # Variables that would point git somewhere else than the test asks.
@@ -69,6 +75,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         monkeypatch.setenv(name, value)
     for name in _GIT_LEAKS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("CONVOY_STORE_URL", raising=False)  # the machine's store is never a test's
     yield
 
 
@@ -148,6 +155,32 @@ def convoy() -> Callable[..., int]:
 def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     """A new SQLite store at tmp_path/.convoy/state.db, closed after the test."""
     s = SQLiteStore(tmp_path / ".convoy" / "state.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The session's private PostgreSQL cluster (started on first use, stopped at the end)."""
+    with postgres.pg_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A new, empty database of the session's cluster, for this test; its URL (dropped afterwards)."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A new store of each backend in turn: SQLite in tmp_path, PostgreSQL in a new database."""
+    if request.param == "sqlite":
+        s = open_store(checkout_url(tmp_path))
+    else:
+        s = open_store(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 

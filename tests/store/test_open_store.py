@@ -53,13 +53,14 @@ def test_a_percent_encoded_sqlite_url_names_the_decoded_path(tmp_path):
 
 
 @pytest.mark.parametrize("url", (
-    "postgresql://convoy:secret@db.example/convoy", "mysql:///srv/state.db", "/srv/state.db", "state.db", "",
+    "mysql://convoy:secret@db.example/convoy", "mysql:///srv/state.db", "/srv/state.db", "state.db", "",
 ))
 def test_an_unknown_scheme_is_one_line_naming_the_known_ones(url, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConvoyError) as error:
         open_store(url)
-    message = one_line(error, "known: sqlite", "use sqlite:///<absolute path of the database file>")
+    message = one_line(error, "known: postgres, postgresql, sqlite", "use sqlite:///<absolute path of the database file>",
+                       "or postgresql://<user>@<host>/<database>")
     assert "secret" not in message  # a password in a URL is not repeated
     assert list(tmp_path.iterdir()) == []
 

@@ -29,6 +29,7 @@ def isolated_env(home: Path) -> Iterator[pytest.MonkeyPatch]:
         mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
         for name, value in GIT_IDENTITY.items():
             mp.setenv(name, value)
-        for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL", "CONVOY_FAILPOINT"):
+        for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL", "CONVOY_FAILPOINT",
+                     "CONVOY_STORE_URL"):
             mp.delenv(name, raising=False)
         yield mp

@@ -31,6 +31,8 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
       - {name: status, type: forge-status, forge: github, token_env: CONVOY_FORGE_TOKEN,
          link_base: https://convoy.example.com}    # commit statuses (convoy.plugins.forge)
     serve: {reads: open, tokens: [...], github: {secret_env: ...}}   # convoy serve (convoy.config_serve)
+    store: postgresql://convoy@db.example.com/convoy   # the state's store (default: .convoy/state.db);
+                                                 # no password here: PGPASSFILE; CONVOY_STORE_URL wins
 
 `default_config_text()` is a commented convoy.yaml with the defaults (what
 `convoy demo` writes; it is convoy.config_text's). The checker walks the
@@ -60,6 +62,7 @@ from convoy.config_text import default_config_text
 from convoy.config_values import MAX_NUMBER, ValueChecker
 from convoy.models import EVENT_TYPES
 from convoy.plugins.registry import ALL_EVENTS, PluginSpec
+from convoy.untrusted import printable, redact_userinfo
 from convoy.yamlcheck import key_line, kind_of, parse_checked, read_text
 
 __all__ = [
@@ -72,14 +75,17 @@ __all__ = [
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = modes.MODES  # name -> mode: the one registry (convoy.modes)
 _TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins", "serve",
-             "quarantine")
-_QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect")
+             "quarantine", "store")
+_QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect", "lease_ttl")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
 _BAZEL_KEYS = ("startup_flags", "flags", "pass_env", "disk_cache", "disk_cache_max_gb")
 DEFAULT_DISK_CACHE = ".convoy/cache/bazel-disk"
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# store: a URL convoy.store opens (its BACKENDS' schemes); checked here, below the store's layer.
+_STORE_URL = re.compile(r"(postgres(ql)?://[^\s/]*/[^\s]+|sqlite:///[^\s?#]+)", re.IGNORECASE)
+_STORE_EXAMPLE = "postgresql://convoy@db.example.com/convoy"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class Config:
     queue_window_floor: int = 1
     queue_batch_size: int = 4
     queue_max_bisect: int = 3
+    lease_ttl: float = 30.0  # seconds a dead worker holds the queue before another takes it (convoy.queue.lock)
     pools: Optional[Mapping[str, int]] = None  # rigs per pool; None: ask the lab
     stages: tuple[StageSpec, ...] = DEFAULT_STAGES
     parallelism: int = 2
@@ -115,6 +122,7 @@ class Config:
     serve: ServeSpec = ServeSpec()
     release: ReleaseSpec = ReleaseSpec()
     quarantine: tuple[QuarantineEntry, ...] = ()
+    store: Optional[str] = None  # the store's URL; None: the checkout's .convoy/state.db
 
     @property
     def secret_env(self) -> tuple[str, ...]:
@@ -194,6 +202,7 @@ class _ConfigChecker:
                       f"{window_floor} is more than queue.window ({window})", "make it at most the window")
         batch_size = v.number(queue, "batch_size", "queue", 4, minimum=1, integer=True, above=False)
         max_bisect = v.number(queue, "max_bisect", "queue", 3, integer=True, above=False)
+        lease_ttl = v.number(queue, "lease_ttl", "queue", 30.0, minimum=1, above=False, maximum=3600)
         pools = self._pools(document)
 
         parallelism = v.number(document, "parallelism", "", 2, minimum=1, integer=True, above=False)
@@ -229,6 +238,7 @@ class _ConfigChecker:
         plugins = check_plugins(v, document)
         serve = check_serve(v, document)
         quarantine = check_quarantine(v, document)
+        store = self._store(document)
         if release.has_artifacts and any(stage.name == RELEASE_STAGE for stage in stages):
             v.problem(key_line(document, "stages"), "stages", f"a stage is named '{RELEASE_STAGE}', the name of the "
                       "stage that builds release.artifacts", "rename that stage")
@@ -237,12 +247,34 @@ class _ConfigChecker:
         return Config(
             path=path, queue_mode=mode, poll_interval=poll_interval, queue_window=int(window),
             queue_window_floor=int(window_floor), queue_batch_size=int(batch_size), queue_max_bisect=int(max_bisect),
+            lease_ttl=float(lease_ttl),
             pools=pools, stages=stages, parallelism=parallelism,
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
             bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
-            serve=serve, release=release, quarantine=quarantine,
+            serve=serve, release=release, quarantine=quarantine, store=store,
         )
+
+    def _store(self, document: Mapping) -> Optional[str]:
+        """`store: <URL>`: where the state lives (None: not set). A URL with a
+        password is refused: convoy.yaml is committed, the password belongs in
+        PGPASSFILE (or the whole URL in CONVOY_STORE_URL)."""
+        v = self.values
+        url = v.string(document, "store", "", example=_STORE_EXAMPLE)
+        if url is None:
+            return None
+        line = key_line(document, "store")
+        if not _STORE_URL.fullmatch(url) or not url.isprintable():
+            v.problem(line, "store", f"'{printable(redact_userinfo(url))}' is not a store URL",
+                      f"write it like store: {_STORE_EXAMPLE}, or store: sqlite:///<absolute path of the file>")
+            return None
+        authority = url.split("://", 1)[1].split("/", 1)[0]
+        if ":" in authority.rpartition("@")[0] or re.search(r"[?&]password=", url, re.IGNORECASE):
+            v.problem(line, "store", "the URL holds a password, and convoy.yaml is committed",
+                      "remove it from the URL and put it in PGPASSFILE (~/.pgpass), or give the whole URL in "
+                      "CONVOY_STORE_URL")
+            return None
+        return url
 
     def _pools(self, document: Mapping) -> Optional[dict[str, int]]:
         """`pools: {name: rigs}`: the rigs of each hardware pool (None: not set)."""

@@ -24,6 +24,7 @@ queue:
   window_floor: 1       # ... and at least
   batch_size: 4         # batch: requests in one candidate at most
   max_bisect: 3         # batch: splits of a failed batch before testing one request at a time
+  lease_ttl: 30         # several workers on one store: seconds before a dead worker's queue is taken over
 
 # pools:                # rigs per hardware pool, for a `check_pools: true` stage in the
 #   rover-rigs: 2       # speculative and batch modes (a pool not named here is not limited)
@@ -119,6 +120,11 @@ plugins:
 #     - {name: ops, env: CONVOY_TOKEN_OPS, admin: true}   # may also cancel and retry
 #   github: {secret_env: CONVOY_GITHUB_SECRET}           # verifies X-Hub-Signature-256
 #   gitlab: {token_env: CONVOY_GITLAB_TOKEN}             # compared with X-Gitlab-Token
+
+# Where the queue's state lives: the checkout's .convoy/state.db (SQLite)
+# unless this names another store; CONVOY_STORE_URL, when set, wins. Never a
+# password here: libpq reads it from PGPASSFILE (~/.pgpass). docs/driver.md.
+# store: postgresql://convoy@db.example.com/convoy
 """
 
 

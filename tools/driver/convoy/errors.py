@@ -36,3 +36,9 @@ class ConvoyError(Exception):
 class InfraError(Exception):
     """Not the candidate's fault: Bazel crashed or timed out, git or a pool
     is unreachable. The request goes back to the queue."""
+
+
+class StoreUnavailable(ConvoyError):
+    """The store cannot be reached now (its server stopped, the network between
+    is cut): nothing of the interrupted transaction was kept. `convoy process
+    --forever` goes back to standby and waits for it (convoy.queue.lock)."""

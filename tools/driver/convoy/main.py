@@ -63,6 +63,7 @@ COMMANDS = {
     "bazel4": "bazel4",
     "bump": "bump",
     "cancel": "cancel",
+    "db": "db",
     "demo": "demo",
     "drain": "drain",
     "events": "events",

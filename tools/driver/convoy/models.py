@@ -1,7 +1,5 @@
-"""The driver's records: requests, builds, stages, tasks, events, releases.
-
-Plain dataclasses, read from and written to the store (convoy.store); the
-state enums carry the lifecycles of DESIGN.md ("The driver"):
+"""The driver's records: requests, builds, stages, tasks, events, releases, leases. Plain dataclasses, read
+from and written to the store (convoy.store); the state enums carry the lifecycles of DESIGN.md ("The driver"):
 
     request  queued -> testing -> merged | rejected | superseded | cancelled | error
              (an infrastructure error sends a testing request back to queued)
@@ -479,6 +477,15 @@ class Release:
     commit: str
     notes: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """A lease: "queue" (who schedules it) or a worker's presence ("worker <name>:<pid>"), until `expires_at`."""
+
+    name: str
+    owner: str
+    expires_at: float
 
 
 # Target statuses (convoy.bep's, lowercase) that make a task fail: the

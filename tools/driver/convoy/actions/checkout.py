@@ -3,7 +3,8 @@ does), its config and store, and reading a request id: what every command
 and every HTTP handler needs first.
 
     root = checkout(repo)                       # --repo, else the nearest checkout above the cwd
-    with store(root, readonly=True) as s, s.read() as tx: ...
+    with store(root, readonly=True) as s, s.read() as tx: ...   # CONVOY_STORE_URL, convoy.yaml's store,
+                                                                # else the checkout's .convoy/state.db
     request = request_id("show", ["3"])         # ConvoyError (one line) if it is not one
 """
 
@@ -16,14 +17,17 @@ from typing import Optional, Sequence
 
 from convoy.config import CONFIG_NAME, Config, load_config
 from convoy.errors import ConvoyError
-from convoy.store import MAX_ID, Store, checkout_store, has_state
+from convoy.store import (MAX_ID, Store, checkout_store, checkout_url, has_state, open_store, shown_url,
+                          stored_version)
 from convoy.untrusted import printable
 
-__all__ = ["MANIFEST", "MAX_ID", "NOT_FOUND", "VERSION", "age", "checkout", "config", "has_store", "manifest_path",
-           "no_arguments", "not_found", "request_id", "shown_manifest", "store", "version_problem"]
+__all__ = ["MANIFEST", "MAX_ID", "NOT_FOUND", "STORE_URL_ENV", "VERSION", "age", "checkout", "config", "has_store",
+           "manifest_path", "no_arguments", "not_found", "request_id", "shown_manifest", "shown_store", "store", "store_url",
+           "version_problem"]
 
 MANIFEST = os.path.join("manifests", "manifest.yaml")
 VERSION = re.compile(r"v?\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?")
+STORE_URL_ENV = "CONVOY_STORE_URL"  # the store's URL; wins over convoy.yaml's `store`
 NOT_FOUND = ("{manifest} not found in {cwd} or any directory above it; run convoy from the integration checkout "
              "or pass --repo")
 
@@ -58,15 +62,41 @@ def config(root: Path) -> Config:
     return load_config(root / CONFIG_NAME, shown=_shown(root / CONFIG_NAME))
 
 
+def store_url(root: Path) -> Optional[str]:
+    """The URL of the store the checkout's queue is kept in, when it is not
+    the checkout's own .convoy/state.db: CONVOY_STORE_URL if set, else
+    convoy.yaml's `store` (None: neither says)."""
+    url = os.environ.get(STORE_URL_ENV, "").strip()
+    if url:
+        return url
+    if (root / CONFIG_NAME).is_file():
+        return config(root).store
+    return None
+
+
 def store(root: Path, *, create: bool = False, readonly: bool = False) -> Store:
-    """The checkout's store; `readonly` for commands that only look (no
-    write lock, nothing created or migrated)."""
-    return checkout_store(root, create=create, readonly=readonly)
+    """The checkout's store (see `store_url`; else its .convoy/state.db);
+    `readonly` for commands that only look (no write lock, nothing created
+    or migrated). The one place every command and handler opens it."""
+    url = store_url(root)
+    if url is None:
+        return checkout_store(root, create=create, readonly=readonly)
+    return open_store(url, create=create, readonly=readonly)
+
+
+def shown_store(root: Path) -> str:
+    """The store's URL as it may be shown (no password): the checkout's own, or `store_url`'s."""
+    return shown_url(store_url(root) or checkout_url(root))
 
 
 def has_store(root: Path) -> bool:
-    """Whether anything was submitted in this checkout (it has a state database)."""
-    return has_state(root)
+    """Whether anything was submitted to the checkout's queue: its state
+    database exists, or the store `store_url` names holds convoy's schema
+    (ConvoyError if that store cannot be reached)."""
+    url = store_url(root)
+    if url is None:
+        return has_state(root)
+    return stored_version(url) is not None
 
 
 def manifest_path(root: Path) -> Path:

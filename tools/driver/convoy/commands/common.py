@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 # Finding the checkout and reading a request id, for the commands (convoy.actions.checkout holds them).
 from convoy.actions.checkout import (MANIFEST, MAX_ID, NOT_FOUND, VERSION, age, checkout, config,  # noqa: F401
                                      has_store, manifest_path, no_arguments, not_found, request_id,
-                                     shown_manifest, store, version_problem)
+                                     shown_manifest, shown_store, store, store_url, version_problem)
 from convoy.errors import ConvoyError
 from convoy.untrusted import printable
 

@@ -1,7 +1,8 @@
 """The store's interface: `Store` (where the state lives) and `Transaction`
 (the reads and writes of one transaction), which every backend implements,
 and what does not depend on a backend: timestamps (`now`, `iso`), the
-checkout's state directory (`state_dir`, `has_state`) and `MAX_ID`.
+checkout's state directory (`state_dir`, `has_state`), `MAX_ID`, and a
+store's URL as it may be shown (`shown_url`: never its password).
 
 All of a backend's SQL lives behind the methods of `Transaction`; callers see
 only the records of convoy.models. A write transaction commits when its block
@@ -16,20 +17,34 @@ import abc
 import contextlib
 import datetime
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from convoy.errors import ConvoyError
 from convoy.models import (
-    KIND_REQUEST, Build, Delivery, Event, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task,
+    KIND_REQUEST, Build, Delivery, Event, LeaseRow, OpenGroup, Release, Request, RequestBump, RequestState, Stage, Task,
     TaskState, TestResult,
 )
-from convoy.untrusted import printable
+from convoy.untrusted import printable, redact_userinfo
 
 STATE_DIR = ".convoy"
 DB_NAME = "state.db"
 MAX_ID = 2**63 - 1  # SQLite's largest integer; no row has a larger id
+
+
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def shown_url(url: str) -> str:
+    """A store's `url` as it may be shown: no password, in its userinfo or in a password= parameter
+    (a user name alone is shown: postgresql://convoy@db/convoy)."""
+    head, sep, tail = url.partition("://")
+    authority = tail.split("/", 1)[0].split("?", 1)[0]
+    if sep and "@" in authority and ":" not in authority.rpartition("@")[0]:
+        return printable(_PASSWORD_PARAM.sub(r"\1***", url))
+    return printable(_PASSWORD_PARAM.sub(r"\1***", redact_userinfo(url)))
 
 
 def now() -> float:
@@ -140,6 +155,10 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def release_lease(self, name: str, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    def leases(self) -> list[LeaseRow]:
+        """Every lease row, expired ones too, by name (`convoy workers`)."""
 
     # meta: small named values (the schema version; the queue's window chain under 'queue.chain')
     @abc.abstractmethod

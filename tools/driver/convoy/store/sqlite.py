@@ -22,14 +22,13 @@ import contextlib
 import os
 import re
 import sqlite3
-import threading
 import urllib.parse
-import weakref
 from pathlib import Path
 from typing import Iterator, Optional
 
 from convoy.errors import ConvoyError
 from convoy.store.base import Store
+from convoy.store.connections import ThreadConnections
 from convoy.store.sqlite_migrate import (
     DELIVERIES, OPEN_GROUPS, SCHEMA_VERSION, TEST_RESULTS, TEST_RESULTS_INDEX, known_version, migrate, required_tables,
 )
@@ -51,7 +50,8 @@ def busy_timeout_ms() -> int:
         return BUSY_TIMEOUT_MS
     return int(seconds * 1000) if 0.1 <= seconds <= 3600 else BUSY_TIMEOUT_MS
 
-_SCHEMA = """
+# The current schema, in SQLite's types (postgres_schema.py translates it, and the migrations, for PostgreSQL).
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -160,7 +160,7 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """ + OPEN_GROUPS + ";\n" + DELIVERIES + ";\n" + TEST_RESULTS + ";\n" + TEST_RESULTS_INDEX + ";\n"
 
-_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
+_TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
 
 # SQLite's failures of the world, by primary result code (and by message,
 # for Pythons before 3.11 that do not give the code). Any other sqlite3.Error
@@ -252,6 +252,23 @@ def open_url(url: str, *, create: bool = True, readonly: bool = False) -> "SQLit
     return SQLiteStore(path, readonly=readonly)
 
 
+def stored_version(url: str) -> Optional[str]:
+    """The schema version the database at `url` holds, as stored (None: there is no database yet)."""
+    path = url_path(url)
+    if not path.exists():
+        return None
+    with contextlib.closing(SQLiteStore(path, readonly=True)) as store, store.read() as tx:
+        return tx.meta("schema_version")
+
+
+def upgrade_url(url: str) -> Optional[int]:
+    """Creates the database, or migrates it to SCHEMA_VERSION (what opening it
+    to write does); returns the version it was at (None: there was none)."""
+    before = stored_version(url)
+    SQLiteStore(url_path(url)).close()
+    return None if before is None else known_version(before)
+
+
 class SQLiteStore(Store):
     """The state in one SQLite file (WAL), a connection per thread.
 
@@ -263,11 +280,8 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.readonly = readonly
         self._uri: Optional[str] = None
-        self._local = threading.local()
-        # Each thread's connection, held weakly: a thread that ends (a task's
-        # worker thread) drops its locals and so closes its connection.
-        self._held: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        # Each thread's connection: a thread that ends (a task's worker thread) closes its own.
+        self.connections = ThreadConnections()
         try:
             with self._errors():
                 if readonly:
@@ -298,7 +312,7 @@ class SQLiteStore(Store):
             return
         conn.execute("PRAGMA journal_mode=WAL")
         with self._begin(conn):  # two convoys may create it at once: both statements are idempotent
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -340,6 +354,12 @@ class SQLiteStore(Store):
             raise ConvoyError(f"{shown} is not convoy's state database (an SQLite database without convoy's "
                               f"schema version); {_move_aside(self.path)}")
         version = known_version(row[0])
+        text = str(row[0])
+        if version is None and text.isascii() and text.isdigit() and len(text) <= 3 and int(text) > SCHEMA_VERSION:
+            raise ConvoyError(
+                f"{shown}: state schema {text} is not {SCHEMA_VERSION} (written by a newer convoy); upgrade convoy "
+                "to the version that wrote it"
+            )
         if version is None:
             raise ConvoyError(
                 f"{shown}: state schema {printable(row[0])} is not {SCHEMA_VERSION} (written by another convoy); "
@@ -352,21 +372,17 @@ class SQLiteStore(Store):
         return version
 
     def _connection(self) -> sqlite3.Connection:
-        held = getattr(self._local, "held", None)
-        if held is None or held.conn is None:
+        conn = self.connections.current()
+        if conn is None:
             target = self._uri if self._uri is not None else self.path
             wait = busy_timeout_ms()
-            conn = sqlite3.connect(target, timeout=wait / 1000, isolation_level=None,
-                                   check_same_thread=False, uri=self._uri is not None)
-            held = _ThreadConnection(conn)  # closed with the store, even if a pragma below fails
-            with self._lock:
-                self._held.add(held)
-            self._local.held = held
-            conn.row_factory = sqlite3.Row
+            conn = self.connections.hold(sqlite3.connect(target, timeout=wait / 1000, isolation_level=None,
+                                                         check_same_thread=False, uri=self._uri is not None))
+            conn.row_factory = sqlite3.Row  # closed with the store, even if a pragma below fails
             conn.execute(f"PRAGMA busy_timeout={wait}")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-        return held.conn
+        return conn
 
     @contextlib.contextmanager
     def _begin(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
@@ -414,30 +430,8 @@ class SQLiteStore(Store):
                 yield SQLiteTransaction(conn, readonly=True)
 
     def close(self) -> None:
-        with self._lock:
-            for held in list(self._held):
-                held.close()
-        self._local = threading.local()
+        self.connections.close()
 
     def open_connections(self) -> int:
         """How many connections are open (for tests: threads must not leak them)."""
-        with self._lock:
-            return sum(1 for held in self._held if held.conn is not None)
-
-
-class _ThreadConnection:
-    """One thread's connection; closed when the thread's locals are dropped
-    (the thread ended) or when the store is closed."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn: Optional[sqlite3.Connection] = conn
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-
-    __del__ = close
+        return self.connections.open_count()

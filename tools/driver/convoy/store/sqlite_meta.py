@@ -7,14 +7,12 @@ a collaborator of SQLiteTransaction, which forwards those methods of
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Iterable, Optional
 
-from convoy.models import Delivery, OpenGroup, RequestBump
+from convoy.models import Delivery, LeaseRow, OpenGroup, RequestBump
 from convoy.store.base import now
-
-RESERVED_META = ("schema_version",)  # the store's own: never written through set_meta
+from convoy.store.rows import as_delivery, as_open_group, bumps_json, check_meta
 
 
 class MetaAndGroups:
@@ -29,19 +27,16 @@ class MetaAndGroups:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        if key in RESERVED_META:
-            raise ValueError(f"meta key {key!r} is the store's own")
-        if not isinstance(value, str):
-            raise TypeError(f"meta values are text, not {type(value).__name__}")
+        check_meta(key, value)
         self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def open_group(self, name: str) -> Optional[OpenGroup]:
         row = self.conn.execute("SELECT * FROM open_groups WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _open_group(row)
+        return None if row is None else as_open_group(row)
 
     def open_groups(self) -> list[OpenGroup]:
-        return [_open_group(r) for r in self.conn.execute("SELECT * FROM open_groups ORDER BY name").fetchall()]
+        return [as_open_group(r) for r in self.conn.execute("SELECT * FROM open_groups ORDER BY name").fetchall()]
 
     def put_open_group(self, name: str, bumps: Iterable[RequestBump], requested_by: Optional[str]) -> OpenGroup:
         text = bumps_json(bumps)
@@ -58,9 +53,7 @@ class MetaAndGroups:
     def delivery(self, forge: str, delivery: str) -> Optional[Delivery]:
         row = self.conn.execute("SELECT * FROM deliveries WHERE forge = ? AND delivery = ?",
                                 (forge, delivery)).fetchone()
-        return None if row is None else Delivery(forge=row["forge"], delivery=row["delivery"],
-                                                 request_id=row["request_id"], outcome=row["outcome"],
-                                                 received_at=row["received_at"])
+        return None if row is None else as_delivery(row)
 
     def record_delivery(self, forge: str, delivery: str, *, request_id: Optional[int], outcome: str) -> Delivery:
         self.conn.execute("INSERT OR IGNORE INTO deliveries (forge, delivery, request_id, outcome, received_at) "
@@ -92,17 +85,7 @@ class MetaAndGroups:
     def release_lease(self, name: str, owner: str) -> None:
         self.conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
+    def leases(self) -> list[LeaseRow]:
+        rows = self.conn.execute("SELECT name, owner, expires_at FROM leases ORDER BY name")
+        return [LeaseRow(row["name"], row["owner"], float(row["expires_at"])) for row in rows]
 
-def bumps_json(bumps: Iterable[object]) -> str:
-    """Bumps (RequestBump, or mappings of its fields) as the JSON text of a `bumps` column."""
-    return json.dumps([RequestBump.of(b).to_dict() for b in bumps or ()], sort_keys=True)
-
-
-def bumps_of(text: Optional[str]) -> tuple[RequestBump, ...]:
-    """The bumps of a `bumps` column's JSON text (None or empty: none)."""
-    return tuple(RequestBump.from_dict(b) for b in json.loads(text or "[]"))
-
-
-def _open_group(row: sqlite3.Row) -> OpenGroup:
-    return OpenGroup(name=row["name"], bumps=bumps_of(row["bumps"]), requested_by=row["requested_by"],
-                     created_at=row["created_at"] or 0.0)

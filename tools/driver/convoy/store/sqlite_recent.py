@@ -23,7 +23,7 @@ import sqlite3
 from typing import Iterable
 
 from convoy.models import BuildState, Release, Request, RequestState, Stage, StageState
-from convoy.store.sqlite_rows import as_release, as_request, as_stage
+from convoy.store.rows import as_release, as_request, as_stage
 
 MERGE_QUEUE = "request"  # requests.kind of the merge queue's requests (schema version 4; a try's is 'try')
 

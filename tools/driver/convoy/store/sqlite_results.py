@@ -12,12 +12,12 @@ into a merge.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Iterable, Optional
 
 from convoy.models import BuildState, RequestState, TestResult
 from convoy.store.base import now
+from convoy.store.rows import as_test_result, result_values
 
 PASSING = ("passed", "flaky")  # bep.PASSED, bep.FLAKY
 
@@ -41,10 +41,7 @@ class TestResults:
         ts = now()
         self.conn.executemany(
             "INSERT INTO test_results (target, configuration, stage, status, attempts, rigs, detail, request_id, "
-            "build_id, task_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r["target"], r["configuration"], r["stage"], r["status"], int(r.get("attempts", 1)),
-              json.dumps(list(r.get("rigs", ()))), r.get("detail"), r.get("request_id"), r.get("build_id"),
-              r.get("task_id"), ts) for r in rows])
+            "build_id, task_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", result_values(rows, ts))
 
     def test_results(self, *, target: Optional[str] = None, configuration: Optional[str] = None,
                      task_id: Optional[int] = None, limit: Optional[int] = None) -> list[TestResult]:
@@ -59,7 +56,7 @@ class TestResults:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        return [_result(row) for row in self.conn.execute(sql, args)]
+        return [as_test_result(row) for row in self.conn.execute(sql, args)]
 
     def passed_on_main(self, target: str, configuration: str) -> bool:
         if not self._has_results():
@@ -71,13 +68,4 @@ class TestResults:
             "AND builds.state = ? AND requests.state = ? ORDER BY test_results.id DESC LIMIT 1",
             (target, configuration, BuildState.SUCCEEDED.value, RequestState.MERGED.value)).fetchone()
         return row is not None and row[0] in PASSING
-
-
-def _result(row: sqlite3.Row) -> TestResult:
-    return TestResult(
-        id=row["id"], target=row["target"], configuration=row["configuration"], stage=row["stage"],
-        status=row["status"], attempts=row["attempts"], rigs=tuple(json.loads(row["rigs"] or "[]")),
-        detail=row["detail"], request_id=row["request_id"], build_id=row["build_id"], task_id=row["task_id"],
-        recorded_at=row["recorded_at"],
-    )
 

@@ -18,22 +18,24 @@ from convoy.models import (
     StageState, Task, TaskState, TestResult,
 )
 from convoy.store.base import MAX_ID, Transaction, iso, now
-from convoy.store.sqlite_meta import MetaAndGroups, bumps_json
+from convoy.store.rows import (
+    RENAMED, as_build, as_event, as_release, as_request, as_stage, as_task, bumps_json, event_json, sql_value,
+    targets_json,
+)
+from convoy.store.sqlite_meta import MetaAndGroups
 from convoy.store.sqlite_recent import RecentReads
 from convoy.store.sqlite_results import TestResults
-from convoy.store.sqlite_rows import (
-    RENAMED, as_build, as_event, as_release, as_request, as_stage, as_task, sql_value, update_row,
-)
+from convoy.store.sqlite_rows import update_row
 
 # The columns `insert_request` and `update_*` accept, by table.
-_REQUEST_COLUMNS = {
+REQUEST_COLUMNS = {
     "component", "version", "commit", "commit_given", "archive_url", "strip_prefix", "configuration",
     "requested_by", "state", "phase", "attempts", "base_commit", "candidate_commit", "tag", "detail",
     "superseded_by", "cancel_requested", "created_at", "updated_at", "finished_at", "bumps", "kind", "priority",
 }
-_BUILD_COLUMNS = {"state", "finished_at", "detail"}
-_STAGE_COLUMNS = {"state", "started_at", "finished_at"}
-_TASK_COLUMNS = {
+BUILD_COLUMNS = {"state", "finished_at", "detail"}
+STAGE_COLUMNS = {"state", "started_at", "finished_at"}
+TASK_COLUMNS = {
     "state", "slot", "pid", "outcome", "exit_code", "log_path", "bep_path", "targets", "detail", "runs",
     "started_at", "finished_at",
 }
@@ -64,7 +66,7 @@ class SQLiteTransaction(Transaction):
     def insert_request(self, **fields: Any) -> Request:
         ts = now()
         fields = {"state": RequestState.QUEUED, "created_at": ts, "updated_at": ts, **fields}
-        unknown = set(fields) - _REQUEST_COLUMNS
+        unknown = set(fields) - REQUEST_COLUMNS
         if unknown:
             raise ValueError(f"unknown request fields {sorted(unknown)}")
         if "bumps" in fields:
@@ -103,7 +105,7 @@ class SQLiteTransaction(Transaction):
         return self._kinds
 
     def update_request(self, request_id: int, **fields: Any) -> Request:
-        update_row(self.conn, "requests", _REQUEST_COLUMNS, request_id, {**fields, "updated_at": now()})
+        update_row(self.conn, "requests", REQUEST_COLUMNS, request_id, {**fields, "updated_at": now()})
         return self.request(request_id)
 
     def add_request_time(self, request_id: int, total: float, bazel: float, git: float) -> None:
@@ -135,7 +137,7 @@ class SQLiteTransaction(Transaction):
         return [as_build(r) for r in rows]
 
     def update_build(self, build_id: int, **fields: Any) -> Build:
-        update_row(self.conn, "builds", _BUILD_COLUMNS, build_id, fields)
+        update_row(self.conn, "builds", BUILD_COLUMNS, build_id, fields)
         return self.build(build_id)
 
     # stages
@@ -150,7 +152,7 @@ class SQLiteTransaction(Transaction):
         return [as_stage(r) for r in self._all("SELECT * FROM stages WHERE build_id = ? ORDER BY position", (build_id,))]
 
     def update_stage(self, stage_id: int, **fields: Any) -> Stage:
-        update_row(self.conn, "stages", _STAGE_COLUMNS, stage_id, fields)
+        update_row(self.conn, "stages", STAGE_COLUMNS, stage_id, fields)
         return as_stage(self._one("SELECT * FROM stages WHERE id = ?", (stage_id,)))
 
     # tasks
@@ -182,14 +184,14 @@ class SQLiteTransaction(Transaction):
 
     def update_task(self, task_id: int, **fields: Any) -> Task:
         if "targets" in fields:
-            fields = {**fields, "targets": json.dumps([t.to_dict() for t in fields["targets"]])}
-        update_row(self.conn, "tasks", _TASK_COLUMNS, task_id, fields)
+            fields = {**fields, "targets": targets_json(fields["targets"])}
+        update_row(self.conn, "tasks", TASK_COLUMNS, task_id, fields)
         return self.task(task_id)
 
     # events
     def add_event(self, type, *, request_id=None, build_id=None, stage_id=None, task_id=None, data=None) -> Event:
         ts = iso(now())
-        payload = json.dumps(dict(data or {}), sort_keys=True, default=str)
+        payload = event_json(data)
         cursor = self.conn.execute(
             "INSERT INTO events (ts, type, request_id, build_id, stage_id, task_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (ts, type, request_id, build_id, stage_id, task_id, payload),
@@ -262,6 +264,9 @@ class SQLiteTransaction(Transaction):
 
     def release_lease(self, name: str, owner: str) -> None:
         return self.small.release_lease(name, owner)
+
+    def leases(self) -> list:
+        return self.small.leases()
 
     # what is recent: sqlite_recent.py
     def latest_requests(self, states: Iterable[RequestState], limit: int) -> list[Request]:
