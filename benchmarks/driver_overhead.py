@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import functools
 import io
 import json
 import os

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Optional
 
 from convoy import sample
+from convoy.actions import checkout as checkout_actions
 from convoy.main import main as convoy_main
 from convoy.manifest import load_manifest
 from convoy.models import Event, Request
-from convoy.store import checkout_store
 
 from tests.support.bazel import OUTPUT_USER_ROOT  # the Bazel output user root every e2e test shares
 
@@ -100,11 +100,11 @@ class Integration:
 
     # state
     def request(self, request_id: int) -> Request:
-        with checkout_store(self.checkout) as store, store.read() as tx:
+        with checkout_actions.store(self.checkout) as store, store.read() as tx:  # CONVOY_STORE_URL, if set
             return tx.request(request_id)
 
     def events(self, request_id: Optional[int] = None) -> list[Event]:
-        with checkout_store(self.checkout) as store, store.read() as tx:
+        with checkout_actions.store(self.checkout) as store, store.read() as tx:
             return tx.events(request_id=request_id)
 
     def show(self, request_id: int) -> dict:

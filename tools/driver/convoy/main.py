@@ -85,6 +85,7 @@ COMMANDS = {
     "tag": "tag",
     "try": "try_",
     "verify": "verify",
+    "workers": "workers",
 }
 
 USAGE = "usage: convoy <command> [flags]   (commands: {})".format(", ".join(sorted(COMMANDS)))

@@ -76,6 +76,10 @@ class Publisher:
 
     def _assemble(self, directory: Path, tag: str, content: Any) -> str:
         kept = artifacts.staged(self.checkout, self.build.id) if self.build is not None else {}
+        if not kept and self.build is not None and self.config.release.has_artifacts:
+            raise InfraError(f"release {tag}: the artifacts of build {self.build.id} are not in this clone "
+                             f"({artifacts.ARTIFACTS_DIR}/build-{self.build.id}): another worker built it and keeps "
+                             "them; run convoy process on that worker's clone to release it")
         digests = {}
         for name, path in kept.items():
             target = directory / name

@@ -46,6 +46,7 @@ the store is `convoy.requests.record_release`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -53,7 +54,7 @@ import string
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, ContextManager, Iterable, Mapping, Optional, Sequence
 
 from convoy import candidate as cand
 from convoy import changes as component_changes
@@ -189,7 +190,8 @@ def tag_format_of(checkout: Path, config: Config) -> str:
 def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, *, request: Optional[Request],
                      today: datetime.date, requests: Optional[Sequence[Request]] = None,
                      prepare: Optional[Callable[[str, "ReleaseContent"], str]] = None,
-                     sign_args: Sequence[str] = ()) -> tuple[str, str]:
+                     sign_args: Sequence[str] = (),
+                     fence: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[str, str]:
     """Makes sure a release tag points at `commit` on the remote; returns
     (its name, its notes; `requests`: every request the commit holds, a
     batch, named in the notes instead of `request`). Idempotent: a release tag already there at
@@ -200,7 +202,8 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
     `prepare(name, content)`, if given, is called before the tag is made
     (and for a tag found already there): it returns a line that ends the
     tag's message (convoy.publish: the provenance statement's digest).
-    `sign_args` are git options that make it a signed tag (`tag -s`)."""
+    `sign_args` are git options that make it a signed tag (`tag -s`).
+    `fence()` is around the push (the queue's lease: convoy.queue.lock)."""
     fmt = tag_format_of(checkout, config)
     remote = config.remote
     for _ in range(3):
@@ -235,7 +238,8 @@ def push_release_tag(checkout: Path, config: Config, store: Store, commit: str, 
                 os.unlink(f.name)
             failpoints.hit("after_tag")
         try:
-            gitutil.run(["push", "--quiet", "--", remote, f"refs/tags/{name}:refs/tags/{name}"], cwd=checkout)
+            with fence():
+                gitutil.run(["push", "--quiet", "--", remote, f"refs/tags/{name}:refs/tags/{name}"], cwd=checkout)
         except gitutil.GitError as e:
             now_tags = cand.remote_tags(checkout, remote)
             if now_tags.get(name) == commit:

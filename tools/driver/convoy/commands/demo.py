@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 
 import convoy
 from convoy import gitutil, modes, sample
+from convoy.commands import common
 from convoy.config import default_config_text
 from convoy.errors import ConvoyError
 

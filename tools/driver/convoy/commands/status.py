@@ -12,8 +12,9 @@ A request's tests that failed and did not reject (convoy.flaky: quarantined,
 or flaky: passed when run again) are counted in its note, and listed in
 --json (`quarantined`, `flaky`: label, stage, configuration, runs, notes).
 
-A paused or draining queue (convoy.control) is said on a line above the
-table, and in --json each queued row it holds has `held` (state, reason,
+Which worker schedules the queue (`convoy workers`) is said on a line
+above the table while a request is testing. A paused or draining queue
+(convoy.control) is said on a line above the table, and in --json each queued row it holds has `held` (state, reason,
 by, since). Every row has `priority` (high or normal); a high one says so
 in its STATE.
 """
@@ -25,6 +26,7 @@ import json
 from typing import Any
 
 from convoy.actions.status import current_stage, queue_control, row, status  # noqa: F401 (the plain functions it calls)
+from convoy.actions.workers import scheduler_line
 from convoy.commands import common
 from convoy.untrusted import printable
 
@@ -47,6 +49,9 @@ def run(opts: argparse.Namespace, args: list[str]) -> int:
         held = queue_control(root)
         if held.paused:
             print(f"{held.line()}; nothing new starts until: convoy resume")
+        line = scheduler_line(root)
+        if line is not None and any(r["state"] == "testing" for r in rows):
+            print(line)
         print_table(rows)
     return 0
 

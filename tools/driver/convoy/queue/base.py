@@ -39,14 +39,15 @@ from convoy import control
 from convoy import crashlog
 from convoy import requests
 from convoy.bazel import kill_leftover_client
+from convoy.errors import StoreUnavailable
 from convoy.events import Dispatcher, describe
 from convoy.models import BuildState, Phase, RequestState, TaskState
-from convoy.queue.lock import Lease
+from convoy.queue.lock import QUEUE_LEASE, Lease
 from convoy.queue.phases import QueueContext, Steps, StuckError
 from convoy.queue.tries import TryRunner
 from convoy.store import Transaction, state_dir
 
-LEASE = "queue"
+LEASE = QUEUE_LEASE
 
 
 class Progress:
@@ -90,11 +91,12 @@ class QueueManager(abc.ABC):
         self.progress = Progress(ctx.out)
         self.out = self.progress.out  # steps, tries and the queue's parts print through the same guarded output
         self._print_lock = self.progress.lock
-        self.steps = Steps(ctx, out=self.out)
+        self.lease = Lease(ctx.store, LEASE, ttl=ctx.config.lease_ttl, on_lost=self._lost)
+        self.steps = Steps(ctx, out=self.out, fence=self.lease.fence)
         self.tries = TryRunner(ctx, out=self.out)
-        self.lease = Lease(ctx.store, LEASE)
         self.dispatcher = Dispatcher(ctx.store, plugins, on_error=None) if plugins else None
         self.internal_errors = 0  # requests ended by an unexpected exception (a bug): see _internal_error
+        self.started = False  # the lease taken (start): finish has something to end
 
     @property
     def stop(self) -> threading.Event:
@@ -110,19 +112,38 @@ class QueueManager(abc.ABC):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Takes the lease, starts plugin delivery and progress lines."""
-        self.lease.take()
+    def start(self, standby: Optional[Callable[[str], None]] = None) -> bool:
+        """Takes the lease, starts plugin delivery and progress lines; True
+        once it runs. `standby`: wait while another worker holds the lease
+        (called once with it), False if stopped meanwhile (see Lease.take)."""
+        if not self.lease.take(standby=standby, stop=self.stop):
+            return False
+        self.started = True
         with self.ctx.store.read() as tx:
             self.progress.start(tx)
         self.ctx.store.on_commit(self._committed)
         if self.dispatcher is not None:
             self.dispatcher.start()
+        return True
+
+    def _lost(self, why: str) -> None:
+        """The lease is gone (Lease.on_lost): start nothing more; what runs stops where it is."""
+        self.out(f"convoy: lost the queue's lease ({why}): stopping; the worker that holds it resumes the queue")
+        self.stop.set()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()  # the events are the new holder's to deliver now, not two workers' at once
 
     def finish(self, flush_timeout: float = 30.0) -> None:
         """Delivers what is pending to plugins (bounded), drops the lease."""
+        if not self.started:  # stopped on standby: only this worker's presence row to drop
+            self.lease.release()
+            return
         if self.dispatcher is not None:
-            if not self.dispatcher.flush(flush_timeout):
+            try:
+                flushed = self.lease.lost is None and self.dispatcher.flush(flush_timeout)
+            except StoreUnavailable:
+                flushed = False
+            if not flushed:
                 self.out("convoy: some events are not delivered to plugins yet; the next convoy process will")
             self.dispatcher.stop()
         self.lease.release()

@@ -33,7 +33,7 @@ from convoy import failpoints
 from convoy import gitutil
 from convoy import requests
 from convoy.config import StageSpec
-from convoy.errors import ConvoyError, InfraError
+from convoy.errors import ConvoyError, InfraError, StoreUnavailable
 from convoy.lock import changed_configurations
 from convoy.models import BuildState, Request
 from convoy.pipeline import BuildResult, BuildRunner, RunContext, construction_plan, create_build
@@ -196,6 +196,8 @@ class Job:
         try:
             with meter.active():
                 end = self._make_and_build(meter)
+        except StoreUnavailable as e:  # not the candidate's nor a bug: this worker goes back to standby
+            end = JobEnd("store", reason=" ".join(str(e).split()), build_id=self.build.id if self.build else None)
         except (InfraError, gitutil.GitError, ConvoyError) as e:
             end = JobEnd("infra", reason=" ".join(str(e).split()) or type(e).__name__,
                          build_id=self.build.id if self.build else None)

@@ -14,13 +14,14 @@ Every state change goes through `convoy.requests`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, ContextManager, Optional, Sequence
 
 from convoy import artifacts
 from convoy import candidate as cand
@@ -77,9 +78,11 @@ class QueueContext:
 class Steps:
     """The phases' steps of one request (see the module docstring)."""
 
-    def __init__(self, ctx: QueueContext, out: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, ctx: QueueContext, out: Optional[Callable[[str], None]] = None,
+                 fence: Callable[[], ContextManager] = contextlib.nullcontext) -> None:
         self.ctx = ctx
         self.out = out or ctx.out  # the queue's guarded progress output
+        self.fence = fence  # around every push and tag: the queue's lease (convoy.queue.lock.Lease.fence)
 
     def latest_build(self, request: Request) -> Optional[Build]:
         with self.ctx.store.read() as tx:
@@ -205,8 +208,9 @@ class Steps:
             return
         failpoints.hit("before_push")
         try:
-            gitutil.run(["push", "--quiet", "--", remote, f"{request.candidate_commit}:refs/heads/{branch}"],
-                        cwd=checkout)
+            with self.fence():
+                gitutil.run(["push", "--quiet", "--", remote, f"{request.candidate_commit}:refs/heads/{branch}"],
+                            cwd=checkout)
         except gitutil.GitError as e:
             tip = cand.remote_branch(checkout, remote, branch)
             if tip == request.base_commit:
@@ -268,7 +272,8 @@ class Steps:
         publisher = Publisher(self.ctx.checkout, self.ctx.config, self.ctx.store, build, [request, *members])
         name, notes = release.push_release_tag(self.ctx.checkout, self.ctx.config, self.ctx.store,
                                                request.candidate_commit, request=request, today=self.ctx.today(),
-                                               prepare=publisher.prepare, sign_args=publisher.sign_args(), **extra)
+                                               prepare=publisher.prepare, sign_args=publisher.sign_args(),
+                                               fence=self.fence, **extra)
         where = publisher.publish(name)
         failpoints.hit("after_publish")
         self.out(f"{time.strftime('%H:%M:%S')} #{request.id} release {name} published to {where}")

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Optional
 
 from convoy import gitutil
 from convoy import requests
-from convoy.errors import ConvoyError, InfraError
+from convoy.errors import ConvoyError, InfraError, StoreUnavailable
 from convoy.models import Phase, RequestState
 from convoy.queue import chain
+from convoy.queue.lock import LeaseLost
 from convoy.queue.phases import Requeue, StuckError
 from convoy.queue.window_reports import _ids
 
@@ -53,6 +54,12 @@ class Outcomes:
         except Requeue as e:
             self._merge_failures = 0
             return w.reports.infrastructure(item, " ".join(str(e).split()))
+        except StoreUnavailable:
+            raise  # this worker goes back to standby; the one that takes the queue resumes the merge
+        except LeaseLost as e:  # another worker holds the queue now: it resumes the request at its phase
+            w.out(f"convoy: #{lead.id} {e}")
+            w.stop.set()
+            return None
         except (InfraError, gitutil.GitError, ConvoyError) as e:
             self._merge_failures += 1
             reason = " ".join(str(e).split()) or type(e).__name__

@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Optional
 
 from convoy import gitutil
+from convoy import requests
 from convoy.errors import ConvoyError, InfraError
 from convoy.models import BuildState, Phase, RequestState
 from convoy.queue import chain
@@ -82,6 +83,10 @@ class ChainRecord:
     def _resume(self, item: chain.Item, failure: Optional[dict], builds) -> None:
         lead, _ = self.w.requests_of(item)
         build = builds[-1] if builds else None
+        if build is not None and lead.phase in (Phase.BUILDING, Phase.MERGING) \
+                and build.state != BuildState.FAILED and not self._here(build.candidate_commit):
+            self._made_elsewhere(item, build)  # another worker's clone made it, and never pushed it
+            return
         if lead.phase in PAST_BUILD and build is not None:
             item.made(build.base_commit, build.candidate_commit)
             item.passed_stages = len(self.w.scheduler.stages)
@@ -105,3 +110,21 @@ class ChainRecord:
                                       suspects=tuple(failure["suspects"]) if failure.get("suspects") else None,
                                       how=failure.get("how") or ""))
 
+    def _here(self, commit: Optional[str]) -> bool:
+        """Whether this clone has `commit` (a worker that took the queue over may not: see _made_elsewhere)."""
+        if not commit:
+            return False
+        return gitutil.run(["cat-file", "-e", "--end-of-options", f"{commit}^{{commit}}"], cwd=self.w.ctx.checkout,
+                           check=False).returncode == 0
+
+    def _made_elsewhere(self, item: chain.Item, build) -> None:
+        """The item's candidate exists only in the clone of the worker that made
+        it (which died holding the queue): its build ends, and it is made again."""
+        reason = (f"its candidate {build.candidate_commit[:10]} was made by another worker and is not in this "
+                  "clone (that worker stopped before pushing it); made again here")
+        self.w.out(f"convoy: #{item.requests[0]} {reason}")
+        with self.w.ctx.store.transaction() as tx:
+            for rid in item.requests:
+                request = tx.request(rid)
+                requests.end_running_builds(tx, request, reason=reason)
+                requests.remake_candidate(tx, request)

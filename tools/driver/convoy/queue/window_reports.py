@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Optional
 
 from convoy import failpoints
+from convoy.errors import StoreUnavailable
 from convoy import requests
 from convoy.models import Phase, RequestState
 from convoy.queue import chain
@@ -95,6 +96,8 @@ class JobReports:
             return self.bug(item, end)
         elif end.result == "stopped":
             pass
+        elif end.result == "store":  # the store went away under the job: nothing of it is recorded
+            raise StoreUnavailable(end.reason)
         with self.w.cond:
             self.w.cond.notify_all()
         return None
