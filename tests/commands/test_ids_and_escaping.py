@@ -69,3 +69,25 @@ def test_status_and_show_escape_every_value_from_the_state(state_checkout, capsy
         assert "tests: 1 ran, 1 cached" in out  # the failing one ran (its line names its logs)
     if command == "show":  # the release notes: escaped, their own lines kept
         assert "    notes\\x1b[2J\\rFORGED line\n    second line\n" in out
+
+
+def test_show_prints_a_failed_tasks_tail_when_its_log_is_not_here(state_checkout, capsys):
+    """A task another worker ran (its log_path is not on this machine, no logs_url): `convoy show`
+    says so and prints the last 20 lines of the tail the store kept, each escaped."""
+    tail = "".join(f"line {n}\n" for n in range(30)) + f"ERROR: it broke{EVIL}\n"
+    with SQLiteStore(state_checkout / ".convoy" / "state.db") as store, store.transaction() as tx:
+        request = tx.insert_request(component="widget", version="v1.1.0", requested_by="ci",
+                                    state=RequestState.REJECTED)
+        build = tx.insert_build(request.id, "a" * 40, "b" * 40)
+        stage = tx.insert_stage(build.id, 0, "build", "build")
+        task = tx.insert_task(stage.id, build.id, "main")
+        tx.update_task(task.id, state=TaskState.FAILED, outcome="BUILD_FAILED", log_tail=tail,
+                       log_path="/elsewhere/.convoy/logs/request-1/build-1/build-main.log")
+    capsys.readouterr()
+    assert main.main(["convoy", "show", f"--repo={state_checkout}", str(request.id)]) == 0
+    out = capsys.readouterr().out
+    assert ("        Bazel log: /elsewhere/.convoy/logs/request-1/build-1/build-main.log (not on this machine)\n"
+            "        the log's last 20 lines:\n          line 12\n") in out, out  # EVIL holds a newline
+    assert "          line 11\n" not in out and "\x1b" not in out and "\r" not in out
+    assert out.endswith("          line 29\n          ERROR: it broke\\x1b[2J\\rFORGED line\n"
+                        "          FORGED\\x1b]0;title\\x07\n"), out

@@ -244,7 +244,7 @@ def test_every_problem_at_once_sorted_by_line(tmp_path):
         "the events you want",
         "convoy.yaml:44: plugins.x.type: unknown plugin type 'slack' (expected: log, command, webhook, forge-status); fix it",
         "convoy.yaml:45: unknown key 'colour' (expected: queue, pools, parallelism, retries, git, release, bazel, "
-        "stages, plugins, serve, quarantine, store); fix or remove it",
+        "stages, plugins, serve, quarantine, store, logs_url); fix or remove it",
     ]
 
 

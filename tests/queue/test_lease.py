@@ -36,7 +36,7 @@ def test_a_live_holder_refuses_a_second_worker_and_standby_takes_over_when_it_ex
     try:
         assert told == [f"the queue is leased to {OTHER} (another worker); this one takes it over if that one "
                         "stops renewing the lease for 5 s"]  # said once
-        assert 0.5 < waited < 1.5 + 2.0, waited  # at the expiry, not before, and soon after
+        assert 0.5 < waited < 1.5 + 5.0, waited  # at the expiry, not before, and soon after (a loaded machine)
         with store.transaction() as tx:
             assert tx.acquire_lease("queue", OTHER, 5) == second.owner
     finally:
@@ -79,7 +79,7 @@ def test_the_fence_runs_the_push_only_while_the_lease_is_ours(store):
     assert ran == ["push"] and lost == []
     lease._stop.set()  # this worker stops renewing (as if its machine froze) ...
     lease._thread.join(5)
-    time.sleep(1.0)
+    time.sleep(1.5)
     with store.transaction() as tx:  # ... its lease expires and another worker takes the queue
         assert tx.acquire_lease("queue", OTHER, 30) is None
     with pytest.raises(LeaseLost, match=f"held by {OTHER} now"):

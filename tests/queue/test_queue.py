@@ -33,6 +33,7 @@ import pytest
 
 from convoy import models
 from convoy.plugins import verify
+from convoy.untrusted import printable
 
 from tests.support.env import isolated_env
 from tests.support.integration import Integration, Run, config_text, write_script
@@ -284,6 +285,34 @@ def test_build_stage_rejects(day):
     assert ":route_tables" in Path(failure["log_path"]).read_text()
     [build] = day.integration.show(day.ids["build"])["builds"]
     assert [s["state"] for s in build["stages"]] == ["failed", "skipped", "skipped", "skipped"]
+
+
+def test_a_task_log_is_copied_to_logs_url_and_its_tail_kept_in_the_store(make_integration, tmp_path):
+    """logs_url (convoy.task_logs): the build stage's failing task's log, copied byte for byte at the
+    task's end, its tail in the store; `convoy show` in a clone without the file names the copy and
+    prints the tail (issue 24, "Logs")."""
+    shared = tmp_path / "shared-logs"
+    stages = "stages:\n  - {name: build, command: build, timeout: 300}\n"
+    it = make_integration("shared-logs", config_text(stages=stages) + f"logs_url: {shared}\n")
+    with isolated_env(tmp_path / "home"):
+        request_id = it.submit("--component=planner", "--version=v2.4.0")  # BUILD needs a missing target
+        run = it.process("--all")
+    assert run.code == 0, run
+    assert it.request(request_id).state == models.RequestState.REJECTED
+    [task] = it.show(request_id)["builds"][0]["stages"][0]["tasks"]
+    local = Path(task["log_path"])
+    copy = shared / f"request-{request_id}" / "build-1" / local.name
+    assert task["state"] == "failed" and task["log_readable"] and task["shared_log"] == str(copy)
+    assert copy.read_bytes() == local.read_bytes() and ":route_tables" in copy.read_text()
+    assert not list(shared.rglob("*.partial")) and not list(shared.rglob("*.bep.json"))  # only the log
+    tail = task["log_tail"]
+    assert tail and len(tail) <= 16384 and local.read_bytes().decode("utf-8", errors="replace").endswith(tail)
+    local.unlink()  # as on another worker's machine: the file is not here
+    shown = it.convoy("show", str(request_id))
+    assert shown.code == 0, shown
+    assert f"Bazel log: {copy} (the shared copy; {local} is in the clone that ran it)" in shown.out
+    last = tail.removesuffix("\n").split("\n")[-20:]
+    assert f"the log's last {len(last)} lines:\n" in shown.out and f"          {printable(last[-1])}\n" in shown.out
 
 
 def test_newer_request_supersedes_a_queued_one(day):

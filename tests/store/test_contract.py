@@ -157,6 +157,25 @@ def test_stages_and_tasks_with_their_targets(any_store):
         assert tx.task(rover.id).targets == targets and tx.task(999) is None
 
 
+def test_a_tasks_log_tail_is_kept_with_its_end(any_store):
+    """tasks.log_tail (schema 6): the log's last 16 KiB, whatever text it holds, read back as written."""
+    tail = "".join(f"line {n}: caf\u00e9 \ufffd \u2603\t\r\n" for n in range(700))[-16384:]
+    with any_store.transaction() as tx:
+        build = tx.insert_build(_request(tx).id, "b" * 40, "c" * 40)
+        stage = tx.insert_stage(build.id, 0, "build", "build")
+        task = tx.insert_task(stage.id, build.id, "rover")
+        assert task.log_tail is None
+        done = tx.update_task(task.id, state=TaskState.FAILED, outcome="BUILD_FAILURE", finished_at=2.0,
+                              log_tail=tail)
+        assert done.log_tail == tail
+        other = tx.insert_task(stage.id, build.id, "drone")
+    with any_store.read() as tx:
+        assert tx.task(task.id).log_tail == tail and tx.task(other.id).log_tail is None
+        assert [t.log_tail for t in tx.tasks(build_id=build.id)] == [tail, None]
+    with any_store.transaction() as tx:
+        assert tx.update_task(task.id, log_tail=None).log_tail is None
+
+
 # --- events, cursors, releases -----------------------------------------------------------------------
 
 
@@ -529,35 +548,42 @@ def test_an_empty_store_is_created_only_when_asked(tmp_path, pg_url):
         assert stored_version(url) == str(SCHEMA_VERSION)
 
 
-def _make_pg_version_4(url):
-    """The store at `url` made what a version-4 store was (no requests.priority, no test_results)."""
+def _make_pg_version(url, version):
+    """The store at `url` made what a version-`version` store was: version 5 had no tasks.log_tail,
+    version 4 neither requests.priority nor test_results."""
     import psycopg
 
     open_store(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE requests DROP COLUMN priority")
-        conn.execute("DROP TABLE test_results")
-        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        conn.execute("ALTER TABLE tasks DROP COLUMN log_tail")
+        if version <= 4:
+            conn.execute("ALTER TABLE requests DROP COLUMN priority")
+            conn.execute("DROP TABLE test_results")
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
 
 
-def test_an_older_postgresql_schema_is_refused_until_convoy_db_upgrade(pg_url, tmp_path, capsys):
-    _make_pg_version_4(pg_url)
+@pytest.mark.parametrize("version", [4, 5])
+def test_an_older_postgresql_schema_is_refused_until_convoy_db_upgrade(pg_url, tmp_path, capsys, version):
+    _make_pg_version(pg_url, version)
     for kwargs in ({}, {"readonly": True}):
         with pytest.raises(ConvoyError) as error:
             open_store(pg_url, **kwargs)
         message = str(error.value)
-        assert "\n" not in message and "schema is version 4, older than this convoy's" in message
+        assert "\n" not in message and f"schema is version {version}, older than this convoy's" in message
         assert message.endswith("migrate it: convoy db upgrade")
-    assert stored_version(pg_url) == "4"
+    assert stored_version(pg_url) == str(version)
     checkout = _checkout(tmp_path)
     env = {"CONVOY_STORE_URL": pg_url}
     assert _convoy(capsys, env, "db", "version", f"--repo={checkout}") == (
-        0, f"store {pg_url}: schema version 4; this convoy's: {SCHEMA_VERSION}\n", "")
+        0, f"store {pg_url}: schema version {version}; this convoy's: {SCHEMA_VERSION}\n", "")
     assert _convoy(capsys, env, "db", "upgrade", f"--repo={checkout}") == (
-        0, f"store {pg_url}: migrated the schema from version 4 to {SCHEMA_VERSION}\n", "")
+        0, f"store {pg_url}: migrated the schema from version {version} to {SCHEMA_VERSION}\n", "")
     with open_store(pg_url) as store, store.transaction() as tx:
         assert _request(tx, priority=10).priority == 10
         tx.add_test_results([{"target": "//a:t", "configuration": "rover", "stage": "test", "status": "passed"}])
+        build = tx.insert_build(1, "b" * 40, "c" * 40)
+        task = tx.insert_task(tx.insert_stage(build.id, 0, "build", "build").id, build.id, "rover")
+        assert tx.update_task(task.id, log_tail="the end\n").log_tail == "the end\n"
     assert upgrade_store(pg_url) == SCHEMA_VERSION  # again: nothing to do
     assert _convoy(capsys, env, "db", "upgrade", f"--repo={checkout}")[1].endswith("nothing to do\n")
 

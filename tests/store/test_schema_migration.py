@@ -1,4 +1,5 @@
-"""Schema version 5 (see also test_schema_v4.py and test_schema_v5.py): a version-1 or version-2 database (an existing
+"""Schema version 6 (see also test_schema_v4.py, test_schema_v5.py and test_schema_v6.py): a
+version-1 or version-2 database (an existing
 checkout's) is migrated in place when a writer opens it, its data kept; a
 reader reads it as it is; a newer version stays refused. And the
 transaction's generic accessors: `meta` / `set_meta`, the open groups, the
@@ -99,7 +100,7 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_its_data(tmp_path):
                 "messages", "v1.5.0", "a" * 40, RequestState.MERGED)
             assert (queued.component, queued.requested_by, queued.bumps) == ("planner", "ci@planner", ())
             assert [e.type for e in tx.events(request_id=queued.id)] == ["REQUEST_QUEUED"]
-            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "5"
+            assert tx.meta("schema_version") == str(SCHEMA_VERSION) == "6"
         with store.transaction() as tx:  # and it is writable as a new one
             group = tx.insert_request(component="messages", version="v2.0.0", requested_by="t",
                                       bumps=[RequestBump("planner", "v3.0.0")])
@@ -108,7 +109,7 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_its_data(tmp_path):
     assert columns(db, "requests")[-3:] == ["bumps", "kind", "priority"]
     assert columns(db, "open_groups") == ["name", "bumps", "requested_by", "created_at"]
     assert raw(db, "SELECT bumps FROM requests WHERE id = 1") == [("[]",)]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
     assert columns(db, "deliveries") == ["forge", "delivery", "request_id", "outcome", "received_at"]
     with SQLiteStore(db) as store, store.read() as tx:  # opened again: nothing more to do
         assert len(tx.requests()) == 3
@@ -149,7 +150,7 @@ def test_a_version_2_database_gets_the_deliveries_table_and_keeps_its_data(tmp_p
             assert tx.delivery("github", "d-1") == first
             assert tx.delivery("gitlab", "d-1") is None
             assert [r.component for r in tx.requests()] == ["messages", "planner"]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
     with SQLiteStore(db) as store, store.read() as tx:  # a restart keeps the deliveries
         assert tx.delivery("github", "d-1").outcome == "submitted"
 
@@ -163,7 +164,7 @@ def test_a_reader_reads_a_version_1_database_as_it_is(tmp_path):
     assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
 
-@pytest.mark.parametrize("version", ("6", "0", "two"))
+@pytest.mark.parametrize("version", ("7", "0", "two"))
 def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
     db = make_v1(tmp_path / "state.db")
     conn = sqlite3.connect(db)
@@ -174,11 +175,11 @@ def test_an_unknown_schema_version_is_refused_and_left_alone(tmp_path, version):
         with pytest.raises(ConvoyError) as error:
             SQLiteStore(db, readonly=readonly)
         message = str(error.value)
-        if version == "6":  # a newer convoy's: upgrade this one
-            assert message.endswith("state schema 6 is not 5 (written by a newer convoy); upgrade convoy to the "
+        if version == "7":  # a newer convoy's: upgrade this one
+            assert message.endswith("state schema 7 is not 6 (written by a newer convoy); upgrade convoy to the "
                                     "version that wrote it")
         else:
-            assert f"state schema {version} is not 5 (written by another convoy); use that convoy, or move it" in message
+            assert f"state schema {version} is not 6 (written by another convoy); use that convoy, or move it" in message
         assert "\n" not in message
     assert "bumps" not in columns(db, "requests")
 
@@ -205,7 +206,7 @@ def test_meta_accessors(store):
             tx.set_meta("queue.test", 3)
     with store.read() as tx:
         assert tx.meta("queue.test") == "second"
-        assert tx.meta("schema_version") == "5"
+        assert tx.meta("schema_version") == "6"
     with pytest.raises(RuntimeError):  # a rolled-back transaction leaves nothing
         with store.transaction() as tx:
             tx.set_meta("other", "x")

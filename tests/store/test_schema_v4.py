@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from convoy import requests, tries
 from convoy.models import KIND_REQUEST, KIND_TRY, RequestState
-from convoy.store import SQLiteStore
+from convoy.store import SCHEMA_VERSION, SQLiteStore
 
 from tests.store.test_schema_migration import columns, make_at, raw
 
@@ -39,7 +39,7 @@ def test_a_version_3_database_gets_kinds_and_keeps_its_requests(tmp_path):
             assert (t.kind, t.state, existing) == (KIND_TRY, RequestState.QUEUED, False)
     assert columns(db, "requests")[-2:] == ["kind", "priority"]
     assert raw(db, "SELECT id, kind FROM requests ORDER BY id") == [(1, "request"), (2, "request"), (3, "try")]
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
 
 
 def test_tries_stay_out_of_the_merge_queue(store):

@@ -6,7 +6,7 @@ as it is. `passed_on_main` counts only results of a succeeded build of a merged 
 from __future__ import annotations
 
 from convoy.models import PRIORITY_HIGH, BuildState, RequestState
-from convoy.store import SQLiteStore
+from convoy.store import SCHEMA_VERSION, SQLiteStore
 
 from tests.store.test_schema_migration import columns, make_at, raw
 
@@ -24,7 +24,7 @@ def test_a_version_4_database_gets_priorities_and_results(tmp_path):
                                     priority=PRIORITY_HIGH)
         assert tx.request(request.id).priority == PRIORITY_HIGH
     assert "priority" in columns(db, "requests")
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
 
 
 def test_passed_on_main_counts_merged_builds_only(tmp_path):

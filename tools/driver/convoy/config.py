@@ -33,6 +33,8 @@ one line each, as `convoy.yaml:<line>: <where>: <what is wrong>; <how to fix it>
     serve: {reads: open, tokens: [...], github: {secret_env: ...}}   # convoy serve (convoy.config_serve)
     store: postgresql://convoy@db.example.com/convoy   # the state's store (default: .convoy/state.db);
                                                  # no password here: PGPASSFILE; CONVOY_STORE_URL wins
+    logs_url: /srv/convoy/logs                   # a copy of each task's log every worker reads (convoy.task_logs):
+                                                 # a directory (absolute, or in the checkout) or file:///abs/path
 
 `default_config_text()` is a commented convoy.yaml with the defaults (what
 `convoy demo` writes; it is convoy.config_text's). The checker walks the
@@ -75,7 +77,7 @@ __all__ = [
 CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = modes.MODES  # name -> mode: the one registry (convoy.modes)
 _TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins", "serve",
-             "quarantine", "store")
+             "quarantine", "store", "logs_url")
 _QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect", "lease_ttl")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
@@ -86,6 +88,7 @@ _REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # store: a URL convoy.store opens (its BACKENDS' schemes); checked here, below the store's layer.
 _STORE_URL = re.compile(r"(postgres(ql)?://[^\s/]*/[^\s]+|sqlite:///[^\s?#]+)", re.IGNORECASE)
 _STORE_EXAMPLE = "postgresql://convoy@db.example.com/convoy"
+_LOGS_EXAMPLE = "/srv/convoy/logs"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Config:
     release: ReleaseSpec = ReleaseSpec()
     quarantine: tuple[QuarantineEntry, ...] = ()
     store: Optional[str] = None  # the store's URL; None: the checkout's .convoy/state.db
+    logs_url: Optional[str] = None  # where each task's log is copied (convoy.task_logs); None: .convoy/logs only
 
     @property
     def secret_env(self) -> tuple[str, ...]:
@@ -239,6 +243,7 @@ class _ConfigChecker:
         serve = check_serve(v, document)
         quarantine = check_quarantine(v, document)
         store = self._store(document)
+        logs_url = self._logs_url(document)
         if release.has_artifacts and any(stage.name == RELEASE_STAGE for stage in stages):
             v.problem(key_line(document, "stages"), "stages", f"a stage is named '{RELEASE_STAGE}', the name of the "
                       "stage that builds release.artifacts", "rename that stage")
@@ -252,7 +257,7 @@ class _ConfigChecker:
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,
             bazel_disk_cache=disk_cache, bazel_disk_cache_max_gb=disk_cache_max_gb, plugins=plugins,
-            serve=serve, release=release, quarantine=quarantine, store=store,
+            serve=serve, release=release, quarantine=quarantine, store=store, logs_url=logs_url,
         )
 
     def _store(self, document: Mapping) -> Optional[str]:
@@ -273,6 +278,24 @@ class _ConfigChecker:
             v.problem(line, "store", "the URL holds a password, and convoy.yaml is committed",
                       "remove it from the URL and put it in PGPASSFILE (~/.pgpass), or give the whole URL in "
                       "CONVOY_STORE_URL")
+            return None
+        return url
+
+    def _logs_url(self, document: Mapping) -> Optional[str]:
+        """`logs_url:` where every worker finds each task's log: a directory
+        (absolute, or relative to the checkout) or `file:///<absolute path>`
+        (None: not set, the logs stay in .convoy/logs)."""
+        v = self.values
+        url = v.string(document, "logs_url", "", example=_LOGS_EXAMPLE)
+        if url is None:
+            return None
+        as_file = url.lower().startswith("file://")
+        path = url[len("file://"):] if as_file else url
+        if (not path or url != url.strip() or not url.isprintable() or re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path)
+                or (as_file and not path.startswith("/"))):
+            v.problem(key_line(document, "logs_url"), "logs_url", f"'{printable(url)}' is not a directory",
+                      f"write it like logs_url: {_LOGS_EXAMPLE} (a shared directory), or logs_url: "
+                      "file:///<absolute path>")
             return None
         return url
 

@@ -125,6 +125,7 @@ plugins:
 # unless this names another store; CONVOY_STORE_URL, when set, wins. Never a
 # password here: libpq reads it from PGPASSFILE (~/.pgpass). docs/driver.md.
 # store: postgresql://convoy@db.example.com/convoy
+# logs_url: /srv/convoy/logs   # each task's log copied where every worker reads it (default: .convoy/logs only)
 """
 
 

@@ -1,5 +1,6 @@
-"""The driver's records: requests, builds, stages, tasks, events, releases, leases. Plain dataclasses, read
-from and written to the store (convoy.store); the state enums carry the lifecycles of DESIGN.md ("The driver"):
+"""The driver's records: requests, builds, stages, tasks, events, releases, leases (deliveries,
+test results and releases are convoy.models_results', re-exported here). Plain dataclasses, read from and
+written to the store (convoy.store); the state enums carry the lifecycles of DESIGN.md ("The driver"):
 
     request  queued -> testing -> merged | rejected | superseded | cancelled | error
              (an infrastructure error sends a testing request back to queued)
@@ -24,6 +25,8 @@ import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
+
+from convoy.models_results import Delivery, Release, TestResult  # noqa: F401 (models' records too)
 
 
 class RequestState(str, enum.Enum):
@@ -385,6 +388,7 @@ class Task:
     runs: int
     started_at: Optional[float]
     finished_at: Optional[float]
+    log_tail: Optional[str] = None  # the log's last 16 KiB (schema 6), for a worker without the file
 
     @property
     def is_unchanged(self) -> bool:
@@ -428,55 +432,6 @@ class Event:
             "build_id": self.build_id, "stage_id": self.stage_id, "task_id": self.task_id,
             "data": json.loads(json.dumps(self.data)),
         }
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A forge's webhook delivery that `convoy serve` acted on (`outcome`:
-    submitted, existing or ignored; `request_id`: the request it queued or
-    found)."""
-
-    forge: str
-    delivery: str
-    request_id: Optional[int]
-    outcome: str
-    received_at: float
-
-
-@dataclass(frozen=True)
-class TestResult:
-    """One test target's result in one task (`convoy flakes`): Bazel's
-    status, or convoy's verdict (QUARANTINED; FLAKY when convoy's own retry
-    passed), the attempts it took, and the rigs of a hardware test (in the
-    order it ran on them)."""
-
-    __test__ = False  # not a pytest class
-
-    id: int
-    target: str
-    configuration: str
-    stage: str
-    status: str
-    attempts: int
-    rigs: tuple[str, ...]
-    detail: Optional[str]
-    request_id: Optional[int]
-    build_id: Optional[int]
-    task_id: Optional[int]
-    recorded_at: float
-
-
-@dataclass(frozen=True)
-class Release:
-    """A release tag pushed for a request's merged candidate."""
-
-    id: int
-    request_id: Optional[int]
-    build_id: Optional[int]
-    tag: str
-    commit: str
-    notes: str
-    created_at: float
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from convoy import fsutil
 from convoy import models
 from convoy import flaky
 from convoy import retries
+from convoy import task_logs
 from convoy.lab import health
 from convoy.lab.pools import RIGS_SUFFIX
 from convoy.lab.stage import LabRun, PoolCheck, lab_invocation, lab_pool_check
@@ -164,6 +165,7 @@ class RunContext:
     make_slots: Optional[Callable[[Sequence[str]], Slots]] = None
     # Asked before each stage starts (index, stage, spec); False: the build is cancelled or stopped.
     gate: Optional[Callable[[int, Stage, StageSpec], bool]] = None
+    out: Optional[Callable[[str], None]] = None  # the queue's output (a log copy's problem); None: a warning
 
     def output_base(self, slot: int) -> Path:
         return slot_output_base(self.checkout, slot, lane=self.lane)
@@ -407,10 +409,15 @@ class TaskRunner:
         (test_results: `convoy flakes`), TASK_COMPLETE, and TASK_SUCCESS or
         TASK_FAIL (also for a task that never ran, e.g. when the stage's
         pool check failed). `attempts` beyond the first are its reruns."""
+        log_path = log_paths(self.ctx.checkout, self.request.id, self.build.number, stage.name, task.configuration)[0]
+        tail = task_logs.read_tail(log_path) if log_path.is_file() else None
+        problem = task_logs.share(self.ctx.config, self.ctx.checkout, log_path)  # before the end is seen
+        if problem is not None:
+            (self.ctx.out or log.warning)(problem)
         finished = now()
         with self.ctx.store.transaction() as tx:
             task = tx.update_task(task.id, state=state, outcome=outcome, exit_code=exit_code, targets=tuple(targets),
-                                  detail=detail, finished_at=finished, pid=None)
+                                  detail=detail, finished_at=finished, pid=None, log_tail=tail)
             if outcome != "INTERRUPTED":
                 tx.add_test_results(
                     {"target": t.label, "configuration": task.configuration, "stage": stage.name, "status": t.status,

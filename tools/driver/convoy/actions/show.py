@@ -1,15 +1,23 @@
 """One request in full: `show(root, request_id)` is what `convoy show --json`
 prints and GET /api/requests/ID returns (its bumps, stages, tasks, targets
 and timings); `describe(tx, request)` the same within a transaction.
+
+A task's log is in the clone of the worker that ran it (`log_path`); each
+task also says whether that file is readable here (`log_readable`), the
+copy in convoy.yaml's `logs_url` when it is there (`shared_log`,
+convoy.task_logs) and the log's last 16 KiB the store keeps (`log_tail`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from convoy import task_logs
 from convoy.actions import checkout
-from convoy.models import Request
+from convoy.config import CONFIG_NAME, Config
+from convoy.models import Request, Task
 from convoy.store import Transaction
 
 
@@ -17,11 +25,22 @@ def show(root: Path, request_id: int) -> dict[str, Any]:
     """Request `request_id` of the checkout `root`, described (`describe`);
     ConvoyError if there is no such request. Read-only: no write lock,
     nothing created."""
+    config = checkout.config(root) if (root / CONFIG_NAME).is_file() else None
     with checkout.store(root, readonly=True) as store, store.read() as tx:
         request = tx.request(request_id)
         if request is None:
             raise checkout.not_found(request_id)
-        return describe(tx, request)
+        return describe(tx, request, root=root, config=config)
+
+
+def log_places(task: Task, root: Optional[Path] = None, config: Optional[Config] = None) -> dict[str, Any]:
+    """Where `task`'s log can be read from here: `log_readable` (its log_path is a readable file),
+    `shared_log` (the copy in logs_url, when it exists; None otherwise) and `log_tail` (the store's)."""
+    shared = task_logs.shared_log(config, root, task) if root is not None and config is not None else None
+    readable = bool(task.log_path) and os.path.isfile(task.log_path) and os.access(task.log_path, os.R_OK)
+    return {"log_readable": readable,
+            "shared_log": str(shared) if shared is not None and shared.is_file() else None,
+            "log_tail": task.log_tail}
 
 
 def timings(r: Request) -> dict[str, float]:
@@ -30,7 +49,9 @@ def timings(r: Request) -> dict[str, float]:
             "git_seconds": round(r.git_seconds, 3), "driver_seconds": round(driver, 3)}
 
 
-def describe(tx: Transaction, r: Request) -> dict[str, Any]:
+def describe(tx: Transaction, r: Request, *, root: Optional[Path] = None,
+             config: Optional[Config] = None) -> dict[str, Any]:
+    """`r` in full; with the checkout `root` and its `config`, each task's shared log copy too."""
     builds = []
     for build in tx.builds(r.id):
         stages = []
@@ -45,6 +66,7 @@ def describe(tx: Transaction, r: Request) -> dict[str, Any]:
                     "failing_targets": [t.to_dict() for t in task.failing_targets],
                     "tests": dict(zip(("ran", "cached"), task.test_counts())),
                     "started_at": task.started_at, "finished_at": task.finished_at,
+                    **log_places(task, root, config),
                 })
             duration = (stage.finished_at - stage.started_at) if stage.finished_at and stage.started_at else None
             stages.append({"id": stage.id, "name": stage.name, "command": stage.command,

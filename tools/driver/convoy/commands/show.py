@@ -14,6 +14,11 @@ group's bumps beyond its primary one (component, version, ...; empty for a
 single bump) and request.all_bumps every bump, the primary one first.
 A try's id (`convoy try`) shows the try the same way, request.kind "try"
 (a request's is "request").
+
+A task's log is in the clone that ran it: where that file is not on this
+machine, `convoy show` names the copy in convoy.yaml's `logs_url` (if
+there is one) and prints a failed task's last 20 lines from the store; the
+JSON has each task's `log_readable`, `shared_log` and `log_tail`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from convoy.actions.show import describe, show, timings  # noqa: F401 (the plain
 from convoy.commands import common
 from convoy.models import UNCHANGED, UNCHANGED_DETAIL, TargetOutcome
 from convoy.untrusted import printable as p
+
+TAIL_LINES = 20  # of a failed task's log, when the file is not on this machine
 
 
 def add_flags(parser: common.Parser) -> None:
@@ -82,6 +89,23 @@ def _secs(value) -> str:
     return f"{value:.1f} s" if value is not None else "-"
 
 
+def _log_lines(task: dict[str, Any]) -> None:
+    """A task's log: a failed task's path; where its log is not readable here, the shared copy
+    (logs_url) if there is one, and a failed task's tail from the store (its last TAIL_LINES lines)."""
+    readable = task.get("log_readable", True)
+    shared = None if readable else task.get("shared_log")
+    if shared:
+        print(f"        Bazel log: {p(shared)} (the shared copy; {p(task['log_path'])} is in the clone that ran it)")
+    elif task["state"] == "failed" and task["log_path"]:
+        print(f"        Bazel log: {p(task['log_path'])}" + ("" if readable else " (not on this machine)"))
+    tail = task.get("log_tail")
+    if task["state"] == "failed" and not readable and tail:
+        lines = tail.removesuffix("\n").split("\n")[-TAIL_LINES:]
+        print(f"        the log's last {len(lines)} lines:")
+        for line in lines:
+            print(f"          {p(line)}")
+
+
 def print_text(data: dict[str, Any]) -> None:
     """Every value from the state goes through untrusted.printable (`p`): a
     newline or a terminal escape stored in a request cannot forge a line."""
@@ -131,8 +155,7 @@ def print_text(data: dict[str, Any]) -> None:
                 for target in task["failing_targets"]:
                     logs = ", ".join(p(log) for log in target["log_paths"]) or "no test log"
                     print(f"        {p(target['label'])} {p(target['status'].upper())}{_retried(target)}: {logs}")
-                if task["state"] == "failed" and task["log_path"]:
-                    print(f"        Bazel log: {p(task['log_path'])}")
+                _log_lines(task)
     for release in data["releases"]:
         print(f"  release {p(release['tag'])}:")
         for line in release["notes"].removesuffix("\n").split("\n"):  # its lines, indented; a \r escaped

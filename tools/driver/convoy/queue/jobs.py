@@ -247,7 +247,7 @@ class Job:
         window = self.window
         run = RunContext(checkout=ctx.checkout, config=ctx.config, store=ctx.store, meter=meter,
                          pool_check=ctx.pool_check and self.pools.check, stop=ctx.stop, run_bazel=ctx.run_bazel,
-                         lane=self.lane,
+                         lane=self.lane, out=window.out,
                          make_slots=lambda order: window.slots.for_lane(order, lambda: window.position(self.item),
                                                                           self.cancel),
                          gate=lambda index, stage, spec: self._gate(index, spec, worktree))

@@ -132,7 +132,7 @@ class Steps:
         watcher = threading.Thread(target=self._watch_cancel, args=(request.id, cancel, watching), daemon=True)
         watcher.start()
         run = RunContext(checkout=self.ctx.checkout, config=self.ctx.config, store=store, meter=meter,
-                         pool_check=self.ctx.pool_check, stop=self.ctx.stop, run_bazel=self.ctx.run_bazel)
+                         pool_check=self.ctx.pool_check, stop=self.ctx.stop, run_bazel=self.ctx.run_bazel, out=self.out)
         try:
             outcome = BuildRunner(run, request, build, worktree, cancel).run()
         finally:

@@ -118,7 +118,7 @@ class TryRunner:
                                    daemon=True)
         watcher.start()
         run = RunContext(checkout=checkout, config=config, store=store, meter=meter, pool_check=self.ctx.pool_check,
-                         stop=self.ctx.stop, run_bazel=self.ctx.run_bazel, lane=LANE)
+                         stop=self.ctx.stop, run_bazel=self.ctx.run_bazel, lane=LANE, out=self.out)
         try:
             outcome = BuildRunner(run, t, build, worktree, cancel).run()
         finally:

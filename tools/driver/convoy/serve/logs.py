@@ -10,12 +10,16 @@ that request is read, and only when it resolves (symbolic links followed)
 to a regular file under the checkout's `.convoy/logs`: a path in the store
 that points anywhere else (a test log left in a Bazel output base, or a
 value someone wrote into the store) is refused with 404, so this endpoint
-can read convoy's own logs and nothing else.
+can read convoy's own logs and nothing else. The Bazel log of a task that
+another worker ran (its file is not in this checkout's `.convoy/logs`) is
+read from its copy in convoy.yaml's `logs_url` (convoy.task_logs; only a
+file under that directory), else it is the tail the store kept
+(tasks.log_tail, at most 16 KiB); `source` says which: local, shared or store.
 
 The answer is the last `kib` KiB (default 64, at most 1024), from the
 start of a line when it is cut, decoded as UTF-8 (a bad byte becomes
 U+FFFD): JSON `{"request_id", "task_id", "file", "name", "size",
-"truncated", "text"}`, or with `format=text` the text itself as
+"truncated", "text", "source"}`, or with `format=text` the text itself as
 `text/plain` (`X-Content-Type-Options: nosniff`, so no browser runs it).
 """
 
@@ -31,7 +35,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from convoy.actions import checkout as common
+from convoy.config import CONFIG_NAME
 from convoy.models import Task
+from convoy.task_logs import cut_tail, logs_dir, shared_log
 from convoy.serve.web import JSON, ApiError, check_read
 from convoy.store import state_dir
 
@@ -72,15 +78,34 @@ async def tail(request: Request) -> Any:
 
 def read_tail(root: Path, request_id: int, task_id: int, file: int, limit: int) -> dict[str, Any]:
     """The last `limit` bytes of file `file` of task `task_id` of request `request_id` (see the module docstring)."""
-    path = _recorded(root, request_id, task_id, file)
+    task, path = _recorded(root, request_id, task_id, file)
     logs = (state_dir(root, create=False) / "logs").resolve()
     resolved = Path(os.path.realpath(path)) if os.path.isabs(path) else None
-    if resolved is None or not resolved.is_relative_to(logs):
+    found: Optional[tuple[Path, int, bool, str]] = None
+    if resolved is not None and resolved.is_relative_to(logs):
+        found = _read_end(resolved, limit, file, task_id)
+    elif file != 0:
         raise ApiError(404, f"log {file} of task {task_id} is not in convoy's logs directory; read it on the host")
+    source = "local"
+    if found is None and file == 0:  # the Bazel log of a task another worker ran: its copy, else its tail
+        found, source = _shared(root, task, limit), "shared"
+        if found is None and task.log_tail is not None:
+            data = task.log_tail.encode("utf-8")
+            text = cut_tail(data[-limit:], len(data) > limit).decode("utf-8", errors="replace")
+            found, source = (Path(path), len(data), len(data) > limit, text), "store"
+    if found is None:
+        raise ApiError(404, f"log {file} of task {task_id} is gone (logs are kept in .convoy/logs)")
+    name, size, truncated, text = found
+    return {"request_id": request_id, "task_id": task_id, "file": file, "name": name.name, "size": size,
+            "truncated": truncated, "text": text, "source": source}
+
+
+def _read_end(path: Path, limit: int, file: int, task_id: int) -> Optional[tuple[Path, int, bool, str]]:
+    """(path, size, truncated, text) of the regular file at `path` (None: it is not there)."""
     try:
-        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError:
-        raise ApiError(404, f"log {file} of task {task_id} is gone (logs are kept in .convoy/logs)") from None
+        return None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
@@ -88,15 +113,24 @@ def read_tail(root: Path, request_id: int, task_id: int, file: int, limit: int) 
         start = max(0, info.st_size - limit)
         f.seek(start)
         data = f.read(limit)
-    if start > 0:
-        newline = data.find(b"\n")
-        data = data[newline + 1:] if 0 <= newline < len(data) - 1 else data
-    return {"request_id": request_id, "task_id": task_id, "file": file, "name": resolved.name,
-            "size": info.st_size, "truncated": start > 0, "text": data.decode("utf-8", errors="replace")}
+    return path, info.st_size, start > 0, cut_tail(data, start > 0).decode("utf-8", errors="replace")
 
 
-def _recorded(root: Path, request_id: int, task_id: int, file: int) -> str:
-    """The path the store recorded as file `file` of the task (404 when there is none)."""
+def _shared(root: Path, task: Task, limit: int) -> Optional[tuple[Path, int, bool, str]]:
+    """The end of the task's log copy in convoy.yaml's `logs_url` (None: no such copy)."""
+    config = common.config(root) if (root / CONFIG_NAME).is_file() else None
+    shared = shared_log(config, root, task) if config is not None else None
+    directory = logs_dir(config, root) if config is not None else None
+    if shared is None or directory is None:
+        return None
+    resolved = Path(os.path.realpath(shared))
+    if not resolved.is_relative_to(Path(os.path.realpath(directory))):
+        return None
+    return _read_end(resolved, limit, 0, task.id)
+
+
+def _recorded(root: Path, request_id: int, task_id: int, file: int) -> tuple[Task, str]:
+    """The task, and the path the store recorded as its file `file` (404 when there is none)."""
     task: Optional[Task] = None
     if common.has_store(root):
         with common.store(root, readonly=True) as store, store.read() as tx:
@@ -109,7 +143,7 @@ def _recorded(root: Path, request_id: int, task_id: int, file: int) -> str:
     paths = task_logs(task)
     if file >= len(paths):
         raise ApiError(404, f"task {task_id} has {len(paths)} log file(s); file must be below {len(paths)}")
-    return paths[file]
+    return task, paths[file]
 
 
 def _path_id(request: Request, name: str, what: str) -> int:

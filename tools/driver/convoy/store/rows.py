@@ -118,6 +118,7 @@ def as_task(row: Row) -> Task:
         exit_code=row["exit_code"], log_path=row["log_path"], bep_path=row["bep_path"],
         targets=tuple(TargetOutcome.from_dict(t) for t in json.loads(row["targets"] or "[]")),
         detail=row["detail"], runs=row["runs"], started_at=row["started_at"], finished_at=row["finished_at"],
+        log_tail=row["log_tail"] if "log_tail" in row.keys() else None,  # before version 6: none
     )
 
 

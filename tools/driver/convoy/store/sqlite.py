@@ -127,6 +127,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     runs INTEGER NOT NULL DEFAULT 0,
     started_at REAL,
     finished_at REAL,
+    log_tail TEXT,
     UNIQUE (stage_id, configuration)
 );
 CREATE TABLE IF NOT EXISTS events (

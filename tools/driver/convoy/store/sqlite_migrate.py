@@ -14,6 +14,8 @@ database as it is.
     version 5   requests.priority (0 normal, higher first: `convoy submit --priority`,
                 `convoy promote`); table test_results (each test target's result in each
                 task: `convoy flakes`, and whether a failing test passed on main)
+    version 6   tasks.log_tail (the last 16 KiB of the task's log, written at its end: what a
+                worker without the log file shows, convoy.task_logs)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Optional
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 OPEN_GROUPS = """
 CREATE TABLE IF NOT EXISTS open_groups (
@@ -73,6 +75,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: ("ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'request'",
         "CREATE INDEX IF NOT EXISTS requests_by_kind ON requests(kind, state, id)"),
     4: ("ALTER TABLE requests ADD COLUMN priority INTEGER NOT NULL DEFAULT 0", TEST_RESULTS, TEST_RESULTS_INDEX),
+    5: ("ALTER TABLE tasks ADD COLUMN log_tail TEXT",),
 }
 
 # The tables a version added (a database at an older version lacks them).

@@ -37,7 +37,7 @@ BUILD_COLUMNS = {"state", "finished_at", "detail"}
 STAGE_COLUMNS = {"state", "started_at", "finished_at"}
 TASK_COLUMNS = {
     "state", "slot", "pid", "outcome", "exit_code", "log_path", "bep_path", "targets", "detail", "runs",
-    "started_at", "finished_at",
+    "started_at", "finished_at", "log_tail",
 }
 
 
