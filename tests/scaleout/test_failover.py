@@ -28,7 +28,7 @@ from typing import Optional
 
 import pytest
 
-from convoy.models import RequestState
+from convoy.models import RequestState, TaskState
 from convoy.store import open_store
 
 from tests.support.integration import CONVOY, Integration, config_text
@@ -218,3 +218,50 @@ def _stage_running(url: str, request_id: int, stage: str) -> bool:
     with open_store(url, create=False, readonly=True) as store, store.read() as tx:
         builds = tx.builds(request_id)
         return bool(builds) and any(s.name == stage and s.state.value == "building" for s in tx.stages(builds[-1].id))
+
+
+def test_a_spare_worker_builds_one_candidate_of_a_speculative_window_while_the_scheduler_builds_another(
+        pair, tmp_path, monkeypatch):
+    """queue.spare_workers: the worker on standby claims a task the
+    scheduling worker offers and runs it in its own clone; with the
+    integration stage held on both, a task of one candidate runs in one
+    clone while a task of the other candidate runs in the other."""
+    it, second, url = pair
+    monkeypatch.setenv("CONVOY_STORE_URL", url)
+    for checkout in (it.checkout, second):
+        text = (checkout / "convoy.yaml").read_text()
+        text = text.replace(f"queue: {{mode: serial, poll_interval: 0.1, lease_ttl: {LEASE_TTL:g}}}\n",
+                            f"queue: {{mode: speculative, window: 2, poll_interval: 0.1, lease_ttl: {LEASE_TTL:g}, "
+                            "spare_workers: true}\n")
+        assert "spare_workers: true" in text
+        (checkout / "convoy.yaml").write_text(text)
+    since = tip(it)
+    ids = [it.submit("--component=messages", "--version=v1.5.5"), it.submit("--component=planner", "--version=v2.2.1")]
+    env, hold = held_stage(tmp_path, "convoy-integration")
+    workers = [Worker("worker-a", it.checkout, url, tmp_path), Worker("worker-b", second, url, tmp_path)]
+    workers[0].start(None, env=env)
+    time.sleep(1.5)  # worker-a schedules; worker-b is the spare
+    workers[1].start(None, env=env)
+    seen: dict[str, set] = {}
+    try:
+        def both_clones_building() -> bool:
+            with open_store(url, create=False, readonly=True) as store, store.read() as tx:
+                building = [(t.build_id, t.log_path) for r in ids for b in tx.builds(r)
+                            for t in tx.tasks(build_id=b.id, states=[TaskState.BUILDING])]
+            seen.clear()
+            for build_id, log_path in building:
+                clone = "a" if log_path.startswith(str(it.checkout)) else "b" if log_path.startswith(str(second)) else "?"
+                seen.setdefault(clone, set()).add(build_id)
+            return bool(seen.get("a")) and bool(seen.get("b")) and seen["a"] != seen["b"]
+
+        wait_for(both_clones_building, "a task in each clone, of two candidates", timeout=300)
+        hold.unlink()
+        wait_for(lambda: all(it.request(i).state == RequestState.MERGED for i in ids), "both merged", timeout=300)
+    finally:
+        if hold.exists():
+            hold.unlink()
+        codes = [w.stop() for w in workers]
+    outputs = "\n".join(w.output() for w in workers)
+    assert "spare: task integration/" in workers[1].output(), outputs[-6000:]
+    assert_green(it, since, [[ids[0]], [ids[1]]])
+    assert codes == [0, 0], outputs[-6000:]

@@ -100,11 +100,11 @@ class Integration:
 
     # state
     def request(self, request_id: int) -> Request:
-        with checkout_actions.store(self.checkout) as store, store.read() as tx:  # CONVOY_STORE_URL, if set
+        with checkout_actions.store(self.checkout, create=True) as store, store.read() as tx:  # CONVOY_STORE_URL, if set
             return tx.request(request_id)
 
     def events(self, request_id: Optional[int] = None) -> list[Event]:
-        with checkout_actions.store(self.checkout) as store, store.read() as tx:
+        with checkout_actions.store(self.checkout, create=True) as store, store.read() as tx:
             return tx.events(request_id=request_id)
 
     def show(self, request_id: int) -> dict:

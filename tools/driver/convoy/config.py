@@ -78,7 +78,8 @@ CONFIG_NAME = "convoy.yaml"
 QUEUE_MODES = modes.MODES  # name -> mode: the one registry (convoy.modes)
 _TOP_KEYS = ("queue", "pools", "parallelism", "retries", "git", "release", "bazel", "stages", "plugins", "serve",
              "quarantine", "store", "logs_url")
-_QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect", "lease_ttl")
+_QUEUE_KEYS = ("mode", "poll_interval", "window", "window_floor", "batch_size", "max_bisect", "lease_ttl",
+               "spare_workers")
 _RETRIES_KEYS = ("infrastructure",)
 _GIT_KEYS = ("remote", "branch")
 _BAZEL_KEYS = ("startup_flags", "flags", "pass_env", "disk_cache", "disk_cache_max_gb")
@@ -109,6 +110,7 @@ class Config:
     queue_batch_size: int = 4
     queue_max_bisect: int = 3
     lease_ttl: float = 30.0  # seconds a dead worker holds the queue before another takes it (convoy.queue.lock)
+    spare_workers: bool = False  # offer stage tasks to the workers on standby (convoy.spares)
     pools: Optional[Mapping[str, int]] = None  # rigs per pool; None: ask the lab
     stages: tuple[StageSpec, ...] = DEFAULT_STAGES
     parallelism: int = 2
@@ -207,6 +209,7 @@ class _ConfigChecker:
         batch_size = v.number(queue, "batch_size", "queue", 4, minimum=1, integer=True, above=False)
         max_bisect = v.number(queue, "max_bisect", "queue", 3, integer=True, above=False)
         lease_ttl = v.number(queue, "lease_ttl", "queue", 30.0, minimum=1, above=False, maximum=3600)
+        spare_workers = v.boolean(queue, "spare_workers", "queue", False)
         pools = self._pools(document)
 
         parallelism = v.number(document, "parallelism", "", 2, minimum=1, integer=True, above=False)
@@ -252,7 +255,7 @@ class _ConfigChecker:
         return Config(
             path=path, queue_mode=mode, poll_interval=poll_interval, queue_window=int(window),
             queue_window_floor=int(window_floor), queue_batch_size=int(batch_size), queue_max_bisect=int(max_bisect),
-            lease_ttl=float(lease_ttl),
+            lease_ttl=float(lease_ttl), spare_workers=spare_workers,
             pools=pools, stages=stages, parallelism=parallelism,
             infra_retries=infra_retries, remote=remote, branch=branch, tag_format=tag_format,
             bazel_startup_flags=startup_flags, bazel_flags=bazel_flags, bazel_pass_env=pass_env,

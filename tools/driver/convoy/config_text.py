@@ -25,6 +25,7 @@ queue:
   batch_size: 4         # batch: requests in one candidate at most
   max_bisect: 3         # batch: splits of a failed batch before testing one request at a time
   lease_ttl: 30         # several workers on one store: seconds before a dead worker's queue is taken over
+  spare_workers: false  # several workers: the ones on standby run stage tasks the scheduling one offers
 
 # pools:                # rigs per hardware pool, for a `check_pools: true` stage in the
 #   rover-rigs: 2       # speculative and batch modes (a pool not named here is not limited)

@@ -89,6 +89,7 @@ UNCHANGED_DETAIL = "unchanged: skipped (the bump moved no pin of this configurat
 class TaskState(str, enum.Enum):
     WAITING = "waiting"
     READY = "ready"
+    OFFERED = "offered"  # ready, and offered to a spare worker (convoy.spares) before it runs here
     SCHEDULED = "scheduled"
     BUILDING = "building"
     SUCCEEDED = "succeeded"

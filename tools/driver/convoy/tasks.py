@@ -57,6 +57,7 @@ from convoy import fsutil
 from convoy import models
 from convoy import flaky
 from convoy import retries
+from convoy import spares
 from convoy import task_logs
 from convoy.lab import health
 from convoy.lab.pools import RIGS_SUFFIX
@@ -166,6 +167,7 @@ class RunContext:
     # Asked before each stage starts (index, stage, spec); False: the build is cancelled or stopped.
     gate: Optional[Callable[[int, Stage, StageSpec], bool]] = None
     out: Optional[Callable[[str], None]] = None  # the queue's output (a log copy's problem); None: a warning
+    offer: bool = True  # offer its tasks to spare workers first (convoy.spares); a spare's own: False
 
     def output_base(self, slot: int) -> Path:
         return slot_output_base(self.checkout, slot, lane=self.lane)
@@ -259,6 +261,8 @@ class TaskRunner:
         """Runs `task` (ready) on a slot of `slots` and records its end."""
         if self.abort.is_set():
             self._interrupted(stage, task, "not started: " + (self.abort.reason or "aborted"))
+            return
+        if self.ctx.offer and spares.offered(self.ctx, self.build, stage, spec, task):  # a spare ran it
             return
         slot = slots.acquire(task.configuration, spec)
         try:

@@ -30,6 +30,7 @@ from typing import Callable, Optional, Sequence
 from convoy.commands import common
 from convoy.errors import ConvoyError, StoreUnavailable
 from convoy.queue import ProcessLock, QueueContext, open_queue
+from convoy.queue.spare import SpareWorker
 
 MAX_POLL_INTERVAL = 86400.0  # seconds
 MODES = ("once", "all", "forever")
@@ -116,7 +117,10 @@ def _term(processor, mode: str, poll: float) -> int:
     """One term of a queue: the lease taken (standby with --forever), the
     queue run in `mode` until it stops; how many requests it took."""
     done = tried = 0
-    if not processor.start(standby=_standby(processor) if mode == "forever" else None):
+    spare = SpareWorker(processor.ctx.checkout, processor.ctx.config, processor.ctx.store,
+                        owner=processor.lease.owner, out=processor.out, stop=processor.stop)
+    if not processor.start(standby=_standby(processor) if mode == "forever" else None,
+                           idle=spare.work_once if mode == "forever" else None):
         processor.out("convoy: stopped on standby; nothing of the queue ran here")
         return done
     try:

@@ -112,11 +112,12 @@ class QueueManager(abc.ABC):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, standby: Optional[Callable[[str], None]] = None) -> bool:
+    def start(self, standby: Optional[Callable[[str], None]] = None,
+              idle: Optional[Callable[[], bool]] = None) -> bool:
         """Takes the lease, starts plugin delivery and progress lines; True
         once it runs. `standby`: wait while another worker holds the lease
         (called once with it), False if stopped meanwhile (see Lease.take)."""
-        if not self.lease.take(standby=standby, stop=self.stop):
+        if not self.lease.take(standby=standby, stop=self.stop, idle=idle):
             return False
         self.started = True
         with self.ctx.store.read() as tx:
@@ -187,7 +188,8 @@ def recover_tasks(ctx: QueueContext, out: Callable[[str], None]) -> list[int]:
             task
             for request in testing
             for build in tx.builds(request.id) if build.state == BuildState.BUILDING
-            for task in tx.tasks(build_id=build.id, states=[TaskState.SCHEDULED, TaskState.BUILDING])
+            for task in tx.tasks(build_id=build.id, states=[TaskState.OFFERED, TaskState.SCHEDULED,
+                                                              TaskState.BUILDING])
         ]
     for task in interrupted:
         if task.pid is not None and kill_leftover_client(task.pid, task.bep_path):

@@ -108,12 +108,14 @@ class Lease:
         self._renewed = time.monotonic()
 
     def take(self, standby: Optional[Callable[[str], None]] = None,
-             stop: Optional[threading.Event] = None) -> bool:
+             stop: Optional[threading.Event] = None, idle: Optional[Callable[[], bool]] = None) -> bool:
         """Takes the lease and starts renewing it; True once held. Held by
         another live worker: ConvoyError, or with `standby` (called with a
         line each time what it waits for changes: that worker, or a store
         that cannot be reached) waits until it can take it over; False if
-        `stop` is set meanwhile."""
+        `stop` is set meanwhile. `idle()`, between looks at the lease, does a
+        spare worker's work (convoy.queue.spare): True if it did some (then
+        it looks again at once)."""
         told = None
         while True:
             try:
@@ -134,6 +136,9 @@ class Lease:
             if holder != told:
                 standby(line)
                 told = holder
+            self._present()
+            if idle is not None and idle():
+                continue
             if (stop or self._stop).wait(min(1.0, self.ttl / 3)):
                 return False
         self.lost = None
@@ -142,6 +147,14 @@ class Lease:
         self._thread = threading.Thread(target=self._renew, name="lease", daemon=True)
         self._thread.start()
         return True
+
+    def _present(self) -> None:
+        """Renews this worker's presence row (a spare's task can take longer than its time to live)."""
+        try:
+            with self.store.transaction() as tx:
+                tx.acquire_lease(self.presence, self.owner, self.ttl)
+        except StoreUnavailable:
+            pass
 
     def _try_take(self) -> Optional[str]:
         with self.store.transaction() as tx:
