@@ -168,13 +168,18 @@ def test_a_log_tail_is_read_only_from_convoys_logs(server, hardware):
         "hardware-main.log", "INFO: running hardware for main\n", False)
     assert server.call("GET", f"/api/requests/{rid + 1}/logs/{task.id}").status == 404  # another request's task
     assert server.call("GET", f"/api/requests/{rid}/logs/{task.id}?file=1").status == 404
-    with hardware.store.transaction() as tx:  # a path in the store that points elsewhere is never read
-        tx.update_task(task.id, log_path="/etc/passwd")
-    reply = server.call("GET", f"/api/requests/{rid}/logs/{task.id}?format=text")
-    assert reply.status == 404 and "root:" not in reply.text
-    with hardware.store.transaction() as tx:
-        tx.update_task(task.id, log_path=str(server.root / ".convoy" / "logs" / ".." / "state.db"))
-    assert server.call("GET", f"/api/requests/{rid}/logs/{task.id}").status == 404
+    with hardware.store.read() as tx:
+        tail = tx.task(task.id).log_tail  # what the task's end kept in the store (convoy.task_logs)
+    for elsewhere in ("/etc/passwd", str(server.root / ".convoy" / "logs" / ".." / "state.db")):
+        with hardware.store.transaction() as tx:  # a path in the store that points elsewhere is never read
+            tx.update_task(task.id, log_path=elsewhere)
+        reply = server.call("GET", f"/api/requests/{rid}/logs/{task.id}")
+        if tail is None:
+            assert reply.status == 404, reply.text
+        else:  # the store's tail of the real log instead, never the file the path names
+            assert (reply.status, reply.json["source"], reply.json["text"]) == (200, "store", tail), reply.text
+        text = server.call("GET", f"/api/requests/{rid}/logs/{task.id}?format=text")
+        assert "root:" not in text.text and "SQLite" not in text.text
 
 
 TIMELINE_BARS = """

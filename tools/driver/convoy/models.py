@@ -435,6 +435,10 @@ class Event:
         }
 
 
+QUEUE_LEASE = "queue"  # the lease row of the worker that schedules the queue (convoy.queue.lock)
+WORKER_PREFIX = "worker "  # a worker's presence row in the leases: "worker <name>:<pid>"
+
+
 @dataclass(frozen=True)
 class LeaseRow:
     """A lease: "queue" (who schedules it) or a worker's presence ("worker <name>:<pid>"), until `expires_at`."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from convoy.actions import checkout
-from convoy.queue.lock import QUEUE_LEASE, WORKER_PREFIX
+from convoy.models import QUEUE_LEASE, WORKER_PREFIX
 from convoy.store import now
 
 

@@ -41,8 +41,8 @@ from convoy import requests
 from convoy.bazel import kill_leftover_client
 from convoy.errors import StoreUnavailable
 from convoy.events import Dispatcher, describe
-from convoy.models import BuildState, Phase, RequestState, TaskState
-from convoy.queue.lock import QUEUE_LEASE, Lease
+from convoy.models import BuildState, Phase, QUEUE_LEASE, RequestState, TaskState
+from convoy.queue.lock import Lease
 from convoy.queue.phases import QueueContext, Steps, StuckError
 from convoy.queue.tries import TryRunner
 from convoy.store import Transaction, state_dir

@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from convoy.errors import ConvoyError, StoreUnavailable
+from convoy.models import WORKER_PREFIX
 from convoy.store import Store, state_dir
 from convoy.untrusted import printable
 
 LOCK_NAME = "process.lock"
 LEASE_TTL = 30.0  # seconds; queue.lease_ttl of convoy.yaml
 WORKER_ENV = "CONVOY_WORKER"
-QUEUE_LEASE = "queue"  # the lease row of the worker that schedules the queue
-WORKER_PREFIX = "worker "  # a worker's presence row in the leases: "worker <name>:<pid>"
+IDLE_SECONDS = 0.1  # how often a worker on standby looks for a task offered to spares (convoy.queue.spare)
 
 
 class ProcessLock:
@@ -137,9 +137,7 @@ class Lease:
                 standby(line)
                 told = holder
             self._present()
-            if idle is not None and idle():
-                continue
-            if (stop or self._stop).wait(min(1.0, self.ttl / 3)):
+            if self._idle_until(time.monotonic() + min(1.0, self.ttl / 3), idle, stop or self._stop):
                 return False
         self.lost = None
         self._renewed = time.monotonic()
@@ -147,6 +145,18 @@ class Lease:
         self._thread = threading.Thread(target=self._renew, name="lease", daemon=True)
         self._thread.start()
         return True
+
+    @staticmethod
+    def _idle_until(deadline: float, idle: Optional[Callable[[], bool]], stop: threading.Event) -> bool:
+        """Waits until `deadline`, doing a spare's work every IDLE_SECONDS meanwhile; True if stopped."""
+        while True:
+            if idle is not None and idle():
+                return stop.is_set()  # a task ran: look at the lease again now
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return stop.is_set()
+            if stop.wait(min(remaining, IDLE_SECONDS) if idle is not None else remaining):
+                return True
 
     def _present(self) -> None:
         """Renews this worker's presence row (a spare's task can take longer than its time to live)."""

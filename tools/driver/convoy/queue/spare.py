@@ -62,6 +62,9 @@ class SpareWorker:
         return True
 
     def _claim(self) -> Optional[tuple[Task, Stage, Build, Request]]:
+        with self.store.read() as tx:  # a look first: the claim's write transaction only when there is one
+            if not tx.tasks(states=[TaskState.OFFERED]):
+                return None
         with self.store.transaction() as tx:
             offered = tx.tasks(states=[TaskState.OFFERED])
             if not offered:
