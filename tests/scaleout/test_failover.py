@@ -18,6 +18,7 @@ survivor took the queue over within lease_ttl + 10 s of each kill.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -188,6 +189,12 @@ def test_the_database_stopped_during_a_build_then_started_the_request_completes_
         time.sleep(1.0)
     try:
         wait_for(lambda: _stage_running(url, request, "integration"), "the integration stage", timeout=300)
+        shown = it.convoy("status", "--json")
+        row = next(r for r in json.loads(shown.out) if r["id"] == request)
+        assert row["worker"].split(":")[0] in ("worker-a", "worker-b"), row  # who schedules it
+        assert "scheduled by worker-" in it.convoy("status").out
+        listed = json.loads(it.convoy("workers", "--json").out)
+        assert sorted(w["role"] for w in listed["workers"]) == ["scheduling", "standby"], listed
         assert pg_server.cluster.stop()
         stopped = time.monotonic()
         time.sleep(LEASE_TTL + 2)  # the lease cannot be renewed: whoever held it has lost it

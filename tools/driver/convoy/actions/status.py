@@ -12,7 +12,7 @@ from convoy import control
 from convoy import flaky
 from convoy import requests
 from convoy.actions import checkout
-from convoy.models import Phase, Request, RequestState, StageState
+from convoy.models import QUEUE_LEASE, Phase, Request, RequestState, StageState
 from convoy.store import Transaction, now
 
 
@@ -33,10 +33,19 @@ def status(root: Path) -> list[dict[str, Any]]:
     with checkout.store(root, readonly=True) as store, store.read() as tx:
         held = control.state(tx)
         rows = [row(tx, r) for r in tx.requests()]
+        tx_leases = tx.leases()
+    scheduler = scheduling_worker(tx_leases)
     for r in rows:
         if held.paused and r["state"] == RequestState.QUEUED.value:
             r["held"] = held.to_dict()  # what keeps it waiting: convoy resume
+        r["worker"] = scheduler if r["state"] == RequestState.TESTING.value else None
     return rows
+
+
+def scheduling_worker(leases) -> Optional[str]:
+    """The worker ("<name>:<pid>") whose lease schedules the queue now, from the store's lease rows; None: none."""
+    row = next((lease for lease in leases if lease.name == QUEUE_LEASE), None)
+    return row.owner if row is not None and row.expires_at > now() else None
 
 
 def current_stage(tx: Transaction, request: Request) -> Optional[str]:

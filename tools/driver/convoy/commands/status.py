@@ -13,7 +13,8 @@ or flaky: passed when run again) are counted in its note, and listed in
 --json (`quarantined`, `flaky`: label, stage, configuration, runs, notes).
 
 Which worker schedules the queue (`convoy workers`) is said on a line
-above the table while a request is testing. A paused or draining queue
+above the table while a request is testing; in --json each testing row
+has `worker` (its scheduling worker, "<name>:<pid>"). A paused or draining queue
 (convoy.control) is said on a line above the table, and in --json each queued row it holds has `held` (state, reason,
 by, since). Every row has `priority` (high or normal); a high one says so
 in its STATE.
