@@ -145,3 +145,37 @@ def test_convoy_workers_and_status_say_who_schedules_and_who_waits(state_checkou
         assert convoy("workers", f"--repo={state_checkout}", "--json") == 0
         after = json.loads(capsys.readouterr().out)
         assert after["scheduler"] is None and all(w["worker"] != me for w in after["workers"])
+
+
+def test_a_takeover_fetches_a_candidate_that_spare_workers_were_given(tmp_path):
+    """A worker that takes the queue over resumes a build whose candidate is
+    not in its clone when the remote has it under refs/convoy/candidates
+    (convoy.spares pushed it there); without that ref it is made again."""
+    from types import SimpleNamespace
+
+    from convoy.queue.window_record import ChainRecord
+    from convoy.spares import REF
+
+    def git(*args, cwd):
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+    origin, a, b = tmp_path / "origin.git", tmp_path / "a", tmp_path / "b"
+    git("init", "-q", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
+    git("clone", "-q", str(origin), str(a), cwd=tmp_path)
+    (a / "f").write_text("one\n")
+    git("add", "f", cwd=a)
+    git("commit", "-q", "-m", "one", cwd=a)
+    git("push", "-q", "origin", "HEAD:main", cwd=a)
+    git("clone", "-q", str(origin), str(b), cwd=tmp_path)
+    (a / "f").write_text("candidate\n")
+    git("commit", "-q", "-am", "a candidate", cwd=a)
+    candidate = git("rev-parse", "HEAD", cwd=a)
+    (a / "f").write_text("another\n")
+    git("commit", "-q", "-am", "a candidate never given to spares", cwd=a)
+    unshared = git("rev-parse", "HEAD", cwd=a)
+    git("push", "-q", "origin", f"{candidate}:{REF.format(commit=candidate)}", cwd=a)
+    window = SimpleNamespace(ctx=SimpleNamespace(checkout=b, config=SimpleNamespace(remote="origin")))
+    record = ChainRecord(window)  # only its git is used here: the clone and the remote's name
+    assert record._here(candidate)  # fetched from refs/convoy/candidates
+    assert git("cat-file", "-t", candidate, cwd=b) == "commit"
+    assert not record._here(unshared)  # only in clone a: made again (ChainRecord._made_elsewhere)

@@ -24,6 +24,7 @@ from convoy import requests
 from convoy.errors import ConvoyError, InfraError
 from convoy.models import BuildState, Phase, RequestState
 from convoy.queue import chain
+from convoy.spares import REF
 from convoy.store import Transaction
 
 if TYPE_CHECKING:
@@ -111,9 +112,19 @@ class ChainRecord:
                                       how=failure.get("how") or ""))
 
     def _here(self, commit: Optional[str]) -> bool:
-        """Whether this clone has `commit` (a worker that took the queue over may not: see _made_elsewhere)."""
+        """Whether this clone has `commit`, or can fetch it from the candidates spare workers were
+        given (convoy.spares: refs/convoy/candidates); a worker that took the queue over may not
+        (see _made_elsewhere)."""
         if not commit:
             return False
+        checkout = self.w.ctx.checkout
+        if self._has(commit):
+            return True
+        ref = REF.format(commit=commit)
+        gitutil.run(["fetch", "--quiet", "--", self.w.ctx.config.remote, f"+{ref}:{ref}"], cwd=checkout, check=False)
+        return self._has(commit)
+
+    def _has(self, commit: str) -> bool:
         return gitutil.run(["cat-file", "-e", "--end-of-options", f"{commit}^{{commit}}"], cwd=self.w.ctx.checkout,
                            check=False).returncode == 0
 
