@@ -16,6 +16,13 @@ elapsed time, outcome). Exit status 0 unless the driver itself failed: a rejecte
 request is the queue doing its job. Resumes whatever a killed `convoy
 process` left half done (see convoy.queue). Ctrl-C (or SIGTERM) stops
 the Bazel runs under way; the next `convoy process` runs those tasks again.
+
+On a store that several workers share (`store:` in convoy.yaml, or
+CONVOY_STORE_URL), one worker schedules the queue; `--forever` on the
+others waits on standby (running the tasks offered to spares, with
+`queue.spare_workers`) and takes the queue over when its lease expires;
+`--all` and `--once` are refused while another live worker holds it
+(convoy.queue.lock, convoy.queue.spare; `convoy workers`).
 """
 
 from __future__ import annotations
