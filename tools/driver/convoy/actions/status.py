@@ -12,7 +12,8 @@ from convoy import control
 from convoy import flaky
 from convoy import requests
 from convoy.actions import checkout
-from convoy.models import QUEUE_LEASE, Phase, Request, RequestState, StageState
+from convoy.actions.workers import scheduling_worker
+from convoy.models import Phase, Request, RequestState, StageState
 from convoy.store import Transaction, now
 
 
@@ -41,11 +42,6 @@ def status(root: Path) -> list[dict[str, Any]]:
         r["worker"] = scheduler if r["state"] == RequestState.TESTING.value else None
     return rows
 
-
-def scheduling_worker(leases) -> Optional[str]:
-    """The worker ("<name>:<pid>") whose lease schedules the queue now, from the store's lease rows; None: none."""
-    row = next((lease for lease in leases if lease.name == QUEUE_LEASE), None)
-    return row.owner if row is not None and row.expires_at > now() else None
 
 
 def current_stage(tx: Transaction, request: Request) -> Optional[str]:

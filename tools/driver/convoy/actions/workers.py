@@ -10,10 +10,10 @@ without saying so (killed, or cut off from the store): "gone".
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from convoy.actions import checkout
-from convoy.models import QUEUE_LEASE, WORKER_PREFIX
+from convoy.models import QUEUE_LEASE, WORKER_PREFIX, LeaseRow
 from convoy.store import now
 
 
@@ -27,7 +27,7 @@ def workers(root: Path) -> dict[str, Any]:
         rows = tx.leases()
     t = now()
     queue = next((r for r in rows if r.name == QUEUE_LEASE), None)
-    scheduler = queue.owner if queue is not None and queue.expires_at > t else None
+    scheduler = scheduling_worker(rows)
     owners = {r.owner: r for r in rows if r.name.startswith(WORKER_PREFIX)}
     if queue is not None and queue.owner not in owners:  # a driver that keeps no presence row
         owners[queue.owner] = queue
@@ -41,6 +41,12 @@ def workers(root: Path) -> dict[str, Any]:
                        "heartbeat_seconds_ago": round(max(0.0, t - (r.expires_at - ttl)), 1),
                        "expires_in_seconds": round(r.expires_at - t, 1)})
     return {"scheduler": scheduler, "lease_ttl": ttl, "workers": result}
+
+
+def scheduling_worker(leases: Iterable[LeaseRow]) -> Optional[str]:
+    """The worker ("<name>:<pid>") whose lease schedules the queue now, from the store's lease rows; None: none."""
+    row = next((lease for lease in leases if lease.name == QUEUE_LEASE), None)
+    return row.owner if row is not None and row.expires_at > now() else None
 
 
 def scheduler_line(root: Path) -> Optional[str]:

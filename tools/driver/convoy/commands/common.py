@@ -165,3 +165,10 @@ def add_bump_flags(parser: Parser) -> None:
                 help="Fetch the component from this archive (a prebuilt package) instead.")
     parser.string("strip_prefix", metavar="DIR",
                   help="The directory inside --archive_url to use as the component's root.")
+
+
+def print_table(table: Sequence[Sequence[str]]) -> None:
+    """Rows of cells (the first the header), columns padded to their widest; the last cell unpadded."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])

@@ -76,8 +76,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         state = printable(r["state"]) + (" (high)" if r.get("priority") == "high" else "")
         table.append((str(r["id"]), component, version, state,
                       printable(r["stage"] or "-"), common.age(r["age_seconds"]), note))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
+    common.print_table(table)
 
 

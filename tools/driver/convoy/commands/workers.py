@@ -41,7 +41,5 @@ def run(opts: argparse.Namespace, args: list[str]) -> int:
         lease = f"expires in {common.age(expires)}" if expires > 0 else f"expired {common.age(-expires)} ago"
         table.append((printable(w["worker"]), str(w["pid"] or "?"), w["role"], ",".join(w["holds"]) or "-",
                       f"{common.age(w['heartbeat_seconds_ago'])} ago", lease))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
+    common.print_table(table)
     return 0

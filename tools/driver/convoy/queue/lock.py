@@ -136,7 +136,6 @@ class Lease:
             if holder != told:
                 standby(line)
                 told = holder
-            self._present()
             if self._idle_until(time.monotonic() + min(1.0, self.ttl / 3), idle, stop or self._stop):
                 return False
         self.lost = None
@@ -157,14 +156,6 @@ class Lease:
                 return stop.is_set()
             if stop.wait(min(remaining, IDLE_SECONDS) if idle is not None else remaining):
                 return True
-
-    def _present(self) -> None:
-        """Renews this worker's presence row (a spare's task can take longer than its time to live)."""
-        try:
-            with self.store.transaction() as tx:
-                tx.acquire_lease(self.presence, self.owner, self.ttl)
-        except StoreUnavailable:
-            pass
 
     def _try_take(self) -> Optional[str]:
         with self.store.transaction() as tx:

@@ -20,7 +20,7 @@ from convoy.models import (
 from convoy.store.base import now
 from convoy.store.rows import (
     as_delivery, as_open_group, as_release, as_request, as_stage, as_test_result, bumps_json, check_meta,
-    result_values,
+    result_values, results_sql,
 )
 
 PASSING = ("passed", "flaky")  # bep.PASSED, bep.FLAKY
@@ -124,12 +124,7 @@ class PgTables:
 
     def test_results(self, *, target: Optional[str] = None, configuration: Optional[str] = None,
                      task_id: Optional[int] = None, limit: Optional[int] = None) -> list[TestResult]:
-        where, args = [], []
-        for column, value in (("target", target), ("configuration", configuration), ("task_id", task_id)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        sql = "SELECT * FROM test_results" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        sql, args = results_sql("%s", target=target, configuration=configuration, task_id=task_id)
         if limit is not None:
             sql += " LIMIT %s"
             args.append(sql_limit(int(limit)))

@@ -51,6 +51,18 @@ def update_sql(table: str, allowed: set[str], row_id: int, fields: Mapping[str, 
     return f"UPDATE {table} SET {sets} WHERE id = {mark}", (*(sql_value(v) for v in fields.values()), row_id)
 
 
+def results_sql(mark: str, *, target: Optional[str], configuration: Optional[str],
+                task_id: Optional[int]) -> tuple[str, list]:
+    """The SELECT of `Transaction.test_results` for the filters given (None: any), newest first, and its
+    arguments; `mark` the backend's placeholder. The caller adds its LIMIT."""
+    where, args = [], []
+    for column, value in (("target", target), ("configuration", configuration), ("task_id", task_id)):
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    return "SELECT * FROM test_results" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC", args
+
+
 def check_meta(key: str, value: object) -> None:
     """ValueError or TypeError unless `set_meta(key, value)` may store it."""
     if key in RESERVED_META:

@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 from convoy.models import BuildState, RequestState, TestResult
 from convoy.store.base import now
-from convoy.store.rows import as_test_result, result_values
+from convoy.store.rows import as_test_result, result_values, results_sql
 
 PASSING = ("passed", "flaky")  # bep.PASSED, bep.FLAKY
 
@@ -47,12 +47,7 @@ class TestResults:
                      task_id: Optional[int] = None, limit: Optional[int] = None) -> list[TestResult]:
         if not self._has_results():
             return []
-        where, args = [], []
-        for column, value in (("target", target), ("configuration", configuration), ("task_id", task_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = "SELECT * FROM test_results" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        sql, args = results_sql("?", target=target, configuration=configuration, task_id=task_id)
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
